@@ -1,0 +1,76 @@
+"""What each provider and model accepts, as data.
+
+The core checks a request against these before any network call (``checks.check_request``),
+the contract suite skips what a provider does not claim, and ``kling providers`` prints them.
+"""
+
+from __future__ import annotations
+
+import attrs
+from attrs import field
+
+
+@attrs.frozen
+class VideoLimits:
+    """Source-video limits. The defaults are the Kling O1 edit's documented ones."""
+
+    min_duration: float = 3.0
+    max_duration: float = 10.05
+    min_side: int = 720
+    max_side: int = 2160
+    min_fps: float = 24.0
+    max_fps: float = 60.0
+    max_bytes: int = 200 * 1024 * 1024
+    containers: tuple[str, ...] = ("mp4", "mov")
+
+
+@attrs.frozen
+class ImageLimits:
+    max_bytes: int = 10 * 1024 * 1024
+    min_side: int = 300
+    min_aspect: float = 0.4
+    max_aspect: float = 2.5
+    formats: tuple[str, ...] = ("jpeg", "png")
+
+
+@attrs.frozen
+class ModelCapabilities:
+    """One canonical model on one provider."""
+
+    model: str  # canonical name: kling-o1 | kling-o3
+    edit_modes: tuple[str, ...] = ("edit", "reference")
+    qualities: tuple[str, ...] = ("std", "pro")
+    max_references: int = 4  # images + elements together, with a video
+    max_images: int = 4
+    max_elements: int = 4
+    element_reference_images: tuple[int, int] = (1, 3)
+    accepts_elements: bool = True
+    accepts_aspect_ratio: bool = False
+    accepts_duration: bool = False
+    element_name_max: int | None = None
+    element_description_max: int | None = None
+    video: VideoLimits = field(factory=VideoLimits)
+    image: ImageLimits = field(factory=ImageLimits)
+    # Host identifiers per (edit_mode, quality) or a single id: descriptive, for `providers`.
+    endpoints: dict[str, str] = field(factory=dict)
+
+
+@attrs.frozen
+class ProviderCapabilities:
+    models: tuple[ModelCapabilities, ...]
+    can_cancel: bool = False
+    accepts_webhook: bool = False
+    accepts_local_files: bool = True  # False: media must be http(s) URLs
+    supports_dry_run: bool = False
+    reports_progress: bool = False
+    reports_cost: bool = False
+
+    def model(self, name: str) -> ModelCapabilities | None:
+        for m in self.models:
+            if m.model == name:
+                return m
+        return None
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m.model for m in self.models)

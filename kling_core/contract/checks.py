@@ -1,0 +1,125 @@
+"""Semantic checks over a whole request, listing every problem at once.
+
+``check_references`` needs only the request; ``check_against`` needs the provider's
+capabilities. Neither touches the network; local media existence is checked here too so a
+missing file is reported before anything is uploaded or submitted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from kling_core.contract.capabilities import ProviderCapabilities
+from kling_core.contract.models import EditRequest
+from kling_core.contract.prompt import find_refs
+from kling_core.errors import Problem
+
+
+def is_url(ref: str) -> bool:
+    return ref.lower().startswith(("http://", "https://"))
+
+
+def local_path(ref: str) -> Path | None:
+    """The local path a media reference names, or None for an http(s) URL."""
+    if is_url(ref):
+        return None
+    if ref.lower().startswith("file://"):
+        return Path(unquote(urlparse(ref).path))
+    return Path(ref).expanduser()
+
+
+def check_references(request: EditRequest) -> list[Problem]:
+    """Every ``@ImageN`` / ``@ElementN`` / ``@VideoN`` must name something the request holds."""
+    problems: list[Problem] = []
+    counts = {"image": len(request.images), "element": len(request.elements), "video": 1}
+    plural = {"image": "images", "element": "elements", "video": "videos"}
+    seen: set[tuple[str, int]] = set()
+    for ref in find_refs(request.prompt):
+        if (ref.kind, ref.index) in seen:
+            continue
+        seen.add((ref.kind, ref.index))
+        have = counts[ref.kind]
+        if ref.index < 1 or ref.index > have:
+            given = f"{have} {plural[ref.kind] if have != 1 else ref.kind}"
+            problems.append(
+                Problem("prompt", f"{ref.canonical} refers to a {ref.kind} the request does not contain ({given} given)")
+            )
+    return problems
+
+
+def check_local_media(request: EditRequest) -> list[Problem]:
+    problems: list[Problem] = []
+    for path_name, ref in request.media():
+        p = local_path(ref)
+        if p is None:
+            continue
+        if not p.exists():
+            problems.append(Problem(path_name, f"file not found: {p}"))
+        elif not p.is_file():
+            problems.append(Problem(path_name, f"not a regular file: {p}"))
+    return problems
+
+
+def check_against(request: EditRequest, caps: ProviderCapabilities, provider: str) -> list[Problem]:
+    """What this provider cannot serve, field by field."""
+    problems: list[Problem] = []
+    model = caps.model(request.model)
+    if model is None:
+        offered = ", ".join(caps.model_names) or "none"
+        return [Problem("model", f"{request.model!r} is not offered by provider {provider!r} (offers: {offered})")]
+
+    if request.edit_mode not in model.edit_modes:
+        problems.append(Problem("edit_mode", f"{request.edit_mode!r} is not supported (supported: {', '.join(model.edit_modes)})"))
+    if request.quality not in model.qualities:
+        problems.append(Problem("quality", f"{request.quality!r} is not supported (supported: {', '.join(model.qualities)})"))
+
+    n_img, n_el = len(request.images), len(request.elements)
+    if n_img + n_el > model.max_references:
+        problems.append(
+            Problem(
+                "images",
+                f"{n_img} images + {n_el} elements = {n_img + n_el} references, at most {model.max_references} with a video",
+            )
+        )
+    if n_img > model.max_images:
+        problems.append(Problem("images", f"{n_img} given, at most {model.max_images}"))
+    if n_el and not model.accepts_elements:
+        problems.append(Problem("elements", "elements given as images are not accepted"))
+    elif n_el > model.max_elements:
+        problems.append(Problem("elements", f"{n_el} given, at most {model.max_elements}"))
+    lo, hi = model.element_reference_images
+    for i, el in enumerate(request.elements):
+        k = len(el.reference_images)
+        if k < lo or k > hi:
+            problems.append(Problem(f"elements[{i}].reference_images", f"{k} given, {lo}–{hi} accepted"))
+        if model.element_name_max and el.name and len(el.name) > model.element_name_max:
+            problems.append(Problem(f"elements[{i}].name", f"{len(el.name)} characters, at most {model.element_name_max}"))
+        if (
+            model.element_description_max
+            and el.description
+            and len(el.description) > model.element_description_max
+        ):
+            problems.append(
+                Problem(
+                    f"elements[{i}].description",
+                    f"{len(el.description)} characters, at most {model.element_description_max}",
+                )
+            )
+
+    if request.aspect_ratio is not None and not model.accepts_aspect_ratio:
+        problems.append(Problem("aspect_ratio", f"not accepted by {request.model} edits (output follows the input)"))
+    if request.duration is not None and not model.accepts_duration:
+        problems.append(Problem("duration", f"not accepted by {request.model} edits (output follows the input)"))
+    if request.webhook_url is not None and not caps.accepts_webhook:
+        problems.append(Problem("webhook_url", "this provider takes no per-request webhook"))
+    if not caps.accepts_local_files:
+        for path_name, ref in request.media():
+            if not is_url(ref):
+                problems.append(
+                    Problem(
+                        path_name,
+                        "this provider takes http(s) URLs only: upload the file somewhere public and pass its URL",
+                    )
+                )
+    return problems

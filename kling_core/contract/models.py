@@ -1,0 +1,192 @@
+"""The provider-neutral edit contract: request, result and their parts.
+
+Validators here check only *shape* (what the JSON Schemas in ``schemas/`` also express), so
+the schema/model agreement tests can compare the two. Semantic checks that need the whole
+request or a provider's capabilities (prompt references, reference pools, limits) live in
+:mod:`kling_core.contract.checks` and report every problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+from attrs import field, validators as v
+
+from kling_core.contract.prompt import normalize_prompt
+
+ModelName = Literal["kling-o1", "kling-o3"]
+Quality = Literal["std", "pro"]
+EditMode = Literal["edit", "reference"]
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+
+MODELS: tuple[str, ...] = ("kling-o1", "kling-o3")
+QUALITIES: tuple[str, ...] = ("std", "pro")
+EDIT_MODES: tuple[str, ...] = ("edit", "reference")
+ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1")
+
+PROMPT_MAX = 2500
+MAX_IMAGES = 7  # Kling's ceiling without a video; the per-model pool (4) is a capability.
+MAX_ELEMENTS = 7
+ELEMENT_REFS_MIN = 1
+ELEMENT_REFS_MAX = 3
+NAME_MAX = 64
+DESCRIPTION_MAX = 500
+CLIENT_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+MEDIA_RE = re.compile(r"^(https?://[^\s/?#]+[^\s]*|file://\S+|[^\s:][^\n]*|[A-Za-z]:[\\/][^\n]*)$")
+
+
+def _media_ref(inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a URL or a file path, got an empty string")
+    if "://" in value and not re.match(r"^(https?|file)://", value, re.IGNORECASE):
+        scheme = value.split("://", 1)[0]
+        raise ValueError(f"scheme {scheme!r} is not supported: use http(s)://, file:// or a path")
+    if not MEDIA_RE.match(value):
+        raise ValueError("must be an http(s) URL, a file:// URL or a local path")
+
+
+def _count(lo: int, hi: int, what: str) -> Any:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+        n = len(value)
+        if n < lo:
+            raise ValueError(f"{n} given, at least {lo} {what}")
+        if n > hi:
+            raise ValueError(f"{n} given, at most {hi}")
+
+    return check
+
+
+def _length(lo: int, hi: int) -> Any:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is None:
+            return
+        n = len(value)
+        if n < lo:
+            raise ValueError("must not be empty" if lo == 1 else f"{n} characters, at least {lo}")
+        if n > hi:
+            raise ValueError(f"{n} characters, at most {hi}")
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+
+    return check
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, (list, tuple)) else value  # type: ignore[no-any-return]
+
+
+@attrs.frozen
+class Element:
+    """A character or object: a frontal image plus 1–3 reference images."""
+
+    frontal_image: str = field(validator=_media_ref)
+    reference_images: tuple[str, ...] = field(
+        converter=_tuple,
+        validator=[
+            v.deep_iterable(_media_ref),
+            _count(ELEMENT_REFS_MIN, ELEMENT_REFS_MAX, "(an element needs reference images)"),
+        ],
+    )
+    name: str | None = field(default=None, validator=_length(1, NAME_MAX))
+    description: str | None = field(default=None, validator=_length(1, DESCRIPTION_MAX))
+
+
+@attrs.frozen
+class EditRequest:
+    """One video-to-video edit, in the provider-neutral contract.
+
+    ``prompt`` is stored in the canonical reference spelling (``@Image1``); any accepted
+    spelling given on input is normalized on construction.
+    """
+
+    prompt: str = field(converter=normalize_prompt, validator=_length(1, PROMPT_MAX))
+    video: str = field(validator=_media_ref)
+    model: ModelName = field(default="kling-o1", validator=_one_of(MODELS))
+    images: tuple[str, ...] = field(
+        factory=tuple, converter=_tuple, validator=[v.deep_iterable(_media_ref), _count(0, MAX_IMAGES, "")]
+    )
+    elements: tuple[Element, ...] = field(
+        factory=tuple,
+        converter=_tuple,
+        validator=[v.deep_iterable(v.instance_of(Element)), _count(0, MAX_ELEMENTS, "")],
+    )
+    keep_audio: bool = field(default=False, validator=v.instance_of(bool))
+    quality: Quality = field(default="pro", validator=_one_of(QUALITIES))
+    edit_mode: EditMode = field(default="edit", validator=_one_of(EDIT_MODES))
+    aspect_ratio: AspectRatio | None = field(default=None, validator=_one_of(ASPECT_RATIOS))
+    duration: int | None = field(
+        default=None, validator=v.optional([v.instance_of(int), v.ge(3), v.le(15)])
+    )
+    webhook_url: str | None = field(default=None, validator=v.optional(v.matches_re(URL_RE)))
+    client_key: str | None = field(default=None, validator=v.optional(v.matches_re(CLIENT_KEY_RE)))
+    # Provider-specific knobs (e.g. the mock's scripted failure). Flat scalars only, so they
+    # serialize the same on every host and in the schema.
+    options: Mapping[str, str | int | float | bool] = field(factory=dict)
+
+    def media(self) -> list[tuple[str, str]]:
+        """Every media reference with its field path, video first."""
+        out = [("video", self.video)]
+        out += [(f"images[{i}]", ref) for i, ref in enumerate(self.images)]
+        for i, el in enumerate(self.elements):
+            out.append((f"elements[{i}].frontal_image", el.frontal_image))
+            out += [
+                (f"elements[{i}].reference_images[{j}]", ref)
+                for j, ref in enumerate(el.reference_images)
+            ]
+        return out
+
+
+@attrs.frozen
+class OutputVideo:
+    url: str
+    content_type: str | None = "video/mp4"
+    file_name: str | None = None
+    file_size: int | None = None
+    path: str | None = None  # set once saved locally
+
+
+@attrs.frozen
+class Timings:
+    """Seconds since the epoch; durations are derived so they cannot disagree."""
+
+    submitted_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+
+    @property
+    def total_seconds(self) -> float | None:
+        if self.submitted_at is None or self.completed_at is None:
+            return None
+        return self.completed_at - self.submitted_at
+
+
+@attrs.frozen
+class Cost:
+    """What the host reported; each part only where the host reports it."""
+
+    credits: float | None = None
+    amount: float | None = None
+    currency: str | None = None
+    remaining_credits: float | None = None
+
+
+@attrs.frozen
+class EditResult:
+    video: OutputVideo
+    job_id: str
+    provider: str
+    model: str
+    timings: Timings = field(factory=Timings)
+    cost: Cost | None = None
+    # What was applied, for hosts (like the mock) that report it.
+    report: Mapping[str, Any] | None = None

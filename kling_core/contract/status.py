@@ -1,0 +1,77 @@
+"""Job status: a closed set of five states, tagged by ``state`` on the wire.
+
+A host's "completed, but with an error" is :class:`Failed`, never :class:`Succeeded`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import attrs
+from attrs import field
+
+from kling_core.contract.models import EditResult
+
+State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@attrs.frozen
+class JobError:
+    """Why a job failed. ``kind`` names the canonical error type it maps to."""
+
+    message: str
+    code: str | None = None
+    retryable: bool = False
+    kind: Literal[
+        "job_failed", "content_policy", "validation", "insufficient_credits", "timeout", "provider"
+    ] = "job_failed"
+
+
+@attrs.frozen
+class Queued:
+    job_id: str
+    provider: str
+    position: int | None = None
+    state: Literal["queued"] = field(default="queued", init=False)
+
+
+@attrs.frozen
+class Running:
+    job_id: str
+    provider: str
+    progress: float | None = None  # percent, 0–100, where the host reports it
+    logs: tuple[str, ...] = field(factory=tuple, converter=tuple)
+    state: Literal["running"] = field(default="running", init=False)
+
+
+@attrs.frozen
+class Succeeded:
+    job_id: str
+    provider: str
+    result: EditResult
+    state: Literal["succeeded"] = field(default="succeeded", init=False)
+
+
+@attrs.frozen
+class Failed:
+    job_id: str
+    provider: str
+    error: JobError
+    state: Literal["failed"] = field(default="failed", init=False)
+
+
+@attrs.frozen
+class Cancelled:
+    job_id: str
+    provider: str
+    state: Literal["cancelled"] = field(default="cancelled", init=False)
+
+
+JobStatus = Union[Queued, Running, Succeeded, Failed, Cancelled]
+STATUS_TYPES: tuple[type, ...] = (Queued, Running, Succeeded, Failed, Cancelled)
+
+
+def is_terminal(status: JobStatus) -> bool:
+    return status.state in TERMINAL

@@ -1,0 +1,187 @@
+"""The plugin host: loads ``kling`` entry points one by one and collects providers.
+
+First-party providers register through the same entry-point group as third-party ones. A
+plugin that fails to import, or implements a hook that does not exist, is reported by name
+and left out; commands that do not need it keep working. ``KLING_PLUGINS`` (a comma list of
+entry-point names; empty for none) narrows what is loaded, for CI and for recovering from a
+broken plugin.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import pluggy
+
+from kling_core import hookspecs
+from kling_core.errors import ConfigError
+from kling_core.provider import Provider
+
+ENTRY_POINT_GROUP = "kling"
+
+
+@attrs.frozen
+class PluginFailure:
+    name: str
+    distribution: str | None
+    error: str
+
+    def __str__(self) -> str:
+        dist = f" (from {self.distribution})" if self.distribution else ""
+        return f"plugin {self.name!r}{dist} failed to load: {self.error}"
+
+
+def _allow_list(environ: Any) -> set[str] | None:
+    raw = environ.get("KLING_PLUGINS")
+    if raw is None:
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+class PluginHost:
+    """One plugin manager plus what it learned while loading."""
+
+    def __init__(
+        self,
+        *,
+        entrypoints: bool = True,
+        plugins: Iterable[tuple[str, object]] = (),
+        environ: Any = None,
+        strict: bool = False,
+    ) -> None:
+        self.pm = pluggy.PluginManager("kling")
+        self.pm.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self.strict = strict
+        env = os.environ if environ is None else environ
+        self.allow = _allow_list(env)
+        if entrypoints:
+            self._load_entrypoints()
+        for name, plugin in plugins:
+            self.register(plugin, name)
+        self._providers: dict[str, type[Provider]] | None = None
+        self._owners: dict[str, str] = {}
+
+    # -- loading ----------------------------------------------------------------------
+    def _load_entrypoints(self) -> None:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if self.allow is not None and ep.name not in self.allow:
+                continue
+            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                continue
+            dist = ep.dist.name if ep.dist is not None else None
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin must not take the CLI down
+                self._fail(ep.name, dist, f"{type(exc).__name__}: {exc}")
+                continue
+            self.register(plugin, ep.name, distribution=dist)
+
+    def register(self, plugin: object, name: str, *, distribution: str | None = None) -> None:
+        try:
+            self.pm.register(plugin, name=name)
+            # check_pending() covers every plugin; a misspelled hook name is a plugin error.
+            for hook_name, callers in _unknown_hooks(self.pm, plugin):
+                self.pm.unregister(plugin)
+                raise pluggy.PluginValidationError(
+                    plugin, f"unknown hook {hook_name!r} (did you mean one of: {callers})"
+                )
+        except pluggy.PluginValidationError as exc:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            self._fail(name, distribution, str(exc))
+        self._providers = None
+
+    def _fail(self, name: str, dist: str | None, error: str) -> None:
+        failure = PluginFailure(name, dist, error)
+        if self.strict:
+            raise ConfigError(str(failure))
+        self.failures.append(failure)
+
+    def check_pending(self) -> None:
+        """pluggy's own check over everything registered (raises on unknown hooks)."""
+        self.pm.check_pending()
+
+    def plugin_names(self) -> list[str]:
+        return sorted(n for n, _ in self.pm.list_name_plugin() if n)
+
+    def hooks_of(self, name: str) -> list[str]:
+        plugin = self.pm.get_plugin(name)
+        if plugin is None:
+            return []
+        return sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
+
+    # -- providers --------------------------------------------------------------------
+    @property
+    def providers(self) -> dict[str, type[Provider]]:
+        if self._providers is None:
+            self._collect_providers()
+        assert self._providers is not None
+        return self._providers
+
+    def _collect_providers(self) -> None:
+        found: dict[str, type[Provider]] = {}
+        owners: dict[str, str] = {}
+        current: list[str] = [""]
+
+        def register(provider_cls: type[Provider], aliases: Iterable[str] = ()) -> None:
+            if not (isinstance(provider_cls, type) and issubclass(provider_cls, Provider)):
+                raise TypeError(f"{provider_cls!r} is not a kling_core.provider.Provider subclass")
+            for name in (provider_cls.name, *aliases):
+                if name in found and found[name] is not provider_cls:
+                    self._fail(
+                        current[0],
+                        None,
+                        f"provider name {name!r} is already registered by plugin {owners[name]!r}",
+                    )
+                    continue
+                found[name] = provider_cls
+                owners[name] = current[0]
+
+        for plugin_name, plugin in self.pm.list_name_plugin():
+            impl = getattr(plugin, "kling_register_providers", None)
+            if impl is None:
+                continue
+            current[0] = plugin_name
+            try:
+                impl(register=register)
+            except Exception as exc:
+                self._fail(plugin_name, None, f"kling_register_providers raised {type(exc).__name__}: {exc}")
+        self._providers = dict(sorted(found.items()))
+        self._owners = owners
+
+    def provider_class(self, name: str) -> type[Provider]:
+        try:
+            return self.providers[name]
+        except KeyError:
+            pass
+        for failure in self.failures:
+            if failure.name == name:
+                raise ConfigError(f"provider {name!r} is unavailable: {failure}", key="provider")
+        known = ", ".join(self.providers) or "none"
+        hint = ""
+        if self.allow is not None:
+            hint = f"; KLING_PLUGINS={','.join(sorted(self.allow))} limits what is loaded"
+        raise ConfigError(f"unknown provider {name!r} (installed: {known}){hint}", key="provider")
+
+    def uploader(self, provider: str) -> Any:
+        return self.pm.hook.kling_media_uploader(provider=provider)
+
+    def job_event(self, provider: str, job_id: str, state: str, status: object) -> None:
+        self.pm.hook.kling_job_event(provider=provider, job_id=job_id, state=state, status=status)
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[tuple[str, str]]:
+    """Hook implementations of this plugin that match no spec (pluggy's check_pending rule)."""
+    known = sorted(n for n in dir(hookspecs) if n.startswith("kling_"))
+    out = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.spec is None:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not impl.opts.get("optionalhook"):
+                    out.append((caller.name, ", ".join(known)))
+    return out

@@ -1,0 +1,131 @@
+"""The provider interface every plugin implements.
+
+A provider is a class with its capabilities and credentials as class-level data, and four
+async operations over a :class:`JobHandle`: ``submit``, ``status``, ``cancel`` and
+``resume`` (rebuilding a handle from a bare job id). The core owns validation, polling,
+downloads and the CLI; HTTP providers get retries, at-most-once submits and redaction from
+:mod:`kling_core.http`.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+from attrs import field
+
+from kling_core.contract.capabilities import ProviderCapabilities
+from kling_core.contract.models import EditRequest
+from kling_core.contract.status import JobStatus
+from kling_core.errors import Problem, UnsupportedError
+from kling_core.settings import (
+    CredentialSpec,
+    MediaSettings,
+    ProviderSettings,
+    Secret,
+    credential_variable,
+    resolve_credential,
+)
+
+
+@attrs.frozen
+class JobHandle:
+    """Everything needed to find a submitted job again, in this process or a later one."""
+
+    provider: str
+    job_id: str
+    model: str | None = None
+    client_key: str | None = None
+    urls: Mapping[str, str] = field(factory=dict)  # host-issued URLs (fal status/response/cancel)
+    submitted_at: float | None = None
+    data: Mapping[str, str] = field(factory=dict)  # any other host detail needed to resume
+
+
+def _real_sleep() -> Callable[[float], Awaitable[None]]:
+    import asyncio
+
+    return asyncio.sleep
+
+
+@attrs.frozen
+class ProviderContext:
+    """What the core hands a provider when it builds one."""
+
+    name: str
+    settings: ProviderSettings = field(factory=ProviderSettings)
+    media: MediaSettings = field(factory=MediaSettings)
+    environ: Mapping[str, str] | None = None  # None: os.environ
+    # Injected for tests: an httpx transport (respx router, loopback) and a clock.
+    transport: Any = None
+    sleep: Callable[[float], Awaitable[None]] = field(factory=_real_sleep)
+    clock: Callable[[], float] = time.time
+    work_dir: Path | None = None
+
+
+class Provider(abc.ABC):
+    """Base class of provider plugins. Subclasses set the class-level data below."""
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+    credentials: ClassVar[tuple[CredentialSpec, ...]] = ()
+    capabilities: ClassVar[ProviderCapabilities]
+    # Is this a hosted provider reached over HTTP (gets the cassette half of the suite)?
+    is_http: ClassVar[bool] = False
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.ctx = ctx
+        # Resolve credentials up front: a missing key is reported before any network call.
+        self.secrets: dict[str, Secret] = {
+            spec.name: resolve_credential(self.name, spec, ctx.settings, ctx.environ)
+            for spec in self.credentials
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} provider={self.name!r}>"
+
+    # -- introspection (class level, no instance needed) ------------------------------
+    @classmethod
+    def key_status(cls, settings: ProviderSettings, environ: Mapping[str, str]) -> dict[str, bool]:
+        """Variable name -> whether it is set, for `kling providers`."""
+        out = {}
+        for spec in cls.credentials:
+            var = credential_variable(spec, settings)
+            out[var] = bool(environ.get(var, "").strip())
+        return out
+
+    # -- checks -----------------------------------------------------------------------
+    def check(self, request: EditRequest) -> list[Problem]:
+        """Provider-specific problems beyond the capability data; default none."""
+        return []
+
+    # -- operations -------------------------------------------------------------------
+    async def prepare(self, request: EditRequest) -> EditRequest:
+        """Turn the request into one the host can take (e.g. upload local files)."""
+        return request
+
+    @abc.abstractmethod
+    async def submit(self, request: EditRequest) -> JobHandle:
+        """Create the job. Called at most once per logical job."""
+
+    @abc.abstractmethod
+    async def status(self, handle: JobHandle) -> JobStatus:
+        """One status look-up; a succeeded status carries the result."""
+
+    async def cancel(self, handle: JobHandle) -> bool:
+        """Ask the host to cancel; True if it accepted. Default: not supported."""
+        raise UnsupportedError(self.name, [Problem("cancel", "this provider cannot cancel jobs")])
+
+    async def dry_run(self, request: EditRequest) -> Mapping[str, Any]:
+        """Validate and price without creating a job, where the host supports it."""
+        raise UnsupportedError(self.name, [Problem("dry_run", "this provider has no dry run")])
+
+    def resume(self, job_id: str, *, model: str | None = None) -> JobHandle:
+        """A handle for a job id given by hand (`kling status PROVIDER JOB_ID`)."""
+        return JobHandle(provider=self.name, job_id=job_id, model=model)
+
+    async def aclose(self) -> None:
+        """Release connections."""
