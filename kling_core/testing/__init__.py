@@ -1,0 +1,1 @@
+"""The provider contract test kit, shipped in the wheel for plugin authors."""
