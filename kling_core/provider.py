@@ -25,6 +25,7 @@ from kling_core.errors import Problem, UnsupportedError
 from kling_core.settings import (
     CredentialSpec,
     MediaSettings,
+    PollSettings,
     ProviderSettings,
     Secret,
     credential_variable,
@@ -75,6 +76,8 @@ class Provider(abc.ABC):
     capabilities: ClassVar[ProviderCapabilities]
     # Is this a hosted provider reached over HTTP (gets the cassette half of the suite)?
     is_http: ClassVar[bool] = False
+    # Polling cadence when config sets none: hosted jobs take minutes, the mock seconds.
+    default_poll: ClassVar[PollSettings] = PollSettings()
 
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
@@ -86,6 +89,10 @@ class Provider(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} provider={self.name!r}>"
+
+    @property
+    def poll(self) -> PollSettings:
+        return self.ctx.settings.poll or self.default_poll
 
     # -- introspection (class level, no instance needed) ------------------------------
     @classmethod

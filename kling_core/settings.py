@@ -8,12 +8,49 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+import re
+from typing import Any, Literal
 
 import attrs
 from attrs import field
 
 from kling_core.errors import MissingKeyError
+
+ENV_REF_RE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _positive(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+
+
+def _non_negative(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+
+
+def _fraction(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"must be at least 0 and below 1, got {value}")
+
+
+def _at_least_one(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 1:
+        raise ValueError(f"must be 1 or more, got {value}")
+
+
+def _env_refs(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    for name, ref in value.items():
+        if not isinstance(ref, str) or not ENV_REF_RE.match(ref):
+            raise ValueError(
+                f"{name}: must be env:VARIABLE (keys are read from the environment; "
+                "secrets do not belong in config files)"
+            )
+
+
+def _http_url(inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
 
 
 class Secret:
@@ -46,31 +83,31 @@ class Secret:
 class PollSettings:
     """Backoff for status polling: ``initial`` seconds growing ×``factor`` to ``max``."""
 
-    initial: float = 1.0
-    factor: float = 1.5
-    max: float = 20.0
-    jitter: float = 0.25  # ± fraction of each delay
-    deadline: float = 1800.0  # per job, seconds
-    status_retries: int = 5  # transient failures tolerated per status/result GET
-    max_retry_after: float = 120.0  # a longer Retry-After is treated as "stop retrying"
+    initial: float = field(default=1.0, validator=_non_negative)
+    factor: float = field(default=1.5, validator=_at_least_one)
+    max: float = field(default=20.0, validator=_non_negative)
+    jitter: float = field(default=0.25, validator=_fraction)  # ± fraction of each delay
+    deadline: float = field(default=1800.0, validator=_positive)  # per job, seconds
+    status_retries: int = field(default=5, validator=_non_negative)  # per status/result GET
+    max_retry_after: float = field(default=120.0, validator=_non_negative)  # longer: stop retrying
 
 
 @attrs.frozen
 class RequestDefaults:
     """Defaults layered under what a request names explicitly."""
 
-    model: str | None = None
-    quality: str | None = None
+    model: Literal["kling-o1", "kling-o3"] | None = None
+    quality: Literal["std", "pro"] | None = None
     keep_audio: bool | None = None
-    edit_mode: str | None = None
+    edit_mode: Literal["edit", "reference"] | None = None
 
 
 @attrs.frozen
 class ProviderSettings:
-    credentials: Mapping[str, str] = field(factory=dict)  # name -> "env:VAR"
-    base_url: str | None = None
-    timeout: float = 60.0  # per HTTP request, seconds
-    poll: PollSettings = field(factory=PollSettings)
+    credentials: Mapping[str, str] = field(factory=dict, validator=_env_refs)  # name -> "env:VAR"
+    base_url: str | None = field(default=None, validator=_http_url)
+    timeout: float = field(default=60.0, validator=_positive)  # per HTTP request, seconds
+    poll: PollSettings | None = None  # None: the provider's own default (Provider.default_poll)
     defaults: RequestDefaults = field(factory=RequestDefaults)
     options: Mapping[str, Any] = field(factory=dict)  # provider-specific, checked by the plugin
 
@@ -79,9 +116,9 @@ class ProviderSettings:
 class MediaSettings:
     ffmpeg: str | None = None  # path to a system ffmpeg; else $KLING_FFMPEG, else imageio-ffmpeg
     allow_private_urls: bool = False  # allow loopback/private/link-local URL fetches (tests)
-    max_download_bytes: int = 2 * 1024**3
-    download_timeout: float = 60.0
-    ffmpeg_timeout: float = 300.0
+    max_download_bytes: int = field(default=2 * 1024**3, validator=_positive)
+    download_timeout: float = field(default=60.0, validator=_positive)
+    ffmpeg_timeout: float = field(default=300.0, validator=_positive)
     work_dir: str | None = None  # where rendered/ downloaded media is kept; default: a cache dir
 
 
