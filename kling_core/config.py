@@ -1,0 +1,116 @@
+"""Declarative config: ``kling.toml``, ``[tool.kling]`` in pyproject.toml, or ``--config PATH``.
+
+With no config at all the default provider is the offline mock. Errors name the file, the key
+and the reason. Keys are ``env:VAR`` references only; values never live in config files.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import field
+
+from kling_core.errors import ConfigError, ValidationError
+from kling_core.serialization import structure
+from kling_core.settings import MediaSettings, ProviderSettings, RequestDefaults
+
+CONFIG_FILE = "kling.toml"
+
+
+@attrs.frozen
+class KlingConfig:
+    default_provider: str = "mock"
+    defaults: RequestDefaults = field(factory=RequestDefaults)
+    media: MediaSettings = field(factory=MediaSettings)
+    providers: Mapping[str, ProviderSettings] = field(factory=dict)
+    source: str | None = field(default=None, eq=False)  # where it was read from; not a config key
+
+    def provider_settings(self, name: str) -> ProviderSettings:
+        return self.providers.get(name, ProviderSettings())
+
+
+def config_from_document(doc: Mapping[str, Any], *, source: str | None = None) -> KlingConfig:
+    """Structure a parsed config document (the shape ``schemas/config.schema.json`` describes)."""
+    doc = dict(doc)
+    if "source" in doc:
+        raise ValidationError.single("source", "unknown field", subject="config")
+    providers = doc.get("providers")
+    if isinstance(providers, Mapping):
+        expanded = {}
+        for name, table in providers.items():
+            if isinstance(table, Mapping) and "key" in table:
+                # `key = "env:VAR"` is shorthand for `credentials.key` (single-key providers).
+                table = dict(table)
+                creds = dict(table.get("credentials") or {})
+                if "key" in creds:
+                    raise ValidationError.single(
+                        f"providers.{name}.key", "given twice (also as credentials.key)", subject="config"
+                    )
+                creds["key"] = table.pop("key")
+                table["credentials"] = creds
+            expanded[name] = table
+        doc["providers"] = expanded
+    cfg: KlingConfig = structure(doc, KlingConfig, subject="config")
+    return attrs.evolve(cfg, source=source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror}", file=str(path)) from None
+
+
+def find_config(cwd: Path | None = None) -> tuple[Path, str | None] | None:
+    """The config in effect for ``cwd``: kling.toml, else [tool.kling] in pyproject.toml."""
+    base = cwd or Path.cwd()
+    env = os.environ.get("KLING_CONFIG")
+    if env:
+        return Path(env), None
+    if (base / CONFIG_FILE).is_file():
+        return base / CONFIG_FILE, None
+    pyproject = base / "pyproject.toml"
+    if pyproject.is_file():
+        data = _read_toml(pyproject)
+        if isinstance(data.get("tool"), dict) and "kling" in data["tool"]:
+            return pyproject, "tool.kling"
+    return None
+
+
+def load_config(path: str | Path | None = None, *, cwd: Path | None = None) -> KlingConfig:
+    """Load and validate the config; no file at all gives the defaults (mock provider)."""
+    if path is not None:
+        found: tuple[Path, str | None] | None = (Path(path), None)
+        if Path(path).name == "pyproject.toml":
+            found = (Path(path), "tool.kling")
+    else:
+        found = find_config(cwd)
+    if found is None:
+        return KlingConfig()
+    file, table = found
+    data: Any = _read_toml(file)
+    if table:
+        data = data.get("tool", {}).get("kling")
+        if data is None:
+            raise ConfigError("has no [tool.kling] table", file=str(file))
+    where = f"{file}" + (f" [{table}]" if table else "")
+    try:
+        return config_from_document(data, source=where)
+    except ValidationError as exc:
+        lines = [f"{where}: {p.path or '(top level)'}: {p.message}" for p in exc.problems]
+        first = exc.problems[0]
+        err = ConfigError(first.message, file=where, key=first.path)
+        if len(lines) > 1:
+            err.message = f"{len(lines)} problems in the config:\n" + "\n".join(f"  - {ln}" for ln in lines)
+            err.args = (err.message,)
+        raise err from None
