@@ -1,0 +1,42 @@
+"""Shared machinery for providers reached over HTTP.
+
+- :class:`HttpProvider` — base class: at-most-once submit, retried status GETs, redaction.
+- :func:`classify`, :func:`backoff_delays`, :func:`parse_retry_after` — retry policy.
+- :func:`download_result`, :func:`download` — streamed, verified, credential-free downloads.
+- :class:`RedactingFilter`, :func:`install_redaction`, :func:`register_secret` — log hygiene.
+- :class:`ErrorTable`, :class:`ErrorRule` — host error responses → canonical errors, as data.
+"""
+
+from kling_core.http.base import HttpProvider, clip, try_json
+from kling_core.http.download import download, download_result
+from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
+from kling_core.http.redact import (
+    RedactingFilter,
+    install_redaction,
+    redact_headers,
+    redact_url,
+    register_secret,
+    scrub,
+)
+from kling_core.http.retry import Decision, backoff_delays, classify, parse_retry_after
+
+__all__ = [
+    "Decision",
+    "ErrorInfo",
+    "ErrorRule",
+    "ErrorTable",
+    "HttpProvider",
+    "RedactingFilter",
+    "backoff_delays",
+    "classify",
+    "clip",
+    "download",
+    "download_result",
+    "install_redaction",
+    "parse_retry_after",
+    "redact_headers",
+    "redact_url",
+    "register_secret",
+    "scrub",
+    "try_json",
+]
