@@ -1,0 +1,42 @@
+"""Shared CLI state (config and plugins, loaded lazily) and error printing."""
+
+from __future__ import annotations
+
+import sys
+from typing import ClassVar, NoReturn
+
+import click
+
+from kling_core.config import KlingConfig, load_config
+from kling_core.errors import KlingError
+from kling_core.plugins import PluginHost
+
+
+class State:
+    """Loaded on first use, so `kling --help` works even with a broken config."""
+
+    preloaded_host: ClassVar[PluginHost | None] = None
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: KlingConfig | None = None
+        self._host: PluginHost | None = None
+
+    @property
+    def config(self) -> KlingConfig:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def host(self) -> PluginHost:
+        if self._host is None:
+            self._host = State.preloaded_host or PluginHost()
+            for failure in self._host.failures:
+                click.echo(f"warning: {failure}", err=True)
+        return self._host
+
+
+def fail(exc: KlingError) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)

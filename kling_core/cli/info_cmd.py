@@ -1,0 +1,132 @@
+"""Read-only commands: providers, plugins, schema, config."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from typing import Any
+
+import click
+
+from kling_core.cli.common import State
+from kling_core.errors import ConfigError
+from kling_core.provider import Provider
+from kling_core.serialization import unstructure
+
+pass_state = click.make_pass_decorator(State)
+
+CORE_SCHEMAS = ("edit-request", "job-status", "edit-result", "config", "cassette")
+
+
+def provider_info(cls: type[Provider], state: State) -> dict[str, Any]:
+    settings = state.config.provider_settings(cls.name)
+    caps = unstructure(cls.capabilities)
+    return {
+        "name": cls.name,
+        "title": cls.title,
+        "http": cls.is_http,
+        "models": caps.pop("models"),
+        "capabilities": caps,
+        "keys": cls.key_status(settings, os.environ),
+        "default": cls.name == state.config.default_provider,
+    }
+
+
+@click.command("providers")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def providers(state: State, as_json: bool) -> None:
+    """List providers, their models and capabilities, and whether their keys are set."""
+    host = state.host
+    infos = [provider_info(cls, state) for name, cls in host.providers.items() if name == cls.name]
+    if as_json:
+        doc = {"providers": infos, "plugin_errors": [str(f) for f in host.failures]}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for info in infos:
+        mark = " (default)" if info["default"] else ""
+        keys = ", ".join(f"{var} {'set' if ok else 'NOT set'}" for var, ok in info["keys"].items()) or "no key needed"
+        click.echo(f"{info['name']}{mark}: {info['title']}")
+        click.echo(f"  keys: {keys}")
+        caps = info["capabilities"]
+        flags = [k for k in ("can_cancel", "accepts_webhook", "accepts_local_files", "supports_dry_run") if caps.get(k)]
+        click.echo(f"  capabilities: {', '.join(flags) or 'none beyond editing'}")
+        for m in info["models"]:
+            click.echo(
+                f"  - {m['model']}: modes {'/'.join(m['edit_modes'])}, quality {'/'.join(m['qualities'])}, "
+                f"≤{m['max_references']} references, video {m['video']['min_duration']:g}–{m['video']['max_duration']:g} s"
+            )
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def plugins(state: State, as_json: bool) -> None:
+    """List loaded plugins and the hooks each implements; report plugins that failed to load."""
+    host = state.host
+    rows = [{"name": n, "hooks": host.hooks_of(n)} for n in host.plugin_names()]
+    fails = [{"name": f.name, "distribution": f.distribution, "error": f.error} for f in host.failures]
+    if as_json:
+        click.echo(json.dumps({"plugins": rows, "failures": fails}, indent=2))
+    else:
+        for row in rows:
+            click.echo(f"{row['name']}: {', '.join(row['hooks'])}")
+        for f in host.failures:
+            click.echo(f"FAILED {f}")
+    if fails:
+        raise SystemExit(1)
+
+
+def schema_text(name: str) -> str:
+    base = resources.files("kling_core") / "schemas"
+    rel = name if name.endswith(".json") else f"{name}.schema.json"
+    target = base.joinpath(*rel.split("/"))
+    if ".." in rel.split("/") or not target.is_file():
+        known = ", ".join(CORE_SCHEMAS)
+        extra = sorted(f"providers/{p.name.removesuffix('.schema.json')}" for p in (base / "providers").iterdir()
+                       if p.name.endswith(".schema.json")) if (base / "providers").is_dir() else []
+        raise ConfigError(f"unknown schema {name!r}; known: {', '.join([known, *extra])}", key="NAME")
+    return target.read_text()
+
+
+@click.command("schema")
+@click.argument("name")
+def schema(name: str) -> None:
+    """Print a JSON Schema: edit-request, job-status, edit-result, config, cassette, providers/…"""
+    click.echo(schema_text(name), nl=False)
+
+
+@click.group("config")
+def config() -> None:
+    """Check or show the config in effect."""
+
+
+@config.command("check")
+@pass_state
+def config_check(state: State) -> None:
+    """Validate the config file, provider names and provider options."""
+    cfg = state.config
+    names = state.host.providers
+    where = cfg.source or "(no config file: defaults)"
+    problems = []
+    if cfg.default_provider not in names:
+        problems.append(f"default_provider: unknown provider {cfg.default_provider!r} (installed: {', '.join(names)})")
+    for name in cfg.providers:
+        if name not in names:
+            problems.append(f"providers.{name}: unknown provider (installed: {', '.join(names)})")
+    if problems:
+        raise ConfigError("\n  - ".join(["problems:", *problems]), file=where)
+    click.echo(f"ok: {where}; default provider {cfg.default_provider!r}")
+
+
+@config.command("show")
+@pass_state
+def config_show(state: State) -> None:
+    """Print the config in effect as JSON (keys appear as env: references only)."""
+    doc = unstructure(state.config)
+    doc.pop("source", None)
+    click.echo(json.dumps(doc, indent=2))
+
+
+commands = [providers, plugins, schema, config]

@@ -1,0 +1,30 @@
+"""Logging set-up: ``KLING_LOG=debug|info|warning`` turns it on, httpx's included.
+
+Every handler gets the redacting filter, so secrets never reach the log output whichever
+logger (httpx, httpcore, ours, a plugin's) wrote the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from kling_core.http.redact import RedactingFilter, install_redaction
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def configure_logging(level: str | None = None) -> None:
+    name = (level or os.environ.get("KLING_LOG") or "").strip().lower()
+    if not name:
+        return
+    lvl = LEVELS.get(name, logging.DEBUG)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(lvl)
+    for noisy in ("httpx", "httpcore", "kling_core"):
+        logging.getLogger(noisy).setLevel(lvl)
+    install_redaction()
