@@ -1,0 +1,90 @@
+"""Kling API tokens: signature, claims, and reuse until shortly before expiry."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from kling_core.settings import Secret
+from kling_official import jwt
+
+AK = "ak-CANARY-access"
+SK = "sk-CANARY-secret"
+
+
+def decode(part: str) -> object:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_token_is_an_rfc7519_hs256_jwt() -> None:
+    token = jwt.sign(AK, SK, now=1_700_000_000.4)
+    head, body, sig = token.split(".")
+    assert "=" not in token
+    assert decode(head) == {"alg": "HS256", "typ": "JWT"}
+    assert decode(body) == {"iss": AK, "exp": 1_700_001_800, "nbf": 1_699_999_995}
+    # Recompute the signature independently of the module.
+    expected = hmac.new(SK.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)) == expected
+
+
+def test_verify_roundtrip_and_rejections() -> None:
+    token = jwt.sign(AK, SK, now=1000.0)
+    assert jwt.verify(token, SK)["iss"] == AK
+    with pytest.raises(ValueError, match="signature"):
+        jwt.verify(token, SK + "x")
+    head, body, sig = token.split(".")
+    forged = jwt.b64url(json.dumps({"iss": "other", "exp": 1, "nbf": 0}).encode())
+    with pytest.raises(ValueError, match="signature"):
+        jwt.verify(f"{head}.{forged}.{sig}", SK)
+    with pytest.raises(ValueError):
+        jwt.verify("abc", SK)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cache_reuses_until_near_expiry() -> None:
+    clock = Clock(10_000.0)
+    minted: list[str] = []
+    cache = jwt.TokenCache(Secret(AK), Secret(SK), clock, on_mint=minted.append)
+    first = cache.token()
+    assert cache.minted == 1 and minted == [first.reveal()]
+    for step in (1.0, 600.0, 1400.0, 1800 - jwt.REFRESH_MARGIN - 1):
+        clock.now = 10_000.0 + step
+        assert cache.token() == first, step
+    assert cache.minted == 1
+    clock.now = 10_000.0 + 1800 - jwt.REFRESH_MARGIN
+    second = cache.token()
+    assert second != first and cache.minted == 2
+    claims = jwt.verify(second.reveal(), SK)
+    assert claims["exp"] == int(clock.now + 1800)
+    # Every token handed out is valid at the moment it is handed out.
+    assert claims["nbf"] <= clock.now < claims["exp"]  # type: ignore[operator]
+
+
+def test_cache_remints_when_the_clock_jumps_back_or_after_invalidate() -> None:
+    clock = Clock(50_000.0)
+    cache = jwt.TokenCache(Secret(AK), Secret(SK), clock)
+    first = cache.token()
+    clock.now = 40_000.0  # clock corrected backwards: the old token is not valid yet
+    assert cache.token() != first and cache.minted == 2
+    cache.invalidate()
+    assert cache.minted == 2
+    cache.token()
+    assert cache.minted == 3
+
+
+def test_cache_repr_and_token_hide_secrets() -> None:
+    cache = jwt.TokenCache(Secret(AK), Secret(SK), Clock(1.0))
+    token = cache.token()
+    for text in (repr(cache), str(cache), repr(token), str(token)):
+        assert AK not in text and SK not in text and token.reveal() not in text
