@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Container, Mapping
+from collections.abc import AsyncIterable, Container, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -83,7 +83,7 @@ class HttpProvider(Provider):
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
-        content: bytes | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
     ) -> httpx.Request:
         """A request ready to send: auth header (API hosts only), JSON body, timeouts."""
         all_headers: dict[str, str] = {"accept": "application/json"}

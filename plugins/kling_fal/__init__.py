@@ -1,0 +1,13 @@
+"""fal.ai provider plugin: the Kling O1/O3 video-to-video edit through fal's queue API."""
+
+from typing import Any
+
+from kling_core import hookimpl
+from kling_fal.provider import FalProvider
+
+__all__ = ["FalProvider"]
+
+
+@hookimpl
+def kling_register_providers(register: Any) -> None:
+    register(FalProvider)

@@ -1,0 +1,154 @@
+"""Uploads of local files to fal storage (the CDN fal's models read inputs from).
+
+Protocol per providers.md §1.8 (fal_client ``upload_file``): a short-lived storage token from
+``POST https://rest.fal.ai/storage/auth/token?storage_type=fal-cdn-v3`` (fal key), then one
+``POST {base_url}/files/upload`` with the raw bytes, or above 100 MiB a multipart upload in
+10 MiB parts. Files are streamed from disk; the storage token is redacted like a key.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from kling_core.errors import ProtocolError, UnsafeMediaError
+from kling_core.http import register_secret, try_json
+
+if TYPE_CHECKING:
+    from kling_fal.provider import FalProvider
+
+STORAGE_API = "https://rest.fal.ai"
+TOKEN_PATH = "/storage/auth/token"
+TOKEN_PARAMS = {"storage_type": "fal-cdn-v3"}
+MULTIPART_THRESHOLD = 100 * 1024 * 1024
+PART_SIZE = 10 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
+CONTENT_TYPES: Mapping[str, str] = {
+    ".mp4": "video/mp4", ".mov": "video/quicktime", ".png": "image/png", ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg", ".webp": "image/webp",
+}
+
+
+class FileChunks:
+    """A re-iterable async byte stream over a file region, so a retried upload can resend it."""
+
+    def __init__(self, path: Path, start: int = 0, length: int | None = None) -> None:
+        self.path = path
+        self.start = start
+        self.length = path.stat().st_size - start if length is None else length
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        left = self.length
+        with self.path.open("rb") as fh:
+            fh.seek(self.start)
+            while left > 0:
+                chunk = fh.read(min(READ_CHUNK, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
+
+
+def content_type(path: Path) -> str:
+    return CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+class FalStorage:
+    """One upload session: the token is fetched once and reused for every file."""
+
+    def __init__(self, provider: FalProvider) -> None:
+        self.provider = provider
+        self._auth: tuple[str, str] | None = None  # (authorization value, upload base URL)
+
+    @property
+    def api(self) -> str:
+        return str(self.provider.ctx.settings.options.get("storage_url") or STORAGE_API).rstrip("/")
+
+    def _field(self, doc: Mapping[str, Any], key: str, response: httpx.Response) -> str:
+        value = doc.get(key)
+        if not isinstance(value, str) or not value:
+            raise ProtocolError(f"fal storage response lacks {key}", provider="fal", status_code=response.status_code)
+        return value
+
+    def _check_host_url(self, url: str) -> None:
+        u = httpx.URL(url)
+        if u.scheme != "https" and not self.provider.ctx.media.allow_private_urls:
+            raise ProtocolError(f"fal storage named a non-https upload URL ({u.scheme})", provider="fal")
+
+    async def _token(self) -> tuple[str, str]:
+        if self._auth is None:
+            p = self.provider
+            req = p.make_request("POST", self.api + TOKEN_PATH, params=TOKEN_PARAMS, json_body={})
+            response = await p.send_get(req, phase="result")
+            doc = p.json_object(response)
+            token = self._field(doc, "token", response)
+            register_secret(token)
+            token_type = doc.get("token_type") if isinstance(doc.get("token_type"), str) else "Bearer"
+            base = self._field(doc, "base_url", response).rstrip("/")
+            self._check_host_url(base)
+            self._auth = (f"{token_type} {token}", base)
+        return self._auth
+
+    async def upload(self, path: Path) -> str:
+        """Upload one local file; return its public URL."""
+        if not path.is_file():
+            raise UnsafeMediaError(f"not a regular file: {path}")
+        size = path.stat().st_size
+        auth, base = await self._token()
+        headers = {"authorization": auth, "content-type": content_type(path), "x-fal-file-name": path.name}
+        if size > MULTIPART_THRESHOLD:
+            return await self._multipart(path, size, base, headers)
+        p = self.provider
+        req = p.make_request(
+            "POST", f"{base}/files/upload", auth=False, content=FileChunks(path),
+            headers={**headers, "content-length": str(size)},
+        )
+        response = await p.send_get(req, phase="result")
+        return self._access_url(response)
+
+    def _access_url(self, response: httpx.Response) -> str:
+        doc = try_json(response)
+        if not isinstance(doc, Mapping):
+            raise ProtocolError("fal storage answered without a JSON object", provider="fal",
+                                status_code=response.status_code)
+        return self._field(doc, "access_url", response)
+
+    async def _multipart(self, path: Path, size: int, base: str, headers: dict[str, str]) -> str:
+        p = self.provider
+        start = p.make_request("POST", f"{base}/files/upload/multipart", auth=False, headers=headers)
+        response = await p.send_get(start, phase="result")
+        doc = p.json_object(response)
+        access_url = self._field(doc, "access_url", response).rstrip("/")
+        upload_id = self._field(doc, "uploadId", response)
+        self._check_host_url(access_url)
+        parts = []
+        part_headers = {"authorization": headers["authorization"], "content-type": "application/octet-stream"}
+        for number, offset in enumerate(range(0, size, PART_SIZE), start=1):
+            length = min(PART_SIZE, size - offset)
+            req = p.make_request(
+                "PUT", f"{access_url}/multipart/{upload_id}/{number}", auth=False,
+                content=FileChunks(path, offset, length),
+                headers={**part_headers, "content-length": str(length)},
+            )
+            part = await p.send_get(req, phase="result")
+            etag = part.headers.get("etag")
+            if not etag:
+                raise ProtocolError(f"fal storage gave no ETag for part {number}", provider="fal")
+            parts.append({"partNumber": number, "etag": etag})
+        done = p.make_request(
+            "POST", f"{access_url}/multipart/{upload_id}/complete", auth=False,
+            headers={"authorization": headers["authorization"]}, json_body={"parts": parts},
+        )
+        response = await p.send_get(done, phase="result")
+        doc = try_json(response)
+        if isinstance(doc, Mapping) and isinstance(doc.get("access_url"), str):
+            return str(doc["access_url"])
+        return access_url
+
