@@ -60,6 +60,7 @@ class UnificallyProvider(HttpProvider):
         "submit": "unifically-task-submit-response.schema.json",
         "status": "unifically-task-status-response.schema.json",
         "error": "unifically-error-response.schema.json",
+        "dry_run": "unifically-dry-run-response.schema.json",
     }
 
     # -- checks ------------------------------------------------------------------------
