@@ -178,6 +178,14 @@ class HttpProvider(Provider):
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
 
+    def may_retry(self, response: httpx.Response) -> bool:
+        """Whether a GET failure whose status looks transient (408/429/5xx) is worth repeating.
+
+        Hosts whose error bodies say more than the status override this (Kling's HTTP 429
+        also means "out of credit", which no retry fixes).
+        """
+        return True
+
     def map_error(self, response: httpx.Response, *, job_id: str | None = None) -> ProviderError:
         return self.error_table.build(self.name, response.status_code, self.error_info(response), job_id=job_id)
 
@@ -239,7 +247,7 @@ class HttpProvider(Provider):
                 return response
             decision = classify(phase, response.status_code, response.headers,
                                 max_retry_after=self.poll.max_retry_after)
-            if decision.retry and attempt < retries:
+            if decision.retry and attempt < retries and self.may_retry(response):
                 attempt += 1
                 wait = next(delays)
                 await self.ctx.sleep(decision.delay if decision.delay is not None else wait)
