@@ -1,0 +1,84 @@
+"""Which network addresses a URL fetch may reach.
+
+Resolved once; every address must be public (``ipaddress.is_global``) and not one of the
+special ranges below, unless ``allow_private`` is set (tests with a loopback server). The
+caller then connects to the address that was checked, so a second DNS answer cannot swap in
+a private one (rebinding).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from kling_core.errors import UnsafeMediaError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Ranges refused even where a library might call them global, listed for clarity.
+_BLOCKED_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
+    )
+)
+
+
+def address_problem(addr: IPAddress) -> str | None:
+    """Why this address may not be fetched from, or None if it is a public address."""
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        inner = address_problem(addr.ipv4_mapped)
+        return f"IPv4-mapped {inner}" if inner else "an IPv4-mapped IPv6 address"
+    for net in _BLOCKED_NETS:
+        if addr in net:
+            return f"a private or reserved address ({addr} in {net})"
+    if not addr.is_global:
+        return f"not a public address ({addr})"
+    return None
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address the host resolves to (a literal IP resolves to itself)."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeMediaError(f"cannot resolve host {host!r}: {exc}") from None
+    out: list[IPAddress] = []
+    for info in infos:
+        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if addr not in out:
+            out.append(addr)
+    return out
+
+
+def checked_address(url: str, *, field: str, allow_private: bool) -> tuple[IPAddress, int]:
+    """The address to connect to for ``url``, after checking every resolved address."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise UnsafeMediaError(f"only http(s) URLs can be fetched, not {scheme or 'a bare path'}", field=field)
+    if parts.username or parts.password:
+        raise UnsafeMediaError("URLs with user:password are refused", field=field)
+    host = parts.hostname
+    if not host:
+        raise UnsafeMediaError("URL has no host", field=field)
+    port = parts.port or (443 if scheme == "https" else 80)
+    addresses = resolve(host, port)
+    if not addresses:
+        raise UnsafeMediaError(f"host {host!r} resolves to no address", field=field)
+    if not allow_private:
+        for addr in addresses:
+            why = address_problem(addr)
+            if why:
+                raise UnsafeMediaError(
+                    f"refusing to fetch {host}: it resolves to {why}; set media.allow_private_urls to allow it",
+                    field=field,
+                )
+    return addresses[0], port

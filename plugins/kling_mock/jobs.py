@@ -1,0 +1,118 @@
+"""Mock jobs persisted as JSON, so any process can report, finish or cancel them by id.
+
+Layout: ``<work dir>/jobs/<job id>/job.json`` (state, progress, request, result) plus
+``render.lock``, held with ``flock`` by the process running the job. A job that is not
+finished and whose lock nobody holds was left behind by a process that ended; the next
+process that asks for it picks it up (the render is deterministic, so redoing it is safe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from kling_core.errors import ValidationError
+
+JOB_ID_RE = re.compile(r"^mock-[0-9a-f]{20}$")
+CANCEL_MARKER = "cancel-requested"
+
+
+def new_job_id() -> str:
+    return f"mock-{secrets.token_hex(10)}"
+
+
+def check_job_id(job_id: str) -> str:
+    # The id becomes a folder name: refuse anything that is not one of ours (no "../").
+    if not JOB_ID_RE.match(job_id):
+        raise ValidationError.single("job_id", f"{job_id!r} is not a mock job id (mock- and 20 hex digits)")
+    return job_id
+
+
+@attrs.define
+class JobRecord:
+    job_id: str
+    model: str
+    state: str  # queued | running | succeeded | failed | cancelled
+    submitted_at: float
+    request: dict[str, Any]  # the canonical request, media as local absolute paths
+    latency: float = 0.0
+    fail: str | None = None
+    retry_after: float = 5.0
+    client_key: str | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    progress: float | None = None
+    error: dict[str, Any] | None = None  # a JobError document
+    result: dict[str, Any] | None = None  # an EditResult document
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in ("succeeded", "failed", "cancelled")
+
+
+class JobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def dir(self, job_id: str) -> Path:
+        return self.root / check_job_id(job_id)
+
+    def exists(self, job_id: str) -> bool:
+        return (self.dir(job_id) / "job.json").is_file()
+
+    def load(self, job_id: str) -> JobRecord | None:
+        path = self.dir(job_id) / "job.json"
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        known = {a.name for a in attrs.fields(JobRecord)}
+        return JobRecord(**{k: v for k, v in doc.items() if k in known})
+
+    def save(self, record: JobRecord) -> None:
+        d = self.dir(record.job_id)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".job.json.{secrets.token_hex(4)}.part"
+        tmp.write_text(json.dumps(attrs.asdict(record), indent=1, sort_keys=True), "utf-8")
+        os.replace(tmp, d / "job.json")  # readers never see a half-written record
+
+    # -- who is running the job ---------------------------------------------------------
+    def acquire(self, job_id: str) -> int | None:
+        """Take the job's render lock; the fd to release, or None if another holder has it."""
+        d = self.dir(job_id)
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / "render.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    @staticmethod
+    def release(fd: int) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def is_running_elsewhere(self, job_id: str) -> bool:
+        fd = self.acquire(job_id)
+        if fd is None:
+            return True
+        self.release(fd)
+        return False
+
+    # -- cancellation across processes ---------------------------------------------------
+    def request_cancel(self, job_id: str) -> None:
+        (self.dir(job_id) / CANCEL_MARKER).touch()
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return (self.dir(job_id) / CANCEL_MARKER).exists()

@@ -1,0 +1,66 @@
+"""The mock's options, from ``[providers.mock.options]`` and per request (``request.options``).
+
+A request's value wins over the config's. Unknown names and bad values are refused with the
+accepted ones listed: a typo in ``fail`` must not silently run a successful job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from kling_core.errors import ConfigError, Problem, ValidationError
+from kling_mock.failures import FAILURES
+
+OPTION_NAMES: tuple[str, ...] = ("fail", "latency", "retry_after")
+
+
+@attrs.frozen
+class MockOptions:
+    fail: str | None = None  # one of FAILURES, or None for a normal job
+    latency: float = 0.0  # seconds a job stays queued before it runs
+    retry_after: float = 5.0  # the Retry-After a scripted rate limit reports
+
+
+def _problems(raw: Mapping[str, Any], prefix: str) -> tuple[dict[str, Any], list[Problem]]:
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in raw.items():
+        path = f"{prefix}.{key}"
+        if key not in OPTION_NAMES:
+            problems.append(Problem(path, f"unknown option (accepted: {', '.join(OPTION_NAMES)})"))
+        elif key == "fail":
+            if value in (None, "", "none"):
+                values["fail"] = None
+            elif isinstance(value, str) and value in FAILURES:
+                values["fail"] = value
+            else:
+                problems.append(Problem(path, f"{value!r} is not one of none, {', '.join(FAILURES)}"))
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                problems.append(Problem(path, f"expected a number of seconds ≥ 0, got {value!r}"))
+            else:
+                values[key] = float(value)
+    return values, problems
+
+
+def config_options(raw: Mapping[str, Any]) -> MockOptions:
+    values, problems = _problems(raw, "providers.mock.options")
+    if problems:
+        p = problems[0]
+        raise ConfigError(p.message, key=p.path)
+    return MockOptions(**values)
+
+
+def request_problems(raw: Mapping[str, Any]) -> list[Problem]:
+    return _problems(raw, "options")[1]
+
+
+def effective(base: MockOptions, raw: Mapping[str, Any]) -> MockOptions:
+    """Config options overlaid with a request's; raise ValidationError naming ``options.X``."""
+    values, problems = _problems(raw, "options")
+    if problems:
+        raise ValidationError(problems)
+    return attrs.evolve(base, **values)

@@ -1,0 +1,314 @@
+"""MockProvider: hosted-job behaviour over a local, deterministic ffmpeg render."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
+from kling_core.contract.models import EditRequest, EditResult, OutputVideo, Timings
+from kling_core.contract.status import Cancelled, Failed, JobError, JobStatus, Queued, Running, Succeeded
+from kling_core.errors import KlingError, Problem, ProviderError, ValidationError
+from kling_core.media.locate import find_ffmpeg
+from kling_core.media.probe import probe_video
+from kling_core.media.runner import run_ffmpeg
+from kling_core.media.workdir import work_dir
+from kling_core.provider import JobHandle, Provider, ProviderContext
+from kling_core.serialization import structure, unstructure
+from kling_mock import render
+from kling_mock.capabilities import CAPABILITIES
+from kling_mock.failures import FAILURES, submit_error
+from kling_mock.inspect import Inspected, inspect
+from kling_mock.jobs import JobRecord, JobStore, check_job_id, new_job_id
+from kling_mock.options import MockOptions, config_options, effective, request_problems
+
+# How often a queued job looks for a cancel request from another process, and how long a
+# cancel waits for the process running the job to stop it.
+_POLL_STEP = 0.1
+_CANCEL_WAIT = 10.0
+
+
+class _CancelRequested(Exception):
+    pass
+
+
+class MockProvider(Provider):
+    name: ClassVar[str] = "mock"
+    title: ClassVar[str] = "Offline mock: deterministic ffmpeg render, no key, no network"
+    capabilities: ClassVar[ProviderCapabilities] = CAPABILITIES
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        super().__init__(ctx)
+        self.options: MockOptions = config_options(ctx.settings.options)
+        self.root = work_dir(ctx.work_dir, ctx.media, "mock", ctx.environ)
+        self.store = JobStore(self.root / "jobs")
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, int] = {}
+        self._ffmpeg: str | None = None
+
+    @property
+    def ffmpeg(self) -> str:
+        if self._ffmpeg is None:
+            self._ffmpeg = find_ffmpeg(self.ctx.media, self.ctx.environ)
+        return self._ffmpeg
+
+    def _model(self, request: EditRequest) -> ModelCapabilities:
+        model = self.capabilities.model(request.model)
+        if model is None:
+            raise ValidationError.single("model", f"{request.model!r} is not offered by the mock")
+        return model
+
+    # -- checks ----------------------------------------------------------------------
+    def check(self, request: EditRequest) -> list[Problem]:
+        return request_problems(request.options)
+
+    async def _inspect(self, request: EditRequest) -> Inspected:
+        return await inspect(
+            request,
+            self._model(request),
+            media=self.ctx.media,
+            download_dir=self.root / "downloads",
+            transport=None,  # downloads always go through the SSRF-guarded real transport
+        )
+
+    async def prepare(self, request: EditRequest) -> EditRequest:
+        """Download URLs, probe every file and check it against the limits (before any job)."""
+        effective(self.options, request.options)
+        return (await self._inspect(request)).request
+
+    async def dry_run(self, request: EditRequest) -> Mapping[str, Any]:
+        opts = effective(self.options, request.options)
+        found = await self._inspect(request)
+        plan = render.plan(found.request, found.video, list(found.images), list(found.frontals))
+        return {"valid": True, "fail": opts.fail, "plan": plan.report()}
+
+    # -- submit ----------------------------------------------------------------------
+    async def submit(self, request: EditRequest) -> JobHandle:
+        opts = effective(self.options, request.options)
+        found = await self._inspect(request)  # idempotent after prepare(); refuses bad media
+        if opts.fail and FAILURES[opts.fail].phase == "submit":
+            raise submit_error(opts.fail, provider=self.name, retry_after=opts.retry_after)
+        now = self.ctx.clock()
+        record = JobRecord(
+            job_id=new_job_id(),
+            model=request.model,
+            state="queued",
+            submitted_at=now,
+            request=unstructure(found.request),
+            latency=opts.latency,
+            fail=opts.fail,
+            retry_after=opts.retry_after,
+            client_key=request.client_key,
+        )
+        self.store.save(record)
+        if opts.fail != "timeout":
+            self._start(record)
+        return JobHandle(
+            provider=self.name,
+            job_id=record.job_id,
+            model=request.model,
+            client_key=request.client_key,
+            submitted_at=now,
+            data={"work_dir": str(self.root)},
+        )
+
+    def _start(self, record: JobRecord) -> None:
+        fd = self.store.acquire(record.job_id)
+        if fd is None:  # another process already runs it
+            return
+        self._locks[record.job_id] = fd
+        self._tasks[record.job_id] = asyncio.get_running_loop().create_task(
+            self._run(record), name=f"kling-mock-{record.job_id}"
+        )
+
+    async def _run(self, record: JobRecord) -> None:
+        job_id = record.job_id
+        try:
+            await self._queue_wait(record)
+            record.state, record.started_at, record.progress = "running", self.ctx.clock(), 0.0
+            self.store.save(record)
+            failure = FAILURES.get(record.fail or "")
+            if failure is not None and failure.job_error is not None:
+                self._finish(record, "failed", error=unstructure(failure.job_error))
+                return
+            result = await self._render(record)
+            self._finish(record, "succeeded", result=unstructure(result))
+        except _CancelRequested:
+            self._finish(record, "cancelled")
+        except KlingError as exc:  # a render that fails is a failed job, not a crashed client
+            error = JobError(message=exc.message, code=type(exc).__name__, retryable=False, kind="job_failed")
+            self._finish(record, "failed", error=unstructure(error))
+        finally:
+            fd = self._locks.pop(job_id, None)
+            if fd is not None:
+                self.store.release(fd)
+
+    async def _queue_wait(self, record: JobRecord) -> None:
+        remaining = record.latency - max(0.0, self.ctx.clock() - record.submitted_at)
+        while remaining > 0:
+            step = min(_POLL_STEP, remaining)
+            await self.ctx.sleep(step)
+            remaining -= step
+            if self.store.cancel_requested(record.job_id):
+                raise _CancelRequested
+        if self.store.cancel_requested(record.job_id):
+            raise _CancelRequested
+
+    def _finish(self, record: JobRecord, state: str, **fields: Any) -> None:
+        current = self.store.load(record.job_id)
+        if current is not None and current.state == "cancelled":
+            return  # cancelled in the meantime: the cancel wins
+        record.state, record.completed_at = state, self.ctx.clock()
+        for key, value in fields.items():
+            setattr(record, key, value)
+        if state == "succeeded":
+            record.progress = 100.0
+        self.store.save(record)
+
+    async def _render(self, record: JobRecord) -> EditResult:
+        request: EditRequest = structure(record.request, EditRequest)
+        found = await self._inspect(request)
+        plan = render.plan(found.request, found.video, list(found.images), list(found.frontals))
+        out = self.store.dir(record.job_id) / f"kling-mock-{record.job_id[5:17]}.mp4"
+        total = max(plan.duration, 1e-6)
+        last = [0.0]
+
+        def on_progress(seconds: float) -> None:
+            if self.store.cancel_requested(record.job_id):
+                raise _CancelRequested
+            pct = round(min(99.0, 100.0 * seconds / total), 1)
+            if pct - last[0] >= 5.0:  # a record write per 5 % is plenty for pollers
+                last[0] = pct
+                record.progress = pct
+                self.store.save(record)
+
+        await run_ffmpeg(
+            self.ffmpeg,
+            render.inputs(plan, found.video),
+            render.output_args(plan),
+            out,
+            timeout=self.ctx.media.ffmpeg_timeout,
+            on_progress=on_progress,
+        )
+        rendered = probe_video(out, "output")
+        report = plan.report()
+        report["output"].update(duration=rendered.duration, size_bytes=rendered.size_bytes)
+        report["model"], report["edit_mode"] = request.model, request.edit_mode
+        return EditResult(
+            video=OutputVideo(
+                url=out.resolve().as_uri(),
+                content_type="video/mp4",
+                file_name=out.name,
+                file_size=rendered.size_bytes,
+            ),
+            job_id=record.job_id,
+            provider=self.name,
+            model=request.model,
+            timings=Timings(
+                submitted_at=record.submitted_at, started_at=record.started_at, completed_at=self.ctx.clock()
+            ),
+            report=report,
+        )
+
+    # -- status ----------------------------------------------------------------------
+    def resume(self, job_id: str, *, model: str | None = None) -> JobHandle:
+        check_job_id(job_id)
+        record = self.store.load(job_id)
+        return JobHandle(
+            provider=self.name,
+            job_id=job_id,
+            model=model or (record.model if record else None),
+            client_key=record.client_key if record else None,
+            submitted_at=record.submitted_at if record else None,
+            data={"work_dir": str(self.root)},
+        )
+
+    def _record(self, handle: JobHandle) -> JobRecord:
+        record = self.store.load(handle.job_id)
+        if record is None:
+            raise ProviderError(
+                f"no such job in {self.store.root}",
+                provider=self.name,
+                status_code=404,
+                code="job_not_found",
+                job_id=handle.job_id,
+            )
+        return record
+
+    async def status(self, handle: JobHandle) -> JobStatus:
+        record = self._record(handle)
+        if not record.terminal and record.fail != "timeout" and not self._live(record.job_id):
+            # Left behind by a process that ended: finish it here (deterministic, so safe).
+            self._start(record)
+            task = self._tasks.get(record.job_id)
+            if task is not None:
+                await asyncio.shield(task)
+            record = self._record(handle)
+        return self._to_status(record)
+
+    def _live(self, job_id: str) -> bool:
+        task = self._tasks.get(job_id)
+        if task is not None and not task.done():
+            return True
+        return self.store.is_running_elsewhere(job_id)
+
+    def _to_status(self, record: JobRecord) -> JobStatus:
+        job_id, name = record.job_id, self.name
+        if record.state == "succeeded" and record.result is not None:
+            return Succeeded(job_id=job_id, provider=name, result=structure(record.result, EditResult))
+        if record.state == "failed" and record.error is not None:
+            return Failed(job_id=job_id, provider=name, error=structure(record.error, JobError))
+        if record.state == "cancelled":
+            return Cancelled(job_id=job_id, provider=name)
+        if record.state == "queued" and (
+            record.fail != "timeout" or self.ctx.clock() - record.submitted_at < record.latency
+        ):
+            return Queued(job_id=job_id, provider=name, position=0)
+        return Running(job_id=job_id, provider=name, progress=record.progress or 0.0)
+
+    # -- cancel ----------------------------------------------------------------------
+    async def cancel(self, handle: JobHandle) -> bool:
+        record = self._record(handle)
+        if record.terminal:
+            return False
+        self.store.request_cancel(record.job_id)
+        task = self._tasks.get(record.job_id)
+        if task is not None and not task.done():
+            task.cancel()  # kills the ffmpeg process group
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._mark_cancelled(record.job_id)
+            return True
+        if self.store.is_running_elsewhere(record.job_id):
+            # The owning process sees the marker at its next progress report.
+            waited = 0.0
+            while waited < _CANCEL_WAIT:
+                await asyncio.sleep(_POLL_STEP)
+                waited += _POLL_STEP
+                current = self._record(handle)
+                if current.terminal:
+                    return current.state == "cancelled"
+            return False
+        self._mark_cancelled(record.job_id)
+        return True
+
+    def _mark_cancelled(self, job_id: str) -> None:
+        record = self.store.load(job_id)
+        if record is not None and not record.terminal:
+            record.state, record.completed_at = "cancelled", self.ctx.clock()
+            self.store.save(record)
+
+    async def aclose(self) -> None:
+        """Jobs keep running until the event loop ends; nothing else to release."""
+
+
+def output_path(result: EditResult) -> Path:
+    """The local file a mock result's ``file://`` URL names."""
+    from kling_core.contract.checks import local_path
+
+    path = local_path(result.video.url)
+    assert path is not None
+    return path
