@@ -123,6 +123,14 @@ class KlingProvider(HttpProvider):
             self.tokens.invalidate()  # a fresh token (and a fixed clock) may succeed next time
         return error
 
+    def may_retry(self, response: httpx.Response) -> bool:
+        """Retry a status GET by the service code's meaning, not the HTTP status alone."""
+        code = wire.body_code(try_json(response))
+        rule = wire.ERRORS.by_code.get(str(code)) if code is not None else None
+        if rule is not None:
+            return rule.retryable
+        return response.status_code != 429  # see wire.ERRORS.by_status[429]
+
     # -- I/O -----------------------------------------------------------------------------
     async def submit(self, request: EditRequest) -> JobHandle:
         try:
