@@ -16,8 +16,8 @@ import attrs
 from attrs import field
 
 from kling_core.errors import ConfigError, ValidationError
-from kling_core.serialization import structure
-from kling_core.settings import MediaSettings, ProviderSettings, RequestDefaults
+from kling_core.serialization import structure, unstructure
+from kling_core.settings import ENV_REF_RE, MediaSettings, ProviderSettings, RequestDefaults
 
 CONFIG_FILE = "kling.toml"
 
@@ -51,12 +51,26 @@ def config_from_document(doc: Mapping[str, Any], *, source: str | None = None) -
                     raise ValidationError.single(
                         f"providers.{name}.key", "given twice (also as credentials.key)", subject="config"
                     )
-                creds["key"] = table.pop("key")
+                key = table.pop("key")
+                if not isinstance(key, str) or not ENV_REF_RE.match(key):
+                    raise ValidationError.single(
+                        f"providers.{name}.key",
+                        "must be env:VARIABLE (keys are read from the environment; secrets do not belong in config files)",
+                        subject="config",
+                    )
+                creds["key"] = key
                 table["credentials"] = creds
             expanded[name] = table
         doc["providers"] = expanded
     cfg: KlingConfig = structure(doc, KlingConfig, subject="config")
     return attrs.evolve(cfg, source=source)
+
+
+def config_to_document(cfg: KlingConfig) -> dict[str, Any]:
+    """The config as a document ``config_from_document`` reads back (without its source)."""
+    doc: dict[str, Any] = unstructure(cfg)
+    doc.pop("source", None)
+    return doc
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

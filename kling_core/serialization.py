@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
+import cattrs.gen
 
 from kling_core.contract.status import STATUS_TYPES, JobStatus
 from kling_core.errors import Problem, ValidationError
@@ -61,7 +62,9 @@ def json_type(value: object) -> str:
 _SCALARS: dict[Any, tuple[str, Callable[[object], bool]]] = {
     str: ("a string", lambda v: isinstance(v, str)),
     bool: ("a boolean", lambda v: isinstance(v, bool)),
-    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    # JSON Schema counts 3.0 as an integer; so do we (it is structured as 3).
+    int: ("an integer", lambda v: (isinstance(v, int) and not isinstance(v, bool))
+          or (isinstance(v, float) and v.is_integer())),
     float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
 }
 
@@ -98,7 +101,9 @@ def _structure_value(value: object, tp: Any, path: str) -> Any:
         name, ok = _SCALARS[tp]
         if not ok(value):
             raise _Problems([Problem(path, f"expected {name}, got {json_type(value)}")])
-        return float(value) if tp is float else value  # type: ignore[arg-type]
+        if tp is float:
+            return float(value)  # type: ignore[arg-type]
+        return int(value) if tp is int else value  # type: ignore[call-overload]
     if origin in (tuple, list, Sequence, typing.Sequence) or tp in (tuple, list):
         args = get_args(tp)
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -195,7 +200,7 @@ def _structure_status(value: object, path: str) -> JobStatus:
         raise _Problems([Problem(path, f"expected an object, got {json_type(value)}")])
     state = value.get("state")
     by_state = {cls.__attrs_attrs__.state.default: cls for cls in STATUS_TYPES}  # type: ignore[attr-defined]
-    if state not in by_state:
+    if not isinstance(state, str) or state not in by_state:
         raise _Problems([Problem(_join(path, "state"), f"{state!r} is not one of {', '.join(by_state)}")])
     return _structure_attrs(value, by_state[state], path)  # type: ignore[no-any-return]
 
@@ -224,6 +229,13 @@ def _register() -> None:
         return structure(value, tp)
 
     converter.register_structure_hook_func(is_ours, hook)
+    for status_cls in STATUS_TYPES:
+        # The "state" tag is not an __init__ argument, so cattrs would leave it out.
+        plain = cattrs.gen.make_dict_unstructure_fn(status_cls, converter)
+        tag = status_cls.__attrs_attrs__.state.default  # type: ignore[attr-defined]
+        converter.register_unstructure_hook(
+            status_cls, lambda obj, _plain=plain, _tag=tag: {**_plain(obj), "state": _tag}
+        )
     converter.register_unstructure_hook(tuple, lambda t: [converter.unstructure(x) for x in t])
     converter.register_unstructure_hook_func(
         lambda tp: isinstance(tp, type) and issubclass(tp, Mapping),

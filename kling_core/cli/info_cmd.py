@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import resources
 from typing import Any
 
 import click
 
 from kling_core.cli.common import State
+from kling_core.config import config_to_document
 from kling_core.errors import ConfigError
 from kling_core.provider import Provider
+from kling_core.schema_store import CORE, load_schema, schema_root
 from kling_core.serialization import unstructure
 
 pass_state = click.make_pass_decorator(State)
-
-CORE_SCHEMAS = ("edit-request", "job-status", "edit-result", "config", "cassette")
 
 
 def provider_info(cls: type[Provider], state: State) -> dict[str, Any]:
@@ -79,15 +78,14 @@ def plugins(state: State, as_json: bool) -> None:
 
 
 def schema_text(name: str) -> str:
-    base = resources.files("kling_core") / "schemas"
-    rel = name if name.endswith(".json") else f"{name}.schema.json"
-    target = base.joinpath(*rel.split("/"))
-    if ".." in rel.split("/") or not target.is_file():
-        known = ", ".join(CORE_SCHEMAS)
-        extra = sorted(f"providers/{p.name.removesuffix('.schema.json')}" for p in (base / "providers").iterdir()
-                       if p.name.endswith(".schema.json")) if (base / "providers").is_dir() else []
-        raise ConfigError(f"unknown schema {name!r}; known: {', '.join([known, *extra])}", key="NAME")
-    return target.read_text()
+    try:
+        return json.dumps(load_schema(name), indent=2) + "\n"
+    except KeyError:
+        root = schema_root() / "providers"
+        extra = sorted(
+            f"providers/{p.name.removesuffix('.schema.json')}" for p in root.iterdir() if p.name.endswith(".schema.json")
+        ) if root.is_dir() else []
+        raise ConfigError(f"unknown schema {name!r}; known: {', '.join([*CORE, *extra])}", key="NAME") from None
 
 
 @click.command("schema")
@@ -124,8 +122,7 @@ def config_check(state: State) -> None:
 @pass_state
 def config_show(state: State) -> None:
     """Print the config in effect as JSON (keys appear as env: references only)."""
-    doc = unstructure(state.config)
-    doc.pop("source", None)
+    doc = config_to_document(state.config)
     click.echo(json.dumps(doc, indent=2))
 
 

@@ -34,19 +34,31 @@ ELEMENT_REFS_MIN = 1
 ELEMENT_REFS_MAX = 3
 NAME_MAX = 64
 DESCRIPTION_MAX = 500
-CLIENT_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
-MEDIA_RE = re.compile(r"^(https?://[^\s/?#]+[^\s]*|file://\S+|[^\s:][^\n]*|[A-Za-z]:[\\/][^\n]*)$")
+# The same patterns stand in schemas/edit-request.schema.json; both sides use re.search.
+MEDIA_PATTERN = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://\S+|[Ff][Ii][Ll][Ee]://\S+|(?!\S*://)\S[^\n]*)$"
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"
+CLIENT_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
 def _media_ref(inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if re.search(MEDIA_PATTERN, value):
+        return
+    if not value.strip():
         raise ValueError("must be a URL or a file path, got an empty string")
-    if "://" in value and not re.match(r"^(https?|file)://", value, re.IGNORECASE):
+    if "://" in value.split()[0]:
         scheme = value.split("://", 1)[0]
         raise ValueError(f"scheme {scheme!r} is not supported: use http(s)://, file:// or a path")
-    if not MEDIA_RE.match(value):
-        raise ValueError("must be an http(s) URL, a file:// URL or a local path")
+    raise ValueError("must be an http(s) URL, a file:// URL or a local path (no leading space)")
+
+
+def _pattern(pattern: str, what: str) -> Any:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None and not re.search(pattern, value):
+            raise ValueError(f"{value!r} is not {what}")
+
+    return check
 
 
 def _count(lo: int, hi: int, what: str) -> Any:
@@ -69,6 +81,14 @@ def _length(lo: int, hi: int) -> Any:
             raise ValueError("must not be empty" if lo == 1 else f"{n} characters, at least {lo}")
         if n > hi:
             raise ValueError(f"{n} characters, at most {hi}")
+
+    return check
+
+
+def _range(lo: float, hi: float) -> Any:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is not None and not lo <= value <= hi:
+            raise ValueError(f"{value} is out of range {lo:g}–{hi:g}")
 
     return check
 
@@ -109,7 +129,7 @@ class EditRequest:
     spelling given on input is normalized on construction.
     """
 
-    prompt: str = field(converter=normalize_prompt, validator=_length(1, PROMPT_MAX))
+    prompt: str = field(validator=_length(1, PROMPT_MAX))
     video: str = field(validator=_media_ref)
     model: ModelName = field(default="kling-o1", validator=_one_of(MODELS))
     images: tuple[str, ...] = field(
@@ -124,14 +144,18 @@ class EditRequest:
     quality: Quality = field(default="pro", validator=_one_of(QUALITIES))
     edit_mode: EditMode = field(default="edit", validator=_one_of(EDIT_MODES))
     aspect_ratio: AspectRatio | None = field(default=None, validator=_one_of(ASPECT_RATIOS))
-    duration: int | None = field(
-        default=None, validator=v.optional([v.instance_of(int), v.ge(3), v.le(15)])
+    duration: int | None = field(default=None, validator=_range(3, 15))
+    webhook_url: str | None = field(default=None, validator=_pattern(URL_PATTERN, "an http(s) URL"))
+    client_key: str | None = field(
+        default=None, validator=_pattern(CLIENT_KEY_PATTERN, "a key of 1–128 letters, digits, '.', '_', ':', '-'")
     )
-    webhook_url: str | None = field(default=None, validator=v.optional(v.matches_re(URL_RE)))
-    client_key: str | None = field(default=None, validator=v.optional(v.matches_re(CLIENT_KEY_RE)))
     # Provider-specific knobs (e.g. the mock's scripted failure). Flat scalars only, so they
     # serialize the same on every host and in the schema.
     options: Mapping[str, str | int | float | bool] = field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        # Normalize after validation, so the length limit applies to the prompt as given.
+        object.__setattr__(self, "prompt", normalize_prompt(self.prompt))
 
     def media(self) -> list[tuple[str, str]]:
         """Every media reference with its field path, video first."""
@@ -151,7 +175,7 @@ class OutputVideo:
     url: str
     content_type: str | None = "video/mp4"
     file_name: str | None = None
-    file_size: int | None = None
+    file_size: int | None = field(default=None, validator=_range(0, 2**63))
     path: str | None = None  # set once saved locally
 
 

@@ -10,7 +10,7 @@ from typing import Literal, Union
 import attrs
 from attrs import field
 
-from kling_core.contract.models import EditResult
+from kling_core.contract.models import EditResult, _range
 
 State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -33,7 +33,7 @@ class JobError:
 class Queued:
     job_id: str
     provider: str
-    position: int | None = None
+    position: int | None = field(default=None, validator=_range(0, 2**31))
     state: Literal["queued"] = field(default="queued", init=False)
 
 
@@ -41,7 +41,7 @@ class Queued:
 class Running:
     job_id: str
     provider: str
-    progress: float | None = None  # percent, 0–100, where the host reports it
+    progress: float | None = field(default=None, validator=_range(0, 100))  # percent, where reported
     logs: tuple[str, ...] = field(factory=tuple, converter=tuple)
     state: Literal["running"] = field(default="running", init=False)
 

@@ -1,0 +1,26 @@
+"""Every test runs isolated from the user's config, journal and caches."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Budgets set on purpose: thorough enough to find drift, small enough for 2-core CI.
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile("dev", max_examples=25, deadline=None)
+settings.register_profile("deep", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("KLING_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("KLING_STATE_DIR", str(state))
+    monkeypatch.setenv("KLING_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    for var in ("KLING_CONFIG", "KLING_LOG", "KLING_PLUGINS", "FAL_KEY", "SEGMIND_API_KEY",
+                "UNIFICALLY_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "KLING_FFMPEG"):
+        monkeypatch.delenv(var, raising=False)
