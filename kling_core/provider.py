@@ -59,7 +59,7 @@ class ProviderContext:
     name: str
     settings: ProviderSettings = field(factory=ProviderSettings)
     media: MediaSettings = field(factory=MediaSettings)
-    environ: Mapping[str, str] | None = None  # None: os.environ
+    environ: Mapping[str, str] | None = field(default=None, repr=False)  # None: os.environ; may hold keys
     # Injected for tests: an httpx transport (respx router, loopback) and a clock.
     transport: Any = None
     sleep: Callable[[float], Awaitable[None]] = field(factory=_real_sleep)
