@@ -190,17 +190,24 @@ class HttpProvider(Provider):
         return self.error_table.build(self.name, response.status_code, self.error_info(response), job_id=job_id)
 
     # -- I/O -----------------------------------------------------------------------------
-    async def send_submit(self, request: httpx.Request, *, client_key: str | None) -> httpx.Response:
+    async def send_submit(
+        self, request: httpx.Request, *, client_key: str | None, stream: bool = False
+    ) -> httpx.Response:
         """Send a job-creating request at most once.
 
         Retried only when the connection was never made; any later failure raises
         :class:`SubmitUncertainError`, and an error response its mapped error, unretried.
+        ``stream``: return a 2xx response with its body unread (the caller streams it to disk
+        and must close it).
         """
         delays = backoff_delays(self.poll)
         attempt = 0
         while True:
             try:
-                response = await self.client.send(request)
+                response = await self.client.send(request, stream=stream)
+                if stream and not _ok(response.status_code):
+                    await response.aread()
+                    await response.aclose()
             except httpx.TransportError as exc:
                 if classify("submit_pre_send", exc).retry and attempt < SUBMIT_CONNECT_RETRIES:
                     attempt += 1

@@ -1,0 +1,13 @@
+"""Segmind provider plugin: the Kling O1/O3 video-to-video edit through Segmind's API."""
+
+from typing import Any
+
+from kling_core import hookimpl
+from kling_segmind.provider import SegmindProvider
+
+__all__ = ["SegmindProvider"]
+
+
+@hookimpl
+def kling_register_providers(register: Any) -> None:
+    register(SegmindProvider)

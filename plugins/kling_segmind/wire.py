@@ -1,0 +1,129 @@
+"""Segmind's wire format as data plus pure functions (providers.md §2, §6).
+
+Slugs per model and edit mode; O1 has no quality switch on Segmind (one ``pro``-grade
+endpoint, inferred), O3 takes ``mode``, ``duration`` (a string) and ``aspect_ratio``.
+No O1 reference slug is documented; the O3 ``-reference`` slug is named on Segmind's site but
+its field list was not captured, so it gets the O3 edit fields (inferred).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
+from kling_core.contract.models import EditRequest
+from kling_core.contract.prompt import render_prompt, spell_canonical
+from kling_core.errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    ProviderError,
+    ProviderValidationError,
+    RateLimitedError,
+)
+from kling_core.http import ErrorRule, ErrorTable
+
+API_BASE = "https://api.segmind.com"
+SLUGS: dict[tuple[str, str], str] = {
+    ("kling-o1", "edit"): "kling-o1-video-to-video-edit",
+    ("kling-o3", "edit"): "kling-o3-video2video-edit",
+    ("kling-o3", "reference"): "kling-o3-video2video-reference",
+}
+# Which optional body fields each model's schema has.
+O3_FIELDS = frozenset({"mode", "duration", "aspect_ratio"})
+MODEL_FIELDS: Mapping[str, frozenset[str]] = {"kling-o1": frozenset(), "kling-o3": O3_FIELDS}
+
+STATES_QUEUED = frozenset({"QUEUED"})
+STATES_RUNNING = frozenset({"PROCESSING"})
+STATE_COMPLETED = "COMPLETED"
+STATE_FAILED = "FAILED"
+KNOWN_STATES = STATES_QUEUED | STATES_RUNNING | {STATE_COMPLETED, STATE_FAILED}
+CREDITS_HEADER = "x-remaining-credits"
+
+CAPABILITIES = ProviderCapabilities(
+    models=(
+        ModelCapabilities(
+            model="kling-o1", edit_modes=("edit",), qualities=("pro",),
+            endpoints={"edit": SLUGS[("kling-o1", "edit")]},
+        ),
+        ModelCapabilities(
+            model="kling-o3", edit_modes=("edit", "reference"), qualities=("std", "pro"),
+            accepts_aspect_ratio=True, accepts_duration=True,
+            endpoints={"edit": SLUGS[("kling-o3", "edit")], "reference": SLUGS[("kling-o3", "reference")]},
+        ),
+    ),
+    can_cancel=False,  # no cancel documented
+    accepts_webhook=False,  # no per-request webhook for model inference
+    accepts_local_files=False,  # URLs only (or a kling_media_uploader plugin)
+    supports_dry_run=False,
+    reports_progress=False,
+    reports_cost=True,  # x-remaining-credits
+)
+
+ERROR_TABLE = ErrorTable(
+    by_status={
+        400: ErrorRule(ProviderValidationError, False, "Segmind rejected the request"),
+        401: ErrorRule(AuthenticationError, False, "Segmind rejected the API key (SEGMIND_API_KEY)"),
+        403: ErrorRule(AuthenticationError, False, "the Segmind key lacks permission for this model"),
+        404: ErrorRule(ProviderError, False, "Segmind does not know this model or request"),
+        406: ErrorRule(InsufficientCreditsError, False, "not enough Segmind credits"),
+        429: ErrorRule(RateLimitedError, True, "rate limited by Segmind"),
+        500: ErrorRule(ProviderError, True, "Segmind server error"),
+        502: ErrorRule(ProviderError, True, "Segmind gateway error"),
+        504: ErrorRule(ProviderError, True, "Segmind timed out"),
+    },
+)
+
+
+def slug_for(model: str, edit_mode: str) -> str | None:
+    return SLUGS.get((model, edit_mode))
+
+
+def submit_body(request: EditRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "prompt": render_prompt(request.prompt, spell_canonical),
+        "video_url": request.video,
+        "keep_audio": request.keep_audio,
+    }
+    if request.images:
+        body["image_urls"] = list(request.images)
+    if request.elements:
+        body["elements"] = [
+            {"frontal_image_url": el.frontal_image, "reference_image_urls": list(el.reference_images)}
+            for el in request.elements
+        ]
+    fields = MODEL_FIELDS.get(request.model, frozenset())
+    if "mode" in fields:
+        body["mode"] = request.quality
+    # Sent only when asked for: Segmind's own defaults ("5", "16:9") would not follow the input.
+    if "duration" in fields and request.duration is not None:
+        body["duration"] = str(request.duration)
+    if "aspect_ratio" in fields and request.aspect_ratio is not None:
+        body["aspect_ratio"] = request.aspect_ratio
+    return body
+
+
+def output_url(doc: Mapping[str, Any]) -> str | None:
+    """The video URL of a result document. ``output`` is documented as "the video URL" for
+    video models; a list or an object holding ``url`` is accepted too (exact shape unrecorded).
+    """
+    for key in ("output", "video_url", "video", "url"):
+        value = doc.get(key)
+        if isinstance(value, str) and value.startswith(("https://", "http://")):
+            return value
+        if isinstance(value, list) and value and isinstance(value[0], str) and value[0].startswith(("https://", "http://")):
+            return value[0]
+        if isinstance(value, Mapping) and isinstance(value.get("url"), str):
+            return str(value["url"])
+    return None
+
+
+def credits(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get(CREDITS_HEADER)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
