@@ -8,7 +8,7 @@ answer was lost can be found again by that id instead of being sent twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
@@ -87,10 +87,7 @@ class KlingProvider(HttpProvider):
         return self.make_request("POST", self.url(wire.TASKS_PATH), json_body=wire.build_task(request))
 
     def parse_submit(self, response: httpx.Response, request: EditRequest) -> JobHandle:
-        body = try_json(response)
-        if wire.is_error_body(body):
-            raise self.map_error(response)
-        data = wire.envelope_data(body, what="submit response")
+        data = wire.envelope_data(try_json(response), what="submit response")
         external = wire.external_id_of(data) or request.client_key
         return JobHandle(
             provider=self.name,
@@ -104,11 +101,8 @@ class KlingProvider(HttpProvider):
         return self.make_request("GET", self.url(f"{wire.TASKS_PATH}/{quote(handle.job_id, safe='')}"))
 
     def parse_status(self, response: httpx.Response, handle: JobHandle) -> JobStatus:
-        body = try_json(response)
-        if wire.is_error_body(body):  # HTTP 200 with a non-zero service code is an error
-            raise self.map_error(response, job_id=handle.job_id)
         return wire.parse_task(
-            body, job_id=handle.job_id, model=handle.model or "kling-o1", submitted_at=handle.submitted_at
+            try_json(response), job_id=handle.job_id, model=handle.model or "kling-o1", submitted_at=handle.submitted_at
         )
 
     def map_error(self, response: httpx.Response, *, job_id: str | None = None) -> ProviderError:
@@ -132,6 +126,20 @@ class KlingProvider(HttpProvider):
         return response.status_code != 429  # see wire.ERRORS.by_status[429]
 
     # -- I/O -----------------------------------------------------------------------------
+    # Kling also reports errors inside HTTP 200 answers (service code != 0): such an answer
+    # is mapped like an error response here, so the parsers only ever see code-0 documents.
+    async def send_submit(self, request: httpx.Request, *, client_key: str | None, **kw: Any) -> httpx.Response:
+        response = await super().send_submit(request, client_key=client_key, **kw)
+        if wire.is_error_body(try_json(response)):
+            raise self.map_error(response)
+        return response
+
+    async def send_get(self, request: httpx.Request, **kw: Any) -> httpx.Response:
+        response = await super().send_get(request, **kw)
+        if wire.is_error_body(try_json(response)):
+            raise self.map_error(response, job_id=kw.get("job_id"))
+        return response
+
     async def submit(self, request: EditRequest) -> JobHandle:
         try:
             return await super().submit(request)
@@ -154,14 +162,15 @@ class KlingProvider(HttpProvider):
         Safe to call any number of times: it only reads.
         """
         request = self.make_request("GET", self.url(f"{wire.TASKS_PATH}/{quote(client_key, safe='')}"))
-        response = await self.send_get(request, phase="status", accept=(404,))
-        body = try_json(response)
-        code = wire.body_code(body)
-        if code == wire.NOT_FOUND_CODE or (response.status_code == 404 and code is None):
-            return None
-        if wire.is_error_body(body):
-            raise self.map_error(response)
-        data = wire.envelope_data(body, what="task look-up")
+        try:
+            response = await self.send_get(request, phase="status", accept=(404,))
+        except ProviderError as exc:
+            if exc.code == str(wire.NOT_FOUND_CODE):
+                return None
+            raise
+        if response.status_code == 404:
+            return None  # a 404 without a service code: no such task either
+        data = wire.envelope_data(try_json(response), what="task look-up")
         return JobHandle(
             provider=self.name,
             job_id=wire.task_id_of(data, what="task look-up"),

@@ -23,7 +23,7 @@ from kling_core.errors import (
     ProviderValidationError,
     RateLimitedError,
 )
-from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
+from kling_core.http.errormap import ErrorRule, ErrorTable
 
 PROVIDER = "kling"
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
@@ -260,6 +260,18 @@ def error_from(
     reason = f"{meaning}: {message}" if message and message.lower() not in meaning.lower() else meaning
     if request_id:
         reason += f" [request_id {request_id}]"
+    if 200 <= http_status < 300:
+        reason += f" (in an HTTP {http_status} answer)"
     details = (Problem("", message),) if message and issubclass(rule.error, ProviderValidationError) else ()
-    info = ErrorInfo(message=reason, code=code, details=details, retry_after=retry_after)
-    return ERRORS.build(PROVIDER, http_status, info, job_id=job_id)
+    kw: dict[str, Any] = {
+        "provider": PROVIDER,
+        # A 2xx that carries an error code has no HTTP error status to report.
+        "status_code": None if 200 <= http_status < 300 else http_status,
+        "code": code,
+        "retryable": rule.retryable,
+        "job_id": job_id,
+        "details": details,
+    }
+    if issubclass(rule.error, RateLimitedError):
+        return rule.error(reason, retry_after=retry_after, **kw)
+    return rule.error(reason, **kw)

@@ -75,15 +75,20 @@ class UnificallyProvider(HttpProvider):
         return self.make_request("POST", self.url(wire.TASKS_PATH), json_body=wire.build_task(request))
 
     def parse_submit(self, response: httpx.Response, request: EditRequest) -> JobHandle:
-        body = try_json(response)
-        if isinstance(body, Mapping) and body.get("success") is False:
-            raise self.map_error(response)
         return JobHandle(
             provider=self.name,
-            job_id=wire.parse_task_id(body),
+            job_id=wire.parse_task_id(try_json(response)),
             model=request.model,
             client_key=request.client_key,
         )
+
+    async def send_submit(self, request: httpx.Request, *, client_key: str | None, **kw: Any) -> httpx.Response:
+        # A 2xx whose envelope says "success": false created nothing: map it like an error.
+        response = await super().send_submit(request, client_key=client_key, **kw)
+        body = try_json(response)
+        if isinstance(body, Mapping) and body.get("success") is False:
+            raise self.map_error(response)
+        return response
 
     def build_status(self, handle: JobHandle) -> httpx.Request:
         return self.make_request("GET", self.url(f"{wire.TASKS_PATH}/{_segment(handle.job_id)}"))

@@ -1,0 +1,12 @@
+"""The shipped provider contract suite, run against the Kling official API plugin and its cassettes."""
+
+from pathlib import Path
+
+import kling_official
+from kling_core.testing import ProviderContractTests
+
+
+class TestKling(ProviderContractTests):
+    provider_name = "kling"
+    provider_cls = kling_official.KlingProvider
+    cassette_dir = Path(kling_official.__file__).parent / "cassettes"

@@ -1,0 +1,12 @@
+"""The shipped provider contract suite, run against the Unifically plugin and its cassettes."""
+
+from pathlib import Path
+
+import kling_unifically
+from kling_core.testing import ProviderContractTests
+
+
+class TestUnifically(ProviderContractTests):
+    provider_name = "unifically"
+    provider_cls = kling_unifically.UnificallyProvider
+    cassette_dir = Path(kling_unifically.__file__).parent / "cassettes"
