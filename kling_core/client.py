@@ -57,6 +57,12 @@ def backoff(poll: PollSettings, rng: random.Random) -> Iterator[float]:
         delay = min(delay * poll.factor, poll.max)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _failed_error(status: Failed) -> KlingError:
     err = status.error
     common: dict[str, Any] = {"provider": status.provider, "job_id": status.job_id, "code": err.code}
@@ -310,6 +316,7 @@ class AsyncEditClient:
             os.close(fd)
             try:
                 await asyncio.to_thread(shutil.copyfile, src, tmp)
+                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
                 os.replace(tmp, dest)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

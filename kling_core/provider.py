@@ -134,5 +134,5 @@ class Provider(abc.ABC):
         """A handle for a job id given by hand (`kling status PROVIDER JOB_ID`)."""
         return JobHandle(provider=self.name, job_id=job_id, model=model)
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; most providers hold nothing
         """Release connections."""

@@ -147,11 +147,11 @@ def _structure_value(value: object, tp: Any, path: str) -> Any:
     raise TypeError(f"no structuring rule for {tp!r}")
 
 
-def _structure_attrs(data: object, cls: type[T], path: str) -> T:
+def _structure_attrs(data: object, cls: Any, path: str) -> Any:
     if not isinstance(data, Mapping):
         raise _Problems([Problem(path, f"expected an object, got {json_type(data)}")])
     attrs.resolve_types(cls)
-    fields = attrs.fields(cls)  # type: ignore[misc]
+    fields = attrs.fields(cls)
     init_fields = [f for f in fields if f.init]
     known = {f.name for f in fields}
     problems: list[Problem] = []
@@ -210,13 +210,23 @@ def structure(data: object, cls: Any, *, subject: str | None = None) -> Any:
     try:
         return _structure_value(data, cls, "")
     except _Problems as e:
-        name = subject or getattr(cls, "__name__", "document")
+        name = subject or str(getattr(cls, "__name__", "document"))
         raise ValidationError(e.problems, subject=name) from None
 
 
 def unstructure(obj: Any) -> Any:
     """The JSON-ready form of a model (tuples as lists, mappings as dicts)."""
     return converter.unstructure(obj)
+
+
+def _tagged_unstructure(cls: Any) -> Callable[[Any], dict[str, Any]]:
+    plain: Callable[[Any], dict[str, Any]] = cattrs.gen.make_dict_unstructure_fn(cls, converter)
+    tag = cls.__attrs_attrs__.state.default
+
+    def unstructure_status(obj: Any) -> dict[str, Any]:
+        return {**plain(obj), "state": tag}
+
+    return unstructure_status
 
 
 def _register() -> None:
@@ -231,11 +241,7 @@ def _register() -> None:
     converter.register_structure_hook_func(is_ours, hook)
     for status_cls in STATUS_TYPES:
         # The "state" tag is not an __init__ argument, so cattrs would leave it out.
-        plain = cattrs.gen.make_dict_unstructure_fn(status_cls, converter)
-        tag = status_cls.__attrs_attrs__.state.default  # type: ignore[attr-defined]
-        converter.register_unstructure_hook(
-            status_cls, lambda obj, _plain=plain, _tag=tag: {**_plain(obj), "state": _tag}
-        )
+        converter.register_unstructure_hook(status_cls, _tagged_unstructure(status_cls))
     converter.register_unstructure_hook(tuple, lambda t: [converter.unstructure(x) for x in t])
     converter.register_unstructure_hook_func(
         lambda tp: isinstance(tp, type) and issubclass(tp, Mapping),

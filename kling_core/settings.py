@@ -7,8 +7,8 @@ environment when a provider is used, wrapped in :class:`Secret` so it never prin
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs

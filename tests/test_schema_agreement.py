@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kling_core.config import config_from_document, config_to_document
-from kling_core.contract.models import EditRequest, EditResult, Element, OutputVideo, Timings, Cost
+from kling_core.contract.models import Cost, EditRequest, EditResult, Element, OutputVideo, Timings
 from kling_core.contract.status import Cancelled, Failed, JobError, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import ValidationError
 from kling_core.schema_store import validator

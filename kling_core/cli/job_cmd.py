@@ -133,7 +133,8 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
          options: tuple[str, ...], provider: str | None, output: str | None, as_json: bool, dry_run: bool,
          no_wait: bool, quiet: bool) -> int:
     """Edit VIDEO (a local path or an http(s) URL) as the prompt says; write the output .mp4."""
-    parsed_elements, problems = [], []
+    parsed_elements: list[dict[str, Any]] = []
+    problems: list[Problem] = []
     for i, spec in enumerate(elements):
         try:
             parsed_elements.append(parse_element(spec, i))

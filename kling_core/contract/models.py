@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
-from attrs import field, validators as v
+from attrs import field
+from attrs import validators as v
 
 from kling_core.contract.prompt import normalize_prompt
 

@@ -5,7 +5,7 @@ A host's "completed, but with an error" is :class:`Failed`, never :class:`Succee
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 import attrs
 from attrs import field
@@ -69,7 +69,7 @@ class Cancelled:
     state: Literal["cancelled"] = field(default="cancelled", init=False)
 
 
-JobStatus = Union[Queued, Running, Succeeded, Failed, Cancelled]
+JobStatus = Queued | Running | Succeeded | Failed | Cancelled
 STATUS_TYPES: tuple[type, ...] = (Queued, Running, Succeeded, Failed, Cancelled)
 
 

@@ -1,0 +1,172 @@
+"""The core client: checks before any call, at-most-once submit, polling, deadlines, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+from fake_provider import FakePlugin, FakeProvider
+
+from kling_core.client import AsyncEditClient, EditClient, backoff
+from kling_core.config import config_from_document
+from kling_core.contract.status import Failed, JobError, Running
+from kling_core.errors import (
+    ContentPolicyError,
+    JobFailedError,
+    JobTimeoutError,
+    MissingKeyError,
+    ProviderValidationError,
+    UnsupportedError,
+    ValidationError,
+)
+from kling_core.journal import Journal
+from kling_core.plugins import PluginHost
+from kling_core.settings import PollSettings
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    FakeProvider.script = None
+    FakeProvider.submits = []
+    FakeProvider.cancels = []
+
+
+def make_client(clock: FakeClock, tmp_path: Path, **config: object) -> AsyncEditClient:
+    host = PluginHost(entrypoints=False, plugins=[("fake", FakePlugin())])
+    return AsyncEditClient(
+        provider="fake", config=config_from_document(config), host=host, sleep=clock.sleep, clock=clock,
+        journal=Journal(tmp_path), rng=random.Random(1),
+    )
+
+
+URL = "https://media.example/in.mp4"
+
+
+def test_a_job_polls_with_backoff_and_returns_the_result(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    seen: list[str] = []
+    result = asyncio.run(client.edit(client.request(URL, "grade it"), on_status=lambda s: seen.append(s.state)))
+    assert seen == ["queued", "running", "succeeded"]
+    assert clock.sleeps == [1.0, 2.0]  # the provider's cadence: 1 s, ×2
+    assert result.video.url == "https://cdn.example/out.mp4"
+
+
+def test_backoff_grows_to_the_cap_with_bounded_jitter() -> None:
+    poll = PollSettings(initial=1.0, factor=1.5, max=20.0, jitter=0.25)
+    delays = [d for d, _ in zip(backoff(poll, random.Random(7)), range(30), strict=False)]
+    nominal = [min(1.0 * 1.5**i, 20.0) for i in range(30)]
+    assert all(0.75 * n <= d <= 1.25 * n for d, n in zip(delays, nominal, strict=True))
+    assert max(delays) <= 25.0
+
+
+def test_the_deadline_raises_a_timeout_naming_the_job(clock: FakeClock, tmp_path: Path) -> None:
+    FakeProvider.script = [Running("job-1", "fake", progress=float(i % 100)) for i in range(1000)]
+    client = make_client(clock, tmp_path)
+    with pytest.raises(JobTimeoutError) as info:
+        asyncio.run(client.edit(client.request(URL, "x")))
+    assert "job-1" in str(info.value) and "kling status fake job-1" in str(info.value)
+    assert sum(clock.sleeps) <= 60.0  # never sleeps past the deadline
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("content_policy", ContentPolicyError), ("validation", ProviderValidationError), ("job_failed", JobFailedError)],
+)
+def test_failed_states_raise_the_canonical_error(clock: FakeClock, tmp_path: Path, kind: str, error: type) -> None:
+    FakeProvider.script = [Failed("job-1", "fake", JobError("refused", code="1301", kind=kind))]  # type: ignore[arg-type]
+    client = make_client(clock, tmp_path)
+    with pytest.raises(error) as info:
+        asyncio.run(client.edit(client.request(URL, "x")))
+    assert "refused" in str(info.value)
+
+
+def test_same_client_key_submits_once(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    request = client.request(URL, "x", client_key="job-42")
+    first = asyncio.run(client.submit(request))
+    # A new client over the same journal (a restarted process) does not post again either.
+    again = asyncio.run(make_client(clock, tmp_path).submit(request))
+    assert first == again and len(FakeProvider.submits) == 1
+    with pytest.raises(ValidationError, match="client_key: 'job-42' was already used for a different request"):
+        asyncio.run(client.submit(client.request(URL, "something else", client_key="job-42")))
+    assert len(FakeProvider.submits) == 1
+
+
+def test_every_capability_problem_is_listed_before_any_call(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    request = client.request(
+        URL, "x", images=[URL] * 3, aspect_ratio="16:9",
+        elements=[{"frontal_image": URL, "reference_images": [URL]}] * 2,
+    )
+    with pytest.raises(UnsupportedError) as info:
+        asyncio.run(client.submit(request))
+    paths = {p.path for p in info.value.problems}
+    assert paths == {"images", "aspect_ratio"}
+    assert "5 references, at most 4" in str(info.value)
+    assert FakeProvider.submits == []
+
+
+def test_local_files_on_a_url_only_provider_say_how_to_fix(clock: FakeClock, tmp_path: Path) -> None:
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"x")
+    client = make_client(clock, tmp_path)
+    with pytest.raises(UnsupportedError, match="video: this provider takes http\\(s\\) URLs only"):
+        client.check(client.request(str(video), "x"))
+
+
+def test_missing_references_and_files_are_validation_errors(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    with pytest.raises(ValidationError) as info:
+        client.check(client.request(str(tmp_path / "nope.mp4"), "use @Image3", images=[URL, URL]))
+    text = str(info.value)
+    assert "prompt: @Image3 refers to a image the request does not contain (2 images given)" in text or \
+        "prompt: @Image3" in text
+    assert "video: file not found" in text
+
+
+def test_missing_key_names_the_variable(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    with pytest.raises(MissingKeyError, match="set the environment variable FAKE_TEST_KEY"):
+        client.provider("keyed")
+
+
+def test_config_defaults_layer_under_explicit_values(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path, defaults={"quality": "std", "keep_audio": True},
+                         providers={"fake": {"defaults": {"model": "kling-o3"}}})
+    request = client.request(URL, "x")
+    assert (request.quality, request.keep_audio, request.model) == ("std", True, "kling-o3")
+    assert client.request(URL, "x", quality="pro").quality == "pro"
+
+
+def test_sync_client_runs_the_same_job_even_inside_a_running_loop(tmp_path: Path) -> None:
+    host = PluginHost(entrypoints=False, plugins=[("fake", FakePlugin())])
+
+    async def nap(_: float) -> None:
+        return None
+
+    async def inside_loop() -> str:
+        with EditClient(provider="fake", config=config_from_document({}), host=host, sleep=nap,
+                        journal=Journal(tmp_path)) as client:
+            return client.edit(client.request(URL, "x")).job_id
+
+    assert asyncio.run(inside_loop()) == "job-1"
