@@ -64,7 +64,6 @@ async def download(
 ) -> Path:
     """Fetch ``url`` into ``dest_dir``; return the local path. Raises UnsafeMediaError / ValidationError."""
     settings = settings or MediaSettings()
-    dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / url_file_name(url)
     timeout = httpx.Timeout(settings.download_timeout, connect=CONNECT_TIMEOUT)
     async with httpx.AsyncClient(
@@ -90,6 +89,7 @@ async def download(
                     raise ValidationError.single(
                         field, f"could not download {_safe(current)}: HTTP {response.status_code}"
                     )
+                dest_dir.mkdir(parents=True, exist_ok=True)
                 await _save(response, dest, field=field, limit=settings.max_download_bytes)
                 return dest
             finally:

@@ -59,11 +59,23 @@ class ImageInfo:
     size_bytes: int
 
 
-def _open(path: Path, formats: tuple[str, ...]) -> Any:
+def _open(path: Path, formats: tuple[str, ...], format: str | None = None) -> Any:
     import av
 
     options = {"protocol_whitelist": "file", "format_whitelist": whitelist(formats), **_PROBE_OPTIONS}
-    return av.open(str(path), mode="r", options=options)
+    return av.open(str(path), mode="r", format=format, options=options)
+
+
+_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = ((b"\x89PNG\r\n\x1a\n", "png_pipe"), (b"\xff\xd8\xff", "jpeg_pipe"))
+
+
+def _image_demuxer(path: Path) -> str | None:
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    for magic, demuxer in _IMAGE_SIGNATURES:
+        if head.startswith(magic):
+            return demuxer
+    return None
 
 
 def _looks_like_reference_list(path: Path) -> bool:
@@ -76,7 +88,7 @@ def _looks_like_reference_list(path: Path) -> bool:
     return any(head.startswith(m) for m in REFERENCE_LIST_MAGIC) or b"#EXT-X-" in head
 
 
-def _refuse(path: Path, field: str, kind: str, exc: Exception) -> Exception:
+def _refuse(path: Path, field: str, kind: str, exc: Exception | None) -> Exception:
     """The error for a file the whitelist (or the demuxers) would not open."""
     import av
 
@@ -166,7 +178,7 @@ def _duration(container: Any, stream: Any) -> float:
     return 0.0
 
 
-def _decode_one_frame(container: Any, stream: Any, field: str) -> None:
+def _decode_one_frame(container: Any, stream: Any, field: str, kind: str = "video") -> None:
     """A header can lie; one decoded frame shows the stream is actually readable."""
     import av
 
@@ -175,7 +187,7 @@ def _decode_one_frame(container: Any, stream: Any, field: str) -> None:
             return
     except av.FFmpegError:
         pass
-    raise ValidationError.single(field, "not a readable video file (no decodable frame)")
+    raise ValidationError.single(field, f"not a readable {kind} file (no decodable frame)")
 
 
 def probe_image(path: str | os.PathLike[str], field: str = "image") -> ImageInfo:
@@ -184,12 +196,16 @@ def probe_image(path: str | os.PathLike[str], field: str = "image") -> ImageInfo
 
     p = Path(path)
     size = _check_file(p, field)
+    # Probing scores image2 (by file name) above the pipe demuxers, so the demuxer is chosen
+    # from the signature and forced, exactly as the ffmpeg run will force it (-f).
+    demuxer = _image_demuxer(p)
+    if demuxer is None:
+        raise _refuse(p, field, "image", None)
     try:
-        container = _open(p, IMAGE_FORMATS)
+        container = _open(p, IMAGE_FORMATS, format=demuxer)
     except av.FFmpegError as exc:
         raise _refuse(p, field, "image", exc) from None
     try:
-        demuxer = container.format.name
         vstreams = container.streams.video
         if not vstreams:
             raise ValidationError.single(field, "not a readable image file")
@@ -197,6 +213,7 @@ def probe_image(path: str | os.PathLike[str], field: str = "image") -> ImageInfo
         width, height = int(cc.width or 0), int(cc.height or 0)
         if width <= 0 or height <= 0:
             raise ValidationError.single(field, "not a readable image file (no picture size)")
+        _decode_one_frame(container, vstreams[0], field, "image")
         return ImageInfo(
             path=str(p.resolve()),
             format=CONTAINER_NAMES.get(demuxer, demuxer),

@@ -1,0 +1,122 @@
+"""Shared media fixtures for the media and mock tests: generated clips, images, a loopback server.
+
+Imported by the test modules (``from media_fixtures import ...``); pytest sees the fixtures
+through that import.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from kling_core.media import SampleMedia, make_sample
+from kling_core.media.samples import make_clip
+
+SAMPLE_DURATION = 3.2
+SAMPLE_SIZE = (1280, 720)
+SAMPLE_FPS = 24
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleMedia:
+    """A 3.2 s 1280x720 24 fps clip with a tone, and three reference images (red, blue, green)."""
+    return make_sample(
+        tmp_path_factory.mktemp("sample"), duration=SAMPLE_DURATION, size=SAMPLE_SIZE, fps=SAMPLE_FPS, images=3
+    )
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 s: under the 3 s minimum."""
+    return make_clip(tmp_path_factory.mktemp("short") / "short.mp4", duration=2.0, size=(1280, 720), fps=24, audio=False)
+
+
+@pytest.fixture(scope="session")
+def long_4k_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 s of 3840x2160 at 24 fps, made cheaply: one encoded second, looped by stream copy."""
+    from kling_core.media.locate import find_ffmpeg
+    from kling_core.media.samples import generate
+
+    d = tmp_path_factory.mktemp("long4k")
+    one = make_clip(d / "one.mp4", duration=1.0, size=(3840, 2160), fps=24, audio=False)
+    return generate(
+        find_ffmpeg(),
+        ["-stream_loop", "59", "-i", f"file:{one}", "-c", "copy"],
+        d / "long4k.mp4",
+        fmt="mp4",
+    )
+
+
+@attrs.define
+class LoopbackServer:
+    """A loopback HTTP server serving files from a folder and recording every path asked for."""
+
+    root: Path
+    hits: list[str] = attrs.field(factory=list)
+    redirects: dict[str, str] = attrs.field(factory=dict)  # path -> Location
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[LoopbackServer]:
+    root = tmp_path / "served"
+    root.mkdir()
+    state = LoopbackServer(root)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.hits.append(self.path)
+            if self.path in state.redirects:
+                self.send_response(302)
+                self.send_header("Location", state.redirects[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            target = root / self.path.lstrip("/").split("?", 1)[0]
+            if not target.is_file():
+                self.send_error(404)
+                return
+            body = target.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def write_playlist(path: Path, segment_url: str) -> Path:
+    """An HLS playlist pointing at ``segment_url``, saved under a video file name."""
+    path.write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXTINF:4.0,\n{segment_url}\n#EXT-X-ENDLIST\n"
+    )
+    return path
+
+
+def write_concat(path: Path, target: Path) -> Path:
+    """An ffconcat list including another local file, saved under a video file name."""
+    path.write_text(f"ffconcat version 1.0\nfile '{target}'\n")
+    return path
