@@ -1,0 +1,3 @@
+from kling_core.cli import main
+
+main()
