@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import kling_official
+
 from kling_core.testing import ProviderContractTests
 
 

@@ -8,9 +8,9 @@ import hmac
 import json
 
 import pytest
+from kling_official import jwt
 
 from kling_core.settings import Secret
-from kling_official import jwt
 
 AK = "ak-CANARY-access"
 SK = "sk-CANARY-secret"
@@ -36,7 +36,7 @@ def test_verify_roundtrip_and_rejections() -> None:
     assert jwt.verify(token, SK)["iss"] == AK
     with pytest.raises(ValueError, match="signature"):
         jwt.verify(token, SK + "x")
-    head, body, sig = token.split(".")
+    head, _body, sig = token.split(".")
     forged = jwt.b64url(json.dumps({"iss": "other", "exp": 1, "nbf": 0}).encode())
     with pytest.raises(ValueError, match="signature"):
         jwt.verify(f"{head}.{forged}.{sig}", SK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from kling_official import wire
 
 from kling_core.contract.models import EditRequest
 from kling_core.errors import (
@@ -14,7 +15,6 @@ from kling_core.errors import (
     ProviderValidationError,
     RateLimitedError,
 )
-from kling_official import wire
 
 V = "https://media.example.com/src.mp4"
 I1 = "https://media.example.com/crown.png"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from kling_unifically import wire
 
 from kling_core.contract.models import EditRequest, Element
 from kling_core.errors import (
@@ -14,7 +15,6 @@ from kling_core.errors import (
     RateLimitedError,
     UnsupportedError,
 )
-from kling_unifically import wire
 
 V = "https://media.example.com/src.mp4"
 

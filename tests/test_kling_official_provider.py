@@ -1,0 +1,328 @@
+"""The Kling provider end to end over a mock transport: JWT use, reconcile, secrets, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from kling_official import KlingProvider, jwt
+
+from kling_core.contract.models import EditRequest, Element
+from kling_core.errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    MissingKeyError,
+    ProviderError,
+    SubmitUncertainError,
+    UnsupportedError,
+)
+from kling_core.plugins import PluginHost
+from kling_core.provider import JobHandle, ProviderContext
+from kling_core.testing.replay import preflight
+
+AK = "ak-CANARY-4f1c0e2a9b7d"
+SK = "sk-CANARY-9d8e7f6a5b4c"
+BASE = "https://api-singapore.klingai.com/v1/videos/omni-video"
+REQ = EditRequest(
+    prompt="Put the crown from @Image1 on her",
+    video="https://media.example.com/v.mp4",
+    images=["https://media.example.com/crown.png"],
+    client_key="edit-0001",
+)
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_763_700_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ok(data: dict[str, Any]) -> httpx.Response:
+    return httpx.Response(200, json={"code": 0, "message": "SUCCEED", "request_id": "r", "data": data})
+
+
+def kerr(status: int, code: int, message: str = "m") -> httpx.Response:
+    return httpx.Response(status, json={"code": code, "message": message, "request_id": "r"})
+
+
+def task(status: str, **extra: Any) -> dict[str, Any]:
+    return {"task_id": "867", "task_status": status, "task_info": {"external_task_id": "edit-0001"}, **extra}
+
+
+class Host:
+    """A scripted host: answers in order and keeps every request."""
+
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def tokens(self) -> list[str]:
+        return [r.headers["authorization"].removeprefix("Bearer ") for r in self.requests]
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+def provider(host: Host, clock: Clock | None = None, **settings: Any) -> KlingProvider:
+    from kling_core.settings import ProviderSettings
+
+    ctx = ProviderContext(
+        name="kling",
+        settings=ProviderSettings(**settings),
+        environ={"KLING_ACCESS_KEY": AK, "KLING_SECRET_KEY": SK},
+        transport=httpx.MockTransport(host),
+        sleep=_no_sleep,
+        clock=clock or Clock(),
+    )
+    return KlingProvider(ctx)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _job(p: KlingProvider, n_status: int) -> list[Any]:
+    try:
+        handle = await p.submit(REQ)
+        return [handle] + [await p.status(handle) for _ in range(n_status)]
+    finally:
+        await p.aclose()
+
+
+def test_bearer_jwt_is_signed_with_the_secret_and_reused() -> None:
+    host = Host(ok(task("submitted")), ok(task("processing")), ok(task("processing")))
+    clock = Clock()
+    p = provider(host, clock)
+    trail = run(_job(p, 2))
+    assert trail[0].job_id == "867" and trail[0].data["external_task_id"] == "edit-0001"
+    tokens = host.tokens()
+    assert len(set(tokens)) == 1, "one token for the whole poll loop"
+    claims = jwt.verify(tokens[0], SK)
+    assert claims["iss"] == AK
+    assert claims["nbf"] <= clock.now < claims["exp"]  # type: ignore[operator]
+    assert p.tokens.minted == 1
+
+
+def test_a_new_token_is_minted_near_expiry() -> None:
+    host = Host(ok(task("processing")), ok(task("processing")))
+    clock = Clock()
+    p = provider(host, clock)
+
+    async def go() -> None:
+        handle = p.resume("867")
+        await p.status(handle)
+        clock.now += jwt.TOKEN_TTL - jwt.REFRESH_MARGIN + 1
+        await p.status(handle)
+        await p.aclose()
+
+    run(go())
+    first, second = host.tokens()
+    assert first != second and p.tokens.minted == 2
+    assert jwt.verify(second, SK)["exp"] == int(clock.now + jwt.TOKEN_TTL)
+
+
+def test_clock_error_says_so_and_drops_the_cached_token() -> None:
+    host = Host(kerr(401, 1004, "token expired"), ok(task("processing")))
+    p = provider(host)
+
+    async def go() -> None:
+        handle = p.resume("867")
+        with pytest.raises(AuthenticationError, match="system clock") as exc:
+            await p.status(handle)
+        assert exc.value.code == "1004" and not exc.value.retryable
+        await p.status(handle)
+        await p.aclose()
+
+    run(go())
+    assert p.tokens.minted == 2  # the refused token was dropped, not reused
+
+
+def test_submit_timeout_is_sent_once_and_says_how_to_reconcile() -> None:
+    host = Host(httpx.ReadTimeout("lost"))
+    p = provider(host)
+    with pytest.raises(SubmitUncertainError) as exc:
+        run(_job(p, 0))
+    assert len(host.requests) == 1
+    assert "kling status kling edit-0001" in str(exc.value)
+    assert exc.value.client_key == "edit-0001" and not exc.value.retryable
+    assert json.loads(host.requests[0].content)["external_task_id"] == "edit-0001"
+
+
+def test_submit_timeout_without_a_client_key_still_reports_uncertainty() -> None:
+    host = Host(httpx.ReadTimeout("lost"))
+    p = provider(host)
+
+    async def go() -> None:
+        try:
+            await p.submit(EditRequest(prompt="x", video="https://media.example.com/v.mp4"))
+        finally:
+            await p.aclose()
+
+    with pytest.raises(SubmitUncertainError) as exc:
+        run(go())
+    assert exc.value.client_key is None
+    assert "external_task_id" not in json.loads(host.requests[0].content)
+
+
+@pytest.mark.parametrize(
+    ("answer", "found"),
+    [
+        (ok(task("processing")), True),
+        (kerr(404, 1203, "task not found"), False),
+        (kerr(200, 1203, "task not found"), False),
+        (httpx.Response(404, text="not found"), False),
+    ],
+)
+def test_reconcile_by_external_task_id(answer: httpx.Response, found: bool) -> None:
+    host = Host(answer)
+    p = provider(host)
+
+    async def go() -> JobHandle | None:
+        try:
+            return await p.reconcile("edit-0001")
+        finally:
+            await p.aclose()
+
+    handle = run(go())
+    assert [str(r.url) for r in host.requests] == [f"{BASE}/edit-0001"]
+    assert host.requests[0].method == "GET"
+    if found:
+        assert handle is not None and handle.job_id == "867" and handle.client_key == "edit-0001"
+    else:
+        assert handle is None
+
+
+def test_reconcile_raises_other_errors() -> None:
+    p = provider(Host(kerr(401, 1000, "bad key")))
+
+    async def go() -> None:
+        try:
+            await p.reconcile("edit-0001")
+        finally:
+            await p.aclose()
+
+    with pytest.raises(AuthenticationError):
+        run(go())
+
+
+def test_out_of_credit_on_a_status_get_is_not_retried() -> None:
+    host = Host(kerr(429, 1102, "resource pack exhausted"))
+    p = provider(host)
+
+    async def go() -> None:
+        try:
+            await p.status(p.resume("867"))
+        finally:
+            await p.aclose()
+
+    with pytest.raises(InsufficientCreditsError):
+        run(go())
+    assert len(host.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("response", "retry"),
+    [
+        (kerr(429, 1102), False),
+        (kerr(429, 1100), False),
+        (kerr(429, 1304), False),
+        (kerr(429, 1302), True),
+        (kerr(429, 1303), True),
+        (kerr(503, 5001), True),
+        (kerr(504, 5002), True),
+        (httpx.Response(429, text="slow down"), False),
+        (httpx.Response(502, text="bad gateway"), True),
+    ],
+)
+def test_may_retry_reads_the_service_code(response: httpx.Response, retry: bool) -> None:
+    assert provider(Host()).may_retry(response) is retry
+
+
+def test_elements_are_refused_before_any_call() -> None:
+    host = Host()
+    p = provider(host)
+    req = EditRequest(
+        prompt="@Element1 dances",
+        video="https://media.example.com/v.mp4",
+        elements=[Element("https://media.example.com/f.png", ["https://media.example.com/r.png"])],
+    )
+    with pytest.raises(UnsupportedError) as exc:
+        preflight(p, req)
+    assert any(pr.path == "elements" for pr in exc.value.problems)
+    assert "kling" in str(exc.value)
+    assert host.requests == []
+
+
+def test_regional_base_url_from_config() -> None:
+    host = Host(ok(task("submitted")))
+    p = provider(host, base_url="https://api.klingai.com/")
+    run(_job(p, 0))
+    assert str(host.requests[0].url) == "https://api.klingai.com/v1/videos/omni-video"
+
+
+def test_no_secret_or_token_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "kling_core"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    host = Host(
+        ok(task("submitted")),
+        ok(task("succeed", task_result={"videos": [{"url": "https://cdn.klingai.com/o.mp4", "duration": "5"}]})),
+        kerr(401, 1002, "token invalid"),
+        kerr(429, 1102, "exhausted"),
+        httpx.ReadTimeout("lost"),
+    )
+    p = provider(host)
+    texts: list[str] = [repr(p), str(p), repr(vars(p)), repr(p.tokens)]
+
+    async def go() -> None:
+        handle = await p.submit(REQ)
+        texts.append(repr(handle))
+        texts.append(repr(await p.status(handle)))
+        for _ in range(2):
+            try:
+                await p.status(handle)
+            except ProviderError as exc:
+                texts.extend([str(exc), repr(exc), repr(vars(exc))])
+        try:
+            await p.submit(REQ)
+        except ProviderError as exc:
+            texts.extend([str(exc), repr(exc), repr(vars(exc))])
+        await p.aclose()
+
+    run(go())
+    tokens = set(host.tokens())
+    assert tokens and len(host.requests) == 5
+    texts += [r.getMessage() for r in caplog.records]
+    texts += [caplog.text]
+    blob = "\n".join(texts)
+    for secret in (AK, SK, *tokens):
+        assert secret not in blob
+
+
+def test_missing_secret_key_is_named() -> None:
+    ctx = ProviderContext(name="kling", environ={"KLING_ACCESS_KEY": AK})
+    with pytest.raises(MissingKeyError, match="KLING_SECRET_KEY"):
+        KlingProvider(ctx)
+
+
+def test_registered_through_the_entry_point() -> None:
+    host = PluginHost(environ={"KLING_PLUGINS": "kling"})
+    assert host.provider_class("kling") is KlingProvider

@@ -1,0 +1,211 @@
+"""The Unifically provider end to end over a mock transport: dry run, refusals, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from kling_unifically import UnificallyProvider, parse_callback
+
+from kling_core.contract.models import EditRequest, Element
+from kling_core.errors import (
+    AuthenticationError,
+    MissingKeyError,
+    ProviderError,
+    ProviderValidationError,
+    RateLimitedError,
+    SubmitUncertainError,
+    UnsupportedError,
+)
+from kling_core.plugins import PluginHost
+from kling_core.provider import ProviderContext
+from kling_core.settings import ProviderSettings
+from kling_core.testing.replay import preflight
+
+KEY = "sk-CANARY-2b9e41d07c6a"
+BASE = "https://api.unifically.com/v1/tasks"
+V = "https://media.example.com/v.mp4"
+REQ = EditRequest(prompt="Give her the jacket from @Image1", video=V, images=["https://media.example.com/j.png"])
+
+
+class Host:
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def ok(data: dict[str, Any], status: int = 200) -> httpx.Response:
+    return httpx.Response(status, json={"code": 200, "success": True, "data": data})
+
+
+def uerr(status: int, code: str, message: str = "m", headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, headers=headers, json={"code": status, "data": {"message": message, "code": code}})
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+def provider(host: Host, **settings: Any) -> UnificallyProvider:
+    ctx = ProviderContext(
+        name="unifically",
+        settings=ProviderSettings(**settings),
+        environ={"UNIFICALLY_API_KEY": KEY},
+        transport=httpx.MockTransport(host),
+        sleep=_no_sleep,
+    )
+    return UnificallyProvider(ctx)
+
+
+def run(p: UnificallyProvider, coro_fn: Any) -> Any:
+    async def go() -> Any:
+        try:
+            return await coro_fn(p)
+        finally:
+            await p.aclose()
+
+    return asyncio.run(go())
+
+
+def test_submit_sends_bearer_key_and_the_task_body() -> None:
+    host = Host(ok({"task_id": "t1", "status": "pending"}))
+    handle = run(provider(host), lambda p: p.submit(REQ))
+    assert handle.job_id == "t1" and handle.model == "kling-o1" and handle.submitted_at is not None
+    (sent,) = host.requests
+    assert (sent.method, str(sent.url)) == ("POST", BASE)
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    body = json.loads(sent.content)
+    assert body["model"] == "kuaishou/kling-o1-video-edit"
+    assert body["input"]["video_mode"] == "transform" and body["input"]["keep_audio"] is False
+    assert body["input"]["prompt"] == "Give her the jacket from @image_1"
+
+
+def test_dry_run_creates_nothing_and_returns_the_hosts_answer() -> None:
+    host = Host(ok({"valid": True, "estimated_cost": 0.35}))
+    out = run(provider(host), lambda p: p.dry_run(REQ))
+    (sent,) = host.requests
+    assert json.loads(sent.content)["dry_run"] is True
+    assert out["response"] == {"valid": True, "estimated_cost": 0.35}
+    assert out["request"]["dry_run"] is True and out["provider"] == "unifically"
+    assert "warning" not in out
+    json.dumps(out)  # printable as JSON by the CLI
+
+
+def test_dry_run_warns_if_the_host_made_a_task_anyway() -> None:
+    host = Host(ok({"task_id": "t9", "status": "pending"}))
+    out = run(provider(host), lambda p: p.dry_run(REQ))
+    assert "t9" in out["warning"]
+
+
+def test_dry_run_error_is_mapped_and_not_retried() -> None:
+    host = Host(uerr(422, "validation_error", "prompt too long"))
+    with pytest.raises(ProviderValidationError, match="prompt too long"):
+        run(provider(host), lambda p: p.dry_run(REQ))
+    assert len(host.requests) == 1
+
+
+def test_success_false_on_a_2xx_is_an_error_not_an_uncertain_submit() -> None:
+    host = Host(httpx.Response(200, json={"code": 401, "success": False, "data": {"message": "bad key", "code": "authentication_failed"}}))
+    with pytest.raises(AuthenticationError):
+        run(provider(host), lambda p: p.submit(REQ))
+
+
+def test_unreadable_2xx_submit_is_uncertain_with_the_client_key() -> None:
+    host = Host(httpx.Response(200, json={"code": 200, "success": True, "data": {}}))
+    req = EditRequest(prompt="x", video=V, client_key="k-1")
+    with pytest.raises(SubmitUncertainError) as exc:
+        run(provider(host), lambda p: p.submit(req))
+    assert exc.value.client_key == "k-1" and len(host.requests) == 1
+
+
+def test_rate_limited_submit_is_not_retried() -> None:
+    host = Host(uerr(429, "rate_limit_exceeded", "slow down", {"retry-after": "9"}))
+    with pytest.raises(RateLimitedError) as exc:
+        run(provider(host), lambda p: p.submit(REQ))
+    assert exc.value.retry_after == 9.0 and len(host.requests) == 1
+
+
+def test_status_400_without_a_task_document_is_an_error() -> None:
+    host = Host(uerr(400, "generation_failed", "task generation failed"))
+    with pytest.raises(ProviderError) as exc:
+        run(provider(host), lambda p: p.status(p.resume("t1")))
+    assert exc.value.code == "generation_failed" and not exc.value.retryable and exc.value.job_id == "t1"
+
+
+def test_hand_typed_job_ids_stay_one_path_segment() -> None:
+    host = Host(ok({"task_id": "a/b", "status": "processing"}))
+    run(provider(host), lambda p: p.status(p.resume("a/b?x")))
+    assert host.requests[0].url.raw_path == b"/v1/tasks/a%2Fb%3Fx"
+
+
+def test_local_files_and_long_element_names_are_refused_before_any_call() -> None:
+    host = Host()
+    p = provider(host)
+    req = EditRequest(
+        prompt="@Element1 in the rain",
+        video="/tmp/clip.mp4",
+        elements=[Element(V, [V], name="a-very-long-element-name", description="x" * 101)],
+    )
+    with pytest.raises(UnsupportedError) as exc:
+        preflight(p, req)
+    paths = {pr.path for pr in exc.value.problems}
+    assert {"video", "elements[0].name", "elements[0].description"} <= paths
+    assert host.requests == []
+    assert [pr.path for pr in p.check(req)] == ["elements[0].name", "elements[0].description"]
+
+
+def test_callback_parser_is_exported() -> None:
+    st = parse_callback({"task_id": "t1", "status": "completed", "data": {"video_url": "https://cdn.unifically.com/o.mp4"}})
+    assert st.state == "succeeded"
+
+
+def test_no_key_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "kling_core"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    host = Host(
+        ok({"task_id": "t1", "status": "pending"}),
+        ok({"task_id": "t1", "status": "completed", "output": {"video_url": "https://cdn.unifically.com/o.mp4"}}),
+        uerr(401, "authentication_failed", "Invalid API key"),
+        httpx.ReadTimeout("lost"),
+        ok({"valid": True}),
+    )
+    p = provider(host)
+    texts = [repr(p), str(p), repr(vars(p))]
+
+    async def go(p: UnificallyProvider) -> None:
+        handle = await p.submit(REQ)
+        texts.append(repr(await p.status(handle)))
+        for call in (lambda: p.status(handle), lambda: p.submit(REQ)):
+            try:
+                await call()
+            except ProviderError as exc:
+                texts.extend([str(exc), repr(exc), repr(vars(exc))])
+        texts.append(json.dumps(await p.dry_run(REQ)))
+
+    run(p, go)
+    assert len(host.requests) == 5
+    texts += [r.getMessage() for r in caplog.records] + [caplog.text]
+    assert KEY not in "\n".join(texts)
+
+
+def test_missing_key_is_named() -> None:
+    with pytest.raises(MissingKeyError, match="UNIFICALLY_API_KEY"):
+        UnificallyProvider(ProviderContext(name="unifically", environ={}))
+
+
+def test_registered_through_the_entry_point() -> None:
+    host = PluginHost(environ={"KLING_PLUGINS": "unifically"})
+    assert host.provider_class("unifically") is UnificallyProvider
