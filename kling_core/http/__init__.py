@@ -7,7 +7,7 @@
 - :class:`ErrorTable`, :class:`ErrorRule` — host error responses → canonical errors, as data.
 """
 
-from kling_core.http.base import HttpProvider, clip, try_json
+from kling_core.http.base import HttpProvider, clip, host_of, try_json
 from kling_core.http.download import download, download_result
 from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
 from kling_core.http.redact import (
@@ -32,6 +32,7 @@ __all__ = [
     "clip",
     "download",
     "download_result",
+    "host_of",
     "install_redaction",
     "parse_retry_after",
     "redact_headers",

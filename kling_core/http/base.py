@@ -310,6 +310,17 @@ def try_json(response: httpx.Response) -> Any:
         return _NOT_JSON
 
 
+def host_of(url: str) -> str | None:
+    """The host of a URL, or None when it is not a valid absolute http(s) URL."""
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return None
+    if u.scheme not in ("http", "https") or not u.host:
+        return None
+    return u.host
+
+
 def clip(text: str, limit: int = MESSAGE_MAX) -> str:
     """A host message fit for an exception: scrubbed of secrets and bounded in length."""
     text = scrub(" ".join(text.split()))

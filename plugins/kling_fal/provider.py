@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -17,7 +18,7 @@ from kling_core.contract.checks import local_path
 from kling_core.contract.models import EditRequest, EditResult, Element, Timings
 from kling_core.contract.status import Failed, JobError, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import Problem, ProviderError, ResultExpiredError
-from kling_core.http import HttpProvider, try_json
+from kling_core.http import HttpProvider, host_of, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_fal import wire
@@ -47,7 +48,6 @@ class FalProvider(HttpProvider):
         "status": "fal-queue-status.schema.json",
         "result": "fal-edit-result.schema.json",
         "error": "fal-error.schema.json",
-        "cancel": "fal-cancel-response.schema.json",
     }
     # Hosted edits take minutes: poll from 2 s, growing to 20 s.
     default_poll: ClassVar[PollSettings] = PollSettings(initial=2.0)
@@ -122,7 +122,7 @@ class FalProvider(HttpProvider):
             raise self.protocol_error(str(exc), response) from None
         hosts = self.api_hosts()
         for key, url in urls.items():
-            if httpx.URL(url).host not in hosts:
+            if host_of(url) not in hosts:
                 raise self.protocol_error(f"the {key} URL points at a host that is not fal's queue", response,
                                           job_id=request_id)
         return JobHandle(
@@ -132,7 +132,7 @@ class FalProvider(HttpProvider):
 
     def resume(self, job_id: str, *, model: str | None = None) -> JobHandle:
         # Status/result/cancel URLs name only the owner and app (fal's subpath rule).
-        base = self.url(f"{APP}/requests/{job_id}")
+        base = self.url(f"{APP}/requests/{quote(job_id, safe='')}")
         return JobHandle(
             provider=self.name, job_id=job_id, model=model,
             urls={"status": f"{base}/status", "response": base, "cancel": f"{base}/cancel"},

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -22,7 +23,7 @@ from kling_core.contract.checks import is_url, local_path
 from kling_core.contract.models import Cost, EditRequest, EditResult, Element, OutputVideo, Timings
 from kling_core.contract.status import Failed, JobError, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import Problem, ProviderError, ResultExpiredError, UnsupportedError
-from kling_core.http import HttpProvider, clip
+from kling_core.http import HttpProvider, clip, host_of
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_segmind import wire
@@ -139,7 +140,7 @@ class SegmindProvider(HttpProvider):
         for key in ("status_url", "response_url"):
             value = doc.get(key)
             if isinstance(value, str) and value:
-                if httpx.URL(value).host not in self.api_hosts():
+                if host_of(value) not in self.api_hosts():
                     raise self.protocol_error(f"{key} points at a host that is not Segmind's API", response,
                                               job_id=request_id)
                 urls[key.removesuffix("_url")] = value
@@ -153,7 +154,7 @@ class SegmindProvider(HttpProvider):
                          client_key=request.client_key, urls=urls, data=data)
 
     def resume(self, job_id: str, *, model: str | None = None) -> JobHandle:
-        base = self.url(f"v2/requests/{job_id}")
+        base = self.url(f"v2/requests/{quote(job_id, safe='')}")
         return JobHandle(provider=self.name, job_id=job_id, model=model,
                          urls={"status": f"{base}/status", "response": base}, data={"api": "v2"})
 
