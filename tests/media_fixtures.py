@@ -120,3 +120,55 @@ def write_concat(path: Path, target: Path) -> Path:
     """An ffconcat list including another local file, saved under a video file name."""
     path.write_text(f"ffconcat version 1.0\nfile '{target}'\n")
     return path
+
+
+@attrs.frozen
+class Frame:
+    """One decoded picture as packed RGB, for sampling pixels without numpy."""
+
+    width: int
+    height: int
+    rgb: bytes
+
+    def pixel(self, x: int, y: int) -> tuple[int, int, int]:
+        i = (y * self.width + x) * 3
+        return self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]
+
+    def mean(self, x: int, y: int, w: int, h: int) -> tuple[float, float, float]:
+        sums = [0, 0, 0]
+        for yy in range(y, y + h):
+            row = self.rgb[(yy * self.width + x) * 3 : (yy * self.width + x + w) * 3]
+            for c in range(3):
+                sums[c] += sum(row[c::3])
+        n = w * h
+        return sums[0] / n, sums[1] / n, sums[2] / n
+
+    def difference(self, other: Frame, x: int, y: int, w: int, h: int) -> float:
+        """Mean absolute per-channel difference over a region (a hue turn keeps the mean grey)."""
+        total = 0
+        for yy in range(y, y + h):
+            start, end = (yy * self.width + x) * 3, (yy * self.width + x + w) * 3
+            total += sum(abs(a - b) for a, b in zip(self.rgb[start:end], other.rgb[start:end], strict=True))
+        return total / (w * h * 3)
+
+
+def frame_at(path: Path, seconds: float) -> Frame:
+    """The first frame at or after ``seconds``, decoded with PyAV."""
+    import av
+
+    with av.open(str(path), options={"protocol_whitelist": "file"}) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            if frame.time is not None and frame.time + 1e-6 >= seconds:
+                rgb = frame.reformat(format="rgb24")
+                plane = rgb.planes[0]
+                width, height = rgb.width, rgb.height
+                raw = bytes(plane)
+                stride = plane.line_size
+                packed = b"".join(raw[r * stride : r * stride + width * 3] for r in range(height))
+                return Frame(width, height, packed)
+    raise AssertionError(f"no frame at {seconds}s in {path}")
+
+
+def close_to(a: tuple[float, ...], b: tuple[float, ...], tol: float) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))

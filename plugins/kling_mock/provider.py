@@ -18,6 +18,7 @@ from kling_core.media.runner import run_ffmpeg
 from kling_core.media.workdir import work_dir
 from kling_core.provider import JobHandle, Provider, ProviderContext
 from kling_core.serialization import structure, unstructure
+from kling_core.settings import PollSettings
 from kling_mock import render
 from kling_mock.capabilities import CAPABILITIES
 from kling_mock.failures import FAILURES, submit_error
@@ -39,6 +40,8 @@ class MockProvider(Provider):
     name: ClassVar[str] = "mock"
     title: ClassVar[str] = "Offline mock: deterministic ffmpeg render, no key, no network"
     capabilities: ClassVar[ProviderCapabilities] = CAPABILITIES
+    # Renders take seconds, not minutes: poll briskly so a local edit returns promptly.
+    default_poll: ClassVar[PollSettings] = PollSettings(initial=0.05, factor=1.5, max=0.5, jitter=0.1, deadline=900.0)
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
