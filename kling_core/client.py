@@ -9,6 +9,7 @@ loop thread, so it also works where a loop is already running (notebooks).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import shutil
@@ -46,6 +47,7 @@ from kling_core.serialization import structure, unstructure
 from kling_core.settings import PollSettings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 StatusCallback = Callable[[JobStatus], None]
 
 
@@ -237,6 +239,7 @@ class AsyncEditClient:
             )
         if self.journal is not None:
             self.journal.update(key, state="submitted", handle=handle)
+        log.info("submitted %s job %s (client key %s)", handle.provider, handle.job_id, key)
         return handle
 
     def _existing(self, entry: JournalEntry, provider: str, digest: str) -> JobHandle:
@@ -284,6 +287,7 @@ class AsyncEditClient:
         deadline = started + poll.deadline
         while True:
             status = await prov.status(handle)
+            log.debug("%s job %s: %s", handle.provider, handle.job_id, status.state)
             if on_status is not None:
                 on_status(status)
             self.host.job_event(handle.provider, handle.job_id, status.state, status)
@@ -326,6 +330,7 @@ class AsyncEditClient:
 
             prov = self.provider(result.provider)
             await download_result(result, dest, prov.ctx)
+        log.info("saved %s job %s to %s", result.provider, result.job_id, dest)
         video = attrs.evolve(result.video, path=str(dest), file_size=dest.stat().st_size)
         saved = attrs.evolve(result, video=video)
         return saved
