@@ -1,0 +1,70 @@
+"""Local media → public URLs, for hosts that fetch media by URL only.
+
+The core client lets a request with local files through to such a provider only when a
+plugin answers the ``kling_media_uploader`` hook; the provider's ``prepare()`` then calls
+:func:`upload_local_media` to swap each local path for the URL the uploader returns.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from kling_core.contract.checks import local_path
+from kling_core.contract.models import EditRequest, Element
+from kling_core.errors import Problem, UnsupportedError
+
+URLS_ONLY = (
+    "this provider takes http(s) URLs only: upload the file somewhere public and pass its URL, "
+    "or install a plugin that provides an uploader (the kling_media_uploader hook)"
+)
+
+
+def content_type(path: Path) -> str:
+    guessed, _ = mimetypes.guess_type(path.name)
+    if path.suffix.lower() == ".mov":
+        return "video/quicktime"
+    return guessed or "application/octet-stream"
+
+
+def find_uploader(provider: str) -> Any:
+    """The first uploader a plugin offers for this provider, or None."""
+    from kling_core.plugins import PluginHost
+
+    return PluginHost().uploader(provider)
+
+
+async def upload_local_media(request: EditRequest, provider: str, uploader: Any = None) -> EditRequest:
+    """``request`` with every local file replaced by its uploaded URL (each file sent once).
+
+    Raises :class:`UnsupportedError` naming each local field when no uploader is available.
+    """
+    local = [(path, ref) for path, ref in request.media() if local_path(ref) is not None]
+    if not local:
+        return request
+    if uploader is None:
+        uploader = find_uploader(provider)
+    if uploader is None:
+        raise UnsupportedError(provider, [Problem(path, URLS_ONLY) for path, _ in local])
+    urls: dict[str, str] = {}
+    for _path, ref in local:
+        if ref not in urls:
+            p = local_path(ref)
+            assert p is not None
+            urls[ref] = str(await uploader.upload(Path(p), content_type(Path(p))))
+
+    def sub(ref: str) -> str:
+        return urls.get(ref, ref)
+
+    return attrs.evolve(
+        request,
+        video=sub(request.video),
+        images=tuple(sub(i) for i in request.images),
+        elements=tuple(
+            Element(sub(e.frontal_image), tuple(sub(r) for r in e.reference_images), e.name, e.description)
+            for e in request.elements
+        ),
+    )
