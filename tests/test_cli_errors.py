@@ -97,3 +97,9 @@ def test_config_check_reports_file_key_and_reason(inputs: Path) -> None:
     proc = kling("config", "check", cwd=inputs)
     assert_clean_failure(proc, "kling.toml", "providers.fal.key", "must be env:VARIABLE", cwd=inputs)
     assert "sk-literal-secret" not in proc.stderr
+
+
+def test_config_check_validates_provider_options_offline(inputs: Path) -> None:
+    (inputs / "kling.toml").write_text('[providers.mock.options]\nfail = "explode"\n')
+    proc = kling("config", "check", cwd=inputs)
+    assert_clean_failure(proc, "kling.toml", "providers.mock.options.fail", "'explode' is not one of", cwd=inputs)

@@ -10,10 +10,11 @@ import click
 
 from kling_core.cli.common import State
 from kling_core.config import config_to_document
-from kling_core.errors import ConfigError
-from kling_core.provider import Provider
+from kling_core.errors import ConfigError, ValidationError
+from kling_core.provider import Provider, ProviderContext
 from kling_core.schema_store import CORE, load_schema, schema_root
 from kling_core.serialization import unstructure
+from kling_core.settings import credential_variable
 
 pass_state = click.make_pass_decorator(State)
 
@@ -113,6 +114,17 @@ def config_check(state: State) -> None:
     for name in cfg.providers:
         if name not in names:
             problems.append(f"providers.{name}: unknown provider (installed: {', '.join(names)})")
+    for name, settings in cfg.providers.items():
+        if name not in names:
+            continue
+        cls = names[name]
+        # Build the provider with stand-in credentials: constructors check their options and
+        # make no network call, so this validates provider-specific settings offline.
+        stand_in = {credential_variable(spec, settings): "config-check" for spec in cls.credentials}
+        try:
+            cls(ProviderContext(name=cls.name, settings=settings, media=cfg.media, environ=stand_in))
+        except (ConfigError, ValidationError) as exc:
+            problems.append(str(exc) if f"providers.{name}" in str(exc) else f"providers.{name}: {exc}")
     if problems:
         raise ConfigError("\n  - ".join(["problems:", *problems]), file=where)
     click.echo(f"ok: {where}; default provider {cfg.default_provider!r}")
