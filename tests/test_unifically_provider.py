@@ -209,3 +209,35 @@ def test_missing_key_is_named() -> None:
 def test_registered_through_the_entry_point() -> None:
     host = PluginHost(environ={"KLING_PLUGINS": "unifically"})
     assert host.provider_class("unifically") is UnificallyProvider
+
+
+class Uploader:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def upload(self, path: Any, content_type: str) -> str:
+        self.sent.append((path.name, content_type))
+        return f"https://uploads.example.com/{path.name}"
+
+
+def test_prepare_uploads_local_files_through_an_uploader_plugin(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kling_core.uploads
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"x")
+    up = Uploader()
+    monkeypatch.setattr(kling_core.uploads, "find_uploader", lambda provider: up)
+    req = EditRequest(prompt="x", video=str(clip), images=[str(tmp_path / "a.png"), str(tmp_path / "a.png")])
+    prepared = run(provider(Host()), lambda p: p.prepare(req))
+    assert prepared.video == "https://uploads.example.com/clip.mp4"
+    assert prepared.images == ("https://uploads.example.com/a.png",) * 2
+    assert up.sent == [("clip.mp4", "video/mp4"), ("a.png", "image/png")]
+
+
+def test_prepare_without_an_uploader_refuses_local_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kling_core.uploads
+
+    monkeypatch.setattr(kling_core.uploads, "find_uploader", lambda provider: None)
+    with pytest.raises(UnsupportedError, match="http\\(s\\) URLs only"):
+        run(provider(Host()), lambda p: p.prepare(EditRequest(prompt="x", video="/tmp/clip.mp4")))
+    assert run(provider(Host()), lambda p: p.prepare(REQ)) == REQ

@@ -20,6 +20,7 @@ from kling_core.errors import ProviderError, SubmitUncertainError
 from kling_core.http import HttpProvider, parse_retry_after, register_secret, try_json
 from kling_core.provider import JobHandle, ProviderContext
 from kling_core.settings import CredentialSpec, PollSettings
+from kling_core.uploads import upload_local_media
 from kling_official import wire
 from kling_official.jwt import TokenCache
 
@@ -78,6 +79,10 @@ class KlingProvider(HttpProvider):
 
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.tokens.token().reveal()}"}
+
+    async def prepare(self, request: EditRequest) -> EditRequest:
+        """The host fetches media by URL: local files go through an uploader plugin, if any."""
+        return await upload_local_media(request, self.name)
 
     def request_schema(self, request: EditRequest) -> str | None:
         return "kling-omni-video-request.schema.json"

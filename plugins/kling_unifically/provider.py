@@ -15,6 +15,7 @@ from kling_core.errors import Problem, ProviderError
 from kling_core.http import HttpProvider, parse_retry_after, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
+from kling_core.uploads import upload_local_media
 from kling_unifically import wire
 
 CAPABILITIES = ProviderCapabilities(
@@ -62,6 +63,10 @@ class UnificallyProvider(HttpProvider):
         "error": "unifically-error-response.schema.json",
         "dry_run": "unifically-dry-run-response.schema.json",
     }
+
+    async def prepare(self, request: EditRequest) -> EditRequest:
+        """The host fetches media by URL: local files go through an uploader plugin, if any."""
+        return await upload_local_media(request, self.name)
 
     # -- checks ------------------------------------------------------------------------
     def check(self, request: EditRequest) -> list[Problem]:
