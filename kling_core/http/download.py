@@ -23,6 +23,7 @@ from kling_core.contract.models import EditResult
 from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError
 from kling_core.http.redact import redact_url
 from kling_core.http.retry import backoff_delays, classify
+from kling_core.media.netguard import address_problem
 from kling_core.provider import ProviderContext
 from kling_core.settings import MediaSettings, PollSettings
 
@@ -38,9 +39,7 @@ class _Transient(Exception):
 
 
 def _blocked_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global
+    return address_problem(ip) is not None
 
 
 async def check_fetch_url(url: httpx.URL, media: MediaSettings, *, resolve: bool) -> None:
