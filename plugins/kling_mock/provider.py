@@ -243,7 +243,8 @@ class MockProvider(Provider):
 
     async def status(self, handle: JobHandle) -> JobStatus:
         record = self._record(handle)
-        if not record.terminal and record.fail != "timeout" and not self._live(record.job_id):
+        still_queued = self.ctx.clock() - record.submitted_at < record.latency
+        if not record.terminal and record.fail != "timeout" and not still_queued and not self._live(record.job_id):
             # Left behind by a process that ended: finish it here (deterministic, so safe).
             self._start(record)
             task = self._tasks.get(record.job_id)
