@@ -11,3 +11,14 @@ class TestKling(ProviderContractTests):
     provider_name = "kling"
     provider_cls = kling_official.KlingProvider
     cassette_dir = Path(kling_official.__file__).parent / "cassettes"
+    # Every documented failure family has a scenario; losing one fails the suite.
+    required_outcomes = (
+        "succeeded",
+        "failed",
+        "AuthenticationError",
+        "RateLimitedError",
+        "InsufficientCreditsError",
+        "ContentPolicyError",
+        "ProviderValidationError",
+        "ProviderError",
+    )

@@ -11,3 +11,13 @@ class TestUnifically(ProviderContractTests):
     provider_name = "unifically"
     provider_cls = kling_unifically.UnificallyProvider
     cassette_dir = Path(kling_unifically.__file__).parent / "cassettes"
+    # Every documented failure family has a scenario; losing one fails the suite.
+    required_outcomes = (
+        "succeeded",
+        "failed",
+        "AuthenticationError",
+        "RateLimitedError",
+        "ProviderValidationError",
+        "ProviderError",
+        "SubmitUncertainError",
+    )
