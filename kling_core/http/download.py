@@ -101,7 +101,7 @@ async def download(
     ctx = ctx or ProviderContext(name=provider)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    source = local_path(url)
+    source = local_path(url) if url.lower().startswith("file://") or "://" not in url else None
     if source is not None:
         return _copy_local(source, dest, expected_size, ctx.media, provider=provider, job_id=job_id)
     delays = backoff_delays(RETRY_BACKOFF)
@@ -191,7 +191,7 @@ async def _write_body(
             os.fsync(fh.fileno())
         if length is not None and count != length:
             raise _Transient(f"truncated: {count} of {length} bytes from {redact_url(url)}")
-        if expected_size is not None and length is None and count != expected_size:
+        if expected_size is not None and count != expected_size:
             raise _Transient(f"size mismatch: {count} bytes, the host reported {expected_size}")
         os.replace(tmp, dest)
     finally:
