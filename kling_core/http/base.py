@@ -8,9 +8,10 @@ on the provider's own API hosts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterable, Container, Mapping
+from collections.abc import AsyncIterable, Container, Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -290,6 +291,15 @@ class HttpProvider(Provider):
             message, provider=self.name, job_id=job_id,
             status_code=response.status_code if response is not None else None,
         )
+
+    @contextlib.contextmanager
+    def shape_guard(self, response: httpx.Response, *, job_id: str | None = None) -> Iterator[None]:
+        """Turn a model validator's complaint about host data into a ProtocolError."""
+        try:
+            yield
+        except (ValueError, TypeError) as exc:
+            raise self.protocol_error(f"the host sent a value out of range: {clip(str(exc), 200)}",
+                                      response, job_id=job_id) from None
 
     def json_object(self, response: httpx.Response, *, job_id: str | None = None) -> Mapping[str, Any]:
         """The response body as a JSON object, or ProtocolError."""

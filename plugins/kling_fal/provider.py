@@ -152,7 +152,7 @@ class FalProvider(HttpProvider):
             raise self.protocol_error(f"unknown queue status {state!r}", response, job_id=handle.job_id)
         if state == "IN_QUEUE":
             pos = doc.get("queue_position")
-            position = pos if isinstance(pos, int) and not isinstance(pos, bool) and pos >= 0 else None
+            position = pos if isinstance(pos, int) and not isinstance(pos, bool) and 0 <= pos <= 2**31 else None
             return Queued(job_id=handle.job_id, provider=self.name, position=position)
         if state == "IN_PROGRESS":
             return Running(job_id=handle.job_id, provider=self.name, logs=wire.log_lines(doc))  # type: ignore[arg-type]
@@ -174,6 +174,10 @@ class FalProvider(HttpProvider):
 
     def parse_status(self, response: httpx.Response, handle: JobHandle) -> JobStatus:
         """A queue status body, or a result body (``{"video": ...}``)."""
+        with self.shape_guard(response, job_id=handle.job_id):
+            return self._parse_status(response, handle)
+
+    def _parse_status(self, response: httpx.Response, handle: JobHandle) -> JobStatus:
         doc = self.json_object(response, job_id=handle.job_id)
         if "status" in doc:
             status = self._queue_status(doc, handle, response)
@@ -191,7 +195,8 @@ class FalProvider(HttpProvider):
     async def status(self, handle: JobHandle) -> JobStatus:
         response = await self.send_get(self.build_status(handle), phase="status", job_id=handle.job_id)
         doc = self.json_object(response, job_id=handle.job_id)
-        status = self._queue_status(doc, handle, response)
+        with self.shape_guard(response, job_id=handle.job_id):
+            status = self._queue_status(doc, handle, response)
         if status is not None:
             return status
         return await self._result(handle)
@@ -218,7 +223,8 @@ class FalProvider(HttpProvider):
                              retryable=bool(info.retryable), kind=kind)  # type: ignore[arg-type]
             return Failed(job_id=handle.job_id, provider=self.name, error=error)
         doc = self.json_object(response, job_id=handle.job_id)
-        return self._succeeded(doc, handle, response)
+        with self.shape_guard(response, job_id=handle.job_id):
+            return self._succeeded(doc, handle, response)
 
     async def cancel(self, handle: JobHandle) -> bool:
         req = self.make_request("PUT", self._handle_url(handle, "cancel"))

@@ -171,5 +171,5 @@ def result_video(doc: Mapping[str, Any]) -> OutputVideo:
         url=video["url"],
         content_type=video["content_type"] if isinstance(video.get("content_type"), str) else "video/mp4",
         file_name=video["file_name"] if isinstance(video.get("file_name"), str) else None,
-        file_size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+        file_size=size if isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= 2**63 else None,
     )

@@ -189,6 +189,10 @@ class SegmindProvider(HttpProvider):
 
     def parse_status(self, response: httpx.Response, handle: JobHandle) -> JobStatus:
         """A v2 status or result document (FAILED may arrive with HTTP 422)."""
+        with self.shape_guard(response, job_id=handle.job_id):
+            return self._parse_status(response, handle)
+
+    def _parse_status(self, response: httpx.Response, handle: JobHandle) -> JobStatus:
         doc = self.json_object(response, job_id=handle.job_id)
         if response.status_code == 422 and doc.get("status") != wire.STATE_FAILED:
             raise self.map_error(response, job_id=handle.job_id)
