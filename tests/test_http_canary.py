@@ -171,3 +171,14 @@ def test_loopback_run_with_real_transport_logs_no_secret(fal_server: str, debug_
     for value in values:
         for text in _texts(value):
             assert CANARY not in text
+
+
+def test_a_provider_survives_successive_event_loops(fal_server: str) -> None:
+    provider = kling_fal.FalProvider(
+        ProviderContext(name="fal", settings=ProviderSettings(base_url=fal_server), environ={"FAL_KEY": CANARY})
+    )
+    request = EditRequest(prompt="Turn the sky into a sunset", video="https://media.example.com/a.mp4")
+    handle = asyncio.run(provider.submit(request))
+    status = asyncio.run(provider.status(handle))  # a second loop: the pooled connection is not reused
+    asyncio.run(provider.aclose())
+    assert status.state == "succeeded"

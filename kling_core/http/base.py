@@ -8,6 +8,7 @@ on the provider's own API hosts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -55,6 +56,7 @@ class HttpProvider(Provider):
         for secret in self.secrets.values():
             register_secret(secret.reveal())
         self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     # -- data-derived helpers --------------------------------------------------------
     @property
@@ -104,7 +106,13 @@ class HttpProvider(Provider):
     # -- the client --------------------------------------------------------------------
     @property
     def client(self) -> httpx.AsyncClient:
+        # A client's pooled connections belong to the event loop that opened them; a provider
+        # used from a second loop (successive asyncio.run calls) gets a fresh client.
+        loop = _running_loop()
+        if self._client is not None and loop is not None and self._client_loop is not loop:
+            self._client = None
         if self._client is None:
+            self._client_loop = loop
             self._client = httpx.AsyncClient(
                 transport=self.ctx.transport,
                 timeout=httpx.Timeout(self.ctx.settings.timeout, connect=min(10.0, self.ctx.settings.timeout)),
@@ -311,6 +319,13 @@ class HttpProvider(Provider):
 
 
 _NOT_JSON: Any = object()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def try_json(response: httpx.Response) -> Any:
