@@ -94,6 +94,7 @@ class _FalLike(http.server.BaseHTTPRequestHandler):
 
     keys: ClassVar[list[str]] = []
     base: ClassVar[str] = ""
+    protocol_version = "HTTP/1.1"  # keep-alive, so connections are pooled as with a real host
 
     def _send(self, status: int, doc: Any) -> None:
         body = json.dumps(doc).encode()

@@ -141,9 +141,11 @@ class HttpProvider(Provider):
             )
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        client, self._client = self._client, None
+        # A client from an event loop that has ended cannot be closed from this one; its
+        # sockets are released when it is garbage-collected.
+        if client is not None and self._client_loop is _running_loop():
+            await client.aclose()
 
     # -- pure builders / parsers, written by each host ---------------------------------
     def build_submit(self, request: EditRequest) -> httpx.Request:
