@@ -233,6 +233,16 @@ def test_status_honours_retry_after_and_stops_when_too_long() -> None:
     assert route.call_count == 1 and sleeps == [] and info.value.retry_after == 500.0
 
 
+def test_long_retry_after_on_503_stops_as_rate_limited() -> None:
+    router = respx.Router()
+    route = router.get(STATUS).mock(return_value=httpx.Response(503, headers={"retry-after": "3600"}, json={"error": "maintenance"}))
+    p, sleeps = make(router)
+    with pytest.raises(RateLimitedError) as info:
+        run(_status(p))
+    assert route.call_count == 1 and sleeps == []
+    assert info.value.retry_after == 3600.0 and info.value.status_code == 503 and "maintenance" in str(info.value)
+
+
 def test_status_4xx_is_not_retried() -> None:
     router = respx.Router()
     route = router.get(STATUS).mock(return_value=httpx.Response(401, json={"error": "bad key"}))

@@ -195,3 +195,11 @@ def test_v1_error_and_json_bodies() -> None:
         asyncio.run(p.submit(EditRequest(prompt="x", video=VIDEO)))
     with pytest.raises(Exception, match="names no output video"):
         asyncio.run(p.submit(EditRequest(prompt="x", video=VIDEO)))
+
+
+def test_rate_limit_reset_header_becomes_retry_after() -> None:
+    p = SegmindProvider(ProviderContext(name="segmind", environ={"SEGMIND_API_KEY": KEY}, clock=lambda: 1_788_000_000.0))
+    reset = "2026-08-29T10:40:30Z"  # 1_788_000_000 is 2026-08-29T10:40:00Z
+    err = p.map_error(resp(429, {"error": "Rate limit exceeded"}, {"x-rate-limit-reset-at-utc": reset}))
+    assert err.retry_after == pytest.approx(30.0)  # type: ignore[attr-defined]
+    assert wire.reset_wait("garbage", 0.0) is None

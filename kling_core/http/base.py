@@ -20,7 +20,7 @@ import httpx
 
 from kling_core.contract.models import EditRequest
 from kling_core.contract.status import JobStatus
-from kling_core.errors import ProtocolError, ProviderError, SubmitUncertainError
+from kling_core.errors import ProtocolError, ProviderError, RateLimitedError, SubmitUncertainError
 from kling_core.http.errormap import ErrorInfo, ErrorTable
 from kling_core.http.redact import install_redaction, redact_headers, redact_url, register_secret, scrub
 from kling_core.http.retry import PRE_SEND_ERRORS, Phase, backoff_delays, classify, parse_retry_after
@@ -270,7 +270,14 @@ class HttpProvider(Provider):
                 wait = next(delays)
                 await self.ctx.sleep(decision.delay if decision.delay is not None else wait)
                 continue
-            raise self.map_error(response, job_id=job_id)
+            error = self.map_error(response, job_id=job_id)
+            if not decision.retry and decision.delay is not None and not isinstance(error, RateLimitedError):
+                # The host asked for a longer wait than we accept: the caller decides when.
+                raise RateLimitedError(
+                    error.reason, retry_after=decision.delay, provider=self.name,
+                    status_code=error.status_code, code=error.code, job_id=job_id,
+                ) from error
+            raise error
 
     async def submit(self, request: EditRequest) -> JobHandle:
         response = await self.send_submit(self.build_submit(request), client_key=request.client_key)

@@ -23,7 +23,7 @@ from kling_core.contract.checks import is_url, local_path
 from kling_core.contract.models import Cost, EditRequest, EditResult, Element, OutputVideo, Timings
 from kling_core.contract.status import Failed, JobError, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import Problem, ProviderError, ResultExpiredError, UnsupportedError
-from kling_core.http import HttpProvider, clip, host_of
+from kling_core.http import ErrorInfo, HttpProvider, clip, host_of
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_segmind import wire
@@ -201,6 +201,15 @@ class SegmindProvider(HttpProvider):
             return self._succeeded(url, handle, response.headers)
         status = self._state(doc, handle, response)
         return status or Running(job_id=handle.job_id, provider=self.name, progress=100.0)
+
+    def error_info(self, response: httpx.Response) -> ErrorInfo:
+        info = super().error_info(response)
+        if info.retry_after is None and response.status_code == 429:
+            # Segmind names the reset time instead of sending Retry-After.
+            wait = wire.reset_wait(response.headers.get(wire.RESET_HEADER), self.ctx.clock())
+            if wait is not None:
+                info = attrs.evolve(info, retry_after=wait)
+        return info
 
     # -- I/O ------------------------------------------------------------------------------
     async def submit(self, request: EditRequest) -> JobHandle:

@@ -9,6 +9,7 @@ its field list was not captured, so it gets the O3 edit fields (inferred).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
@@ -39,6 +40,7 @@ STATE_COMPLETED = "COMPLETED"
 STATE_FAILED = "FAILED"
 KNOWN_STATES = STATES_QUEUED | STATES_RUNNING | {STATE_COMPLETED, STATE_FAILED}
 CREDITS_HEADER = "x-remaining-credits"
+RESET_HEADER = "x-rate-limit-reset-at-utc"  # third-party report (providers.md §2.4)
 
 CAPABILITIES = ProviderCapabilities(
     models=(
@@ -127,3 +129,16 @@ def credits(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None
     return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def reset_wait(value: str | None, now: float) -> float | None:
+    """Seconds until an ISO-8601 reset time (``x-rate-limit-reset-at-utc``), or None."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
