@@ -113,8 +113,8 @@ def test_images_and_elements_share_a_pool_of_four() -> None:
 
 
 def test_o3_is_not_offered() -> None:
-    req = EditRequest(prompt="x", video=V, model="kling-o3")
-    assert [p.path for p in wire.element_problems(req)] == ["model"]
+    with pytest.raises(UnsupportedError, match="model"):
+        wire.build_task(EditRequest(prompt="x", video=V, model="kling-o3"))
 
 
 def test_dry_run_flag() -> None:

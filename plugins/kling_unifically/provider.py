@@ -11,7 +11,7 @@ import httpx
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
 from kling_core.contract.models import EditRequest
 from kling_core.contract.status import JobStatus
-from kling_core.errors import Problem, ProviderError
+from kling_core.errors import ProviderError
 from kling_core.http import HttpProvider, parse_retry_after, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
@@ -69,9 +69,6 @@ class UnificallyProvider(HttpProvider):
         return await upload_local_media(request, self.name)
 
     # -- checks ------------------------------------------------------------------------
-    def check(self, request: EditRequest) -> list[Problem]:
-        return wire.element_problems(request)
-
     def request_schema(self, request: EditRequest) -> str | None:
         return "unifically-task-request.schema.json"
 

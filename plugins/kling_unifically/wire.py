@@ -98,7 +98,11 @@ def element_description(element: Element, index: int) -> str:
 
 
 def element_problems(request: EditRequest) -> list[Problem]:
-    """What the host would refuse about elements, before any call."""
+    """What the host would refuse about elements and the reference pool.
+
+    The core reports the same limits earlier from the capability data; this guard keeps a
+    direct ``build_task`` call from sending a body the host would refuse.
+    """
     problems: list[Problem] = []
     for i, el in enumerate(request.elements):
         name, desc = element_name(el, i), element_description(el, i)
@@ -122,14 +126,14 @@ def element_problems(request: EditRequest) -> list[Problem]:
         problems.append(
             Problem("images", f"{n_refs} images and elements together, at most {REFERENCE_POOL}")
         )
-    if request.model not in MODEL_IDS:
-        problems.append(Problem("model", f"{request.model!r} is not offered (offers: {', '.join(MODEL_IDS)})"))
     return problems
 
 
 def build_input(request: EditRequest) -> dict[str, Any]:
     """The ``input`` object of a task for this edit."""
     problems = element_problems(request)
+    if request.model not in MODEL_IDS:
+        problems.append(Problem("model", f"{request.model!r} is not offered (offers: {', '.join(MODEL_IDS)})"))
     if problems:
         raise UnsupportedError(PROVIDER, problems)
     body: dict[str, Any] = {
@@ -157,7 +161,8 @@ def build_input(request: EditRequest) -> dict[str, Any]:
 
 def build_task(request: EditRequest, *, dry_run: bool = False) -> dict[str, Any]:
     """The full ``POST /v1/tasks`` body."""
-    body: dict[str, Any] = {"model": MODEL_IDS[request.model], "input": build_input(request)}
+    task_input = build_input(request)  # checks the model first
+    body: dict[str, Any] = {"model": MODEL_IDS[request.model], "input": task_input}
     if request.webhook_url is not None:
         body["callback_url"] = request.webhook_url
     if dry_run:
