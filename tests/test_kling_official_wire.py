@@ -180,3 +180,20 @@ def test_unknown_codes_fall_back_on_status_and_never_retry_a_bare_429() -> None:
 def test_rate_limit_retry_after() -> None:
     e = wire.error_from(429, {"code": 1302, "message": "slow"}, retry_after=3.0)
     assert isinstance(e, RateLimitedError) and e.retry_after == 3.0
+
+
+def test_callback_is_the_task_document() -> None:
+    body = {
+        "task_id": "867",
+        "task_status": "succeed",
+        "task_info": {"external_task_id": "k"},
+        "task_result": {"videos": [{"id": "v", "url": "https://cdn.klingai.com/o.mp4", "duration": "5"}]},
+        "final_unit_deduction": "4",
+    }
+    st = wire.parse_callback(body, model="kling-o3")
+    assert st.state == "succeeded" and st.job_id == "867"
+    assert st.result.model == "kling-o3"  # type: ignore[union-attr]
+    assert wire.parse_callback({"task_id": "867", "task_status": "processing"}).state == "running"
+    for bad in ([], {"task_status": "succeed"}, {"task_id": "1", "task_status": "weird"}):
+        with pytest.raises(ProtocolError):
+            wire.parse_callback(bad)

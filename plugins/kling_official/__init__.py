@@ -2,8 +2,9 @@
 
 from kling_core import hookimpl
 from kling_official.provider import KlingProvider
+from kling_official.wire import parse_callback
 
-__all__ = ["KlingProvider", "kling_register_providers"]
+__all__ = ["KlingProvider", "kling_register_providers", "parse_callback"]
 
 
 @hookimpl

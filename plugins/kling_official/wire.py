@@ -199,6 +199,16 @@ def parse_task(body: object, *, job_id: str, model: str, submitted_at: float | N
     return status_from_data(data, job_id=job_id, model=model, submitted_at=submitted_at)
 
 
+def parse_callback(body: object, *, model: str = "kling-o1") -> JobStatus:
+    """A callback POST body: the task document itself (``task_id``, ``task_status``, ...).
+
+    Callbacks are unsigned and sent on every status change: treat one as a hint to poll.
+    """
+    if not isinstance(body, Mapping):
+        raise _protocol("callback: expected a JSON object")
+    return status_from_data(body, job_id=task_id_of(body, what="callback"), model=model)
+
+
 def status_from_data(
     data: Mapping[str, Any], *, job_id: str, model: str, submitted_at: float | None = None
 ) -> JobStatus:
