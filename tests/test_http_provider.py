@@ -265,7 +265,7 @@ def test_status_bad_json_is_protocol_error() -> None:
 
 def test_make_request_refuses_credentials_for_other_hosts() -> None:
     p, _ = make(respx.Router())
-    with pytest.raises(ValueError, match="refusing"):
+    with pytest.raises(ProtocolError, match="refusing"):
         p.make_request("GET", "https://cdn.example.net/file.mp4")
     req = p.make_request("GET", "https://cdn.example.net/file.mp4", auth=False)
     assert "x-api-key" not in req.headers

@@ -93,7 +93,10 @@ class HttpProvider(Provider):
         if auth:
             host = httpx.URL(url).host
             if host not in self.api_hosts():
-                raise ValueError(f"refusing to send the {self.name} credential to host {host!r}")
+                raise ProtocolError(
+                    f"refusing to send the {self.name} credential to {host!r}, which is not its API host",
+                    provider=self.name,
+                )
             all_headers.update(self.auth_headers())
         if headers:
             all_headers.update(headers)

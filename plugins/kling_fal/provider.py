@@ -18,7 +18,7 @@ from kling_core.contract.checks import local_path
 from kling_core.contract.models import EditRequest, EditResult, Element, Timings
 from kling_core.contract.status import Failed, JobError, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import Problem, ProviderError, ResultExpiredError
-from kling_core.http import HttpProvider, host_of, try_json
+from kling_core.http import ErrorInfo, HttpProvider, host_of, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_fal import wire
@@ -186,7 +186,7 @@ class FalProvider(HttpProvider):
                                      logs=wire.log_lines(doc))  # type: ignore[arg-type]
         return self._succeeded(doc, handle, response)
 
-    def error_info(self, response: httpx.Response) -> Any:
+    def error_info(self, response: httpx.Response) -> ErrorInfo:
         info = wire.error_info(try_json(response), response.headers, response.text)
         retry_after = super().error_info(response).retry_after
         return attrs.evolve(info, retry_after=retry_after)
@@ -216,9 +216,8 @@ class FalProvider(HttpProvider):
             raise
         if response.status_code in (400, 422):
             info = self.error_info(response)
-            kind = "validation" if response.status_code == 422 else "job_failed"
-            if info.code in wire.JOB_ERROR_KINDS:
-                kind = wire.JOB_ERROR_KINDS[info.code]
+            kind = wire.JOB_ERROR_KINDS.get(info.code or "") or (
+                "validation" if response.status_code == 422 else "job_failed")
             error = JobError(message=info.message or "the model rejected the input", code=info.code,
                              retryable=bool(info.retryable), kind=kind)  # type: ignore[arg-type]
             return Failed(job_id=handle.job_id, provider=self.name, error=error)
