@@ -1,10 +1,26 @@
-"""pytest plugin (``pytest11`` entry point ``kling``): contract-suite options and fixtures."""
+"""pytest plugin (``pytest11`` entry point ``kling``): contract-suite option and fixtures.
+
+Installing kling-core with the ``test`` extra makes these available in any test session, so a
+plugin author needs no conftest: subclass :class:`kling_core.testing.ProviderContractTests`.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from kling_core.provider import Provider
+from kling_core.testing.cassettes import Cassette, load_cassettes
+from kling_core.testing.media import SampleMedia, render_sample_media
+from kling_core.testing.replay import CallLog, build_provider, canary_credentials, refusing_transport
+
+
+def _env_record() -> bool:
+    return os.environ.get("KLING_RECORD", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -12,6 +28,57 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--kling-record",
         action="store_true",
-        default=os.environ.get("KLING_RECORD", "") not in ("", "0"),
-        help="record cassettes against the live host (needs a real key; never in CI)",
+        dest="kling_record",
+        default=_env_record(),
+        help="re-record cassettes against the live host (needs real keys, spends money; never in CI). "
+        "Also enabled by KLING_RECORD=1.",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kling_record: talks to a live host; only with --kling-record")
+
+
+@pytest.fixture(scope="session")
+def kling_sample_media(tmp_path_factory: pytest.TempPathFactory) -> SampleMedia:
+    """A 720x720, 24 fps, 3.2 s H.264 clip and a 400x400 PNG, rendered once per session."""
+    return render_sample_media(tmp_path_factory.mktemp("kling-sample-media"))
+
+
+@pytest.fixture
+def kling_call_log() -> CallLog:
+    """Collects every HTTP request a provider built by ``kling_provider_factory`` sends."""
+    return CallLog()
+
+
+@pytest.fixture
+def kling_provider_factory(tmp_path: Path, kling_call_log: CallLog) -> Iterator[Callable[..., Provider]]:
+    """``factory(ProviderClass, transport=None, options=None, base_url=None)``: an instance with
+    canary credentials, a no-wait sleep and, by default, a transport that refuses (and logs)
+    every request, so a test proves "no network call" by checking ``kling_call_log``."""
+    made: list[Provider] = []
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    def factory(provider_cls: type[Provider], *, transport: Any = None, options: Any = None,
+                base_url: str | None = None, environ: dict[str, str] | None = None) -> Provider:
+        provider = build_provider(
+            provider_cls,
+            environ=environ if environ is not None else canary_credentials(provider_cls),
+            transport=transport if transport is not None else refusing_transport(kling_call_log),
+            options=options,
+            base_url=base_url,
+            sleep=no_sleep,
+            work_dir=tmp_path,
+        )
+        made.append(provider)
+        return provider
+
+    yield factory
+
+
+@pytest.fixture
+def kling_cassettes() -> Callable[[str | Path], list[Cassette]]:
+    """``load(folder)``: every cassette of a folder, validated against the cassette schema."""
+    return load_cassettes  # type: ignore[return-value]

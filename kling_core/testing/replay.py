@@ -1,0 +1,335 @@
+"""Replay a cassette against a provider plugin, offline, and say exactly what differed.
+
+The provider is built with canary credentials and an ``httpx.MockTransport`` injected through
+``ProviderContext.transport`` (nothing is patched for the plugin's own calls). Each step's
+recorded interactions must be requested in order, each exactly once, and nothing else; a
+respx catch-all additionally reports any request that escaped the injected transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+from attrs import field
+
+from kling_core import errors
+from kling_core.contract.checks import check_against, check_references
+from kling_core.contract.models import EditRequest
+from kling_core.errors import KlingError, UnsupportedError, ValidationError
+from kling_core.provider import JobHandle, Provider, ProviderContext
+from kling_core.serialization import unstructure
+from kling_core.settings import MediaSettings, ProviderSettings
+from kling_core.testing.cassettes import Cassette, Interaction, RecordedResponse, Step
+from kling_core.testing.matching import canary_leaks, request_problems, subset_problems
+
+# How an unexpected request is answered: a non-retryable client error, so a plugin fails fast.
+_UNEXPECTED_STATUS = 418
+
+
+class ContractFailure(AssertionError):
+    """The plugin did not do what the contract (or a cassette) requires."""
+
+
+def canary_credentials(provider_cls: type[Provider]) -> dict[str, str]:
+    """A fresh, recognisable fake value for every credential the provider needs."""
+    return {spec.env: f"sk-CANARY-{uuid.uuid4().hex}" for spec in provider_cls.credentials}
+
+
+@attrs.define
+class CallLog:
+    """Every HTTP request a provider made, in order (the zero-HTTP-call checks read it)."""
+
+    requests: list[httpx.Request] = field(factory=list)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+
+def refusing_transport(log: CallLog) -> httpx.MockTransport:
+    """A transport that logs and refuses every request (for "no network call" checks)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        log.requests.append(request)
+        return httpx.Response(_UNEXPECTED_STATUS, json={"error": "no request was expected here"})
+
+    return httpx.MockTransport(handler)
+
+
+def build_provider(
+    provider_cls: type[Provider],
+    *,
+    environ: Mapping[str, str],
+    transport: Any = None,
+    options: Mapping[str, Any] | None = None,
+    base_url: str | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    clock: Callable[[], float] | None = None,
+    work_dir: Path | None = None,
+    media: MediaSettings | None = None,
+) -> Provider:
+    """A provider instance the way the core builds one, with test doubles injected."""
+    settings = ProviderSettings(options=dict(options or {}), base_url=base_url)
+    kw: dict[str, Any] = {}
+    if sleep is not None:
+        kw["sleep"] = sleep
+    if clock is not None:
+        kw["clock"] = clock
+    ctx = ProviderContext(
+        name=provider_cls.name,
+        settings=settings,
+        media=media or MediaSettings(),
+        environ=dict(environ),
+        transport=transport,
+        work_dir=work_dir,
+        **kw,
+    )
+    return provider_cls(ctx)
+
+
+def preflight(provider: Provider, request: EditRequest) -> None:
+    """The checks the core client runs before a provider sees a request (no I/O)."""
+    problems = check_references(request)
+    if problems:
+        raise ValidationError(problems)
+    problems = check_against(request, provider.capabilities, provider.name) + list(provider.check(request))
+    if problems:
+        raise UnsupportedError(provider.name, problems)
+
+
+class _Replayer:
+    """The transport handler: hands out one step's interactions in order and checks each."""
+
+    def __init__(self, cassette: Cassette, canaries: list[str], *, check_requests: bool = True) -> None:
+        self.cassette = cassette
+        self.check_requests = check_requests
+        self.canaries = canaries
+        self.failures: list[str] = []
+        self.pending: list[Interaction] = []
+        self.where = ""
+        self.served = 0
+        self.total = 0
+        self.requests: list[httpx.Request] = []
+
+    def start_step(self, index: int, step: Step) -> None:
+        self.pending = list(step.interactions)
+        self.total = len(step.interactions)
+        self.served = 0
+        self.where = f"step {index + 1} ({step.op})"
+
+    def finish_step(self) -> None:
+        for k, it in enumerate(self.pending, start=self.served + 1):
+            self.failures.append(
+                f"{self.where}, interaction {k} of {self.total} ({it.request.method} {it.request.url}): "
+                "recorded but never requested"
+            )
+        self.pending = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        for leak in canary_leaks(request, self.canaries):
+            self.failures.append(f"{self.where}: {request.method} {request.url.copy_with(query=None)}: {leak}")
+        if not self.pending:
+            self.failures.append(
+                f"{self.where}: unexpected request {request.method} {request.url} "
+                f"(the cassette records {self.total} interaction(s) for this step, all already used)"
+            )
+            return httpx.Response(_UNEXPECTED_STATUS, json={"error": "unexpected request: not in the cassette"})
+        it = self.pending.pop(0)
+        self.served += 1
+        label = f"{self.where}, interaction {self.served} of {self.total} ({it.request.method} {it.request.url})"
+        if self.check_requests:
+            for problem in request_problems(it.request, request):
+                self.failures.append(f"{label}: {problem}")
+        return respond(it.response, request)
+
+    def escaped(self, request: httpx.Request) -> httpx.Response:
+        self.failures.append(
+            f"{self.where}: {request.method} {request.url.copy_with(query=None)} did not go through "
+            "ProviderContext.transport (the provider must build its HTTP client with ctx.transport)"
+        )
+        return httpx.Response(_UNEXPECTED_STATUS, json={"error": "request escaped the injected transport"})
+
+
+_RAISES: dict[str, Callable[[str, httpx.Request], Exception]] = {
+    "ConnectError": lambda m, r: httpx.ConnectError(m, request=r),
+    "ConnectTimeout": lambda m, r: httpx.ConnectTimeout(m, request=r),
+    "ReadTimeout": lambda m, r: httpx.ReadTimeout(m, request=r),
+    "RemoteProtocolError": lambda m, r: httpx.RemoteProtocolError(m, request=r),
+}
+
+
+def respond(recorded: RecordedResponse, request: httpx.Request) -> httpx.Response:
+    if recorded.raise_ is not None:
+        raise _RAISES[recorded.raise_](f"recorded transport failure: {recorded.raise_}", request)
+    if recorded.has_json:
+        return httpx.Response(recorded.status, headers=dict(recorded.headers), json=recorded.json, request=request)
+    return httpx.Response(recorded.status, headers=dict(recorded.headers), text=recorded.text or "", request=request)
+
+
+def describe_exception(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{at}"
+
+
+def check_expect(step: Step, value: Any, exc: BaseException | None) -> list[str]:
+    """How the step's outcome differs from ``expect`` (only given keys are compared)."""
+    kind = step.expect_kind
+    want = step.expect[kind]
+    if kind == "error":
+        cls = getattr(errors, want["type"])
+        if exc is None:
+            return [f"expected {want['type']}, but the call returned {_show(value)}"]
+        if not isinstance(exc, cls):
+            return [f"expected {want['type']}, got {describe_exception(exc)}"]
+        out = []
+        for key in ("retryable", "status_code", "code", "retry_after"):
+            if key in want and getattr(exc, key, None) != want[key]:
+                out.append(f"{type(exc).__name__}.{key}: expected {want[key]!r}, got {getattr(exc, key, None)!r}")
+        return out
+    if exc is not None:
+        return [f"expected {kind} {want!r}, but it raised {describe_exception(exc)}"]
+    if kind == "cancelled":
+        return [] if value is want else [f"cancel returned {value!r}, expected {want!r}"]
+    doc = unstructure(value) if attrs.has(type(value)) else value
+    problems = subset_problems(want, doc)
+    return [f"{kind}: {p}" for p in problems]
+
+
+def _show(value: Any) -> str:
+    try:
+        return repr(unstructure(value)) if attrs.has(type(value)) else repr(value)
+    except Exception:
+        return repr(value)
+
+
+@attrs.define
+class StepOutcome:
+    step: Step
+    value: Any = None
+    error: BaseException | None = None
+
+
+@attrs.define
+class ReplayOutcome:
+    cassette: Cassette
+    failures: list[str] = field(factory=list)
+    outcomes: list[StepOutcome] = field(factory=list)
+    sleeps: list[float] = field(factory=list)
+    requests: list[httpx.Request] = field(factory=list)
+
+    def check(self) -> None:
+        if self.failures:
+            lines = "\n".join(f"  - {f}" for f in self.failures)
+            raise ContractFailure(
+                f"cassette {self.cassette.path} (scenario {self.cassette.scenario!r}, provider "
+                f"{self.cassette.provider!r}) did not replay:\n{lines}"
+            )
+
+
+async def _run_op(provider: Provider, step: Step, request: EditRequest, handle: JobHandle | None) -> Any:
+    if step.op == "submit":
+        preflight(provider, request)
+        prepared = await provider.prepare(request)
+        return await provider.submit(prepared)
+    if step.op == "status":
+        assert handle is not None
+        return await provider.status(handle)
+    if step.op == "cancel":
+        assert handle is not None
+        return await provider.cancel(handle)
+    if step.op == "resume":
+        return provider.resume(step.args["job_id"], model=step.args.get("model"))
+    if step.op == "dry_run":
+        preflight(provider, request)
+        return await provider.dry_run(request)
+    raise AssertionError(f"unknown op {step.op!r}")
+
+
+async def replay_async(
+    provider_cls: type[Provider],
+    cassette: Cassette,
+    *,
+    work_dir: Path | None = None,
+    check_requests: bool = True,
+) -> ReplayOutcome:
+    """Replay one cassette; ``check_requests=False`` serves the responses without comparing
+    what was sent (the behavioural half judges outcomes; the wire half judges requests)."""
+    import respx
+
+    environ = canary_credentials(provider_cls)
+    canaries = list(environ.values())
+    replayer = _Replayer(cassette, canaries, check_requests=check_requests)
+    outcome = ReplayOutcome(cassette)
+    replayer.failures = outcome.failures  # one list: problems stay in the order they happened
+    t0 = 1_767_225_600.0  # a fixed clock that advances only by the recorded sleeps
+
+    async def sleep(seconds: float) -> None:
+        outcome.sleeps.append(seconds)
+
+    def clock() -> float:
+        return t0 + sum(outcome.sleeps)
+
+    if cassette.provider != provider_cls.name:
+        outcome.failures.append(f"the cassette is for provider {cassette.provider!r}, not {provider_cls.name!r}")
+    with respx.mock(assert_all_called=False, assert_all_mocked=False) as guard:
+        guard.route().mock(side_effect=replayer.escaped)
+        provider = build_provider(
+            provider_cls,
+            environ=environ,
+            transport=httpx.MockTransport(replayer.handler),
+            options=cassette.options,
+            base_url=cassette.base_url,
+            sleep=sleep,
+            clock=clock,
+            work_dir=work_dir,
+        )
+        handle: JobHandle | None = None
+        try:
+            for i, step in enumerate(cassette.steps):
+                replayer.start_step(i, step)
+                so = StepOutcome(step)
+                try:
+                    so.value = await _run_op(provider, step, cassette.request, handle)
+                except Exception as exc:
+                    so.error = exc
+                replayer.finish_step()
+                outcome.outcomes.append(so)
+                for problem in check_expect(step, so.value, so.error):
+                    outcome.failures.append(f"{replayer.where}: {problem}")
+                if so.error is not None:
+                    outcome.failures += _secret_in_error(replayer.where, so.error, canaries)
+                if isinstance(so.value, JobHandle):
+                    handle = so.value
+        finally:
+            await provider.aclose()
+    outcome.requests = replayer.requests
+    return outcome
+
+
+def _secret_in_error(where: str, exc: BaseException, canaries: list[str]) -> list[str]:
+    text = f"{exc!s} {exc!r} {vars(exc) if hasattr(exc, '__dict__') else ''}"
+    return [f"{where}: the credential appears in the raised {type(exc).__name__}" for c in canaries if c in text]
+
+
+def replay(
+    provider_cls: type[Provider],
+    cassette: Cassette,
+    *,
+    work_dir: Path | None = None,
+    check_requests: bool = True,
+) -> ReplayOutcome:
+    """Replay one cassette (synchronously); read ``.failures`` or call ``.check()``."""
+    return asyncio.run(replay_async(provider_cls, cassette, work_dir=work_dir, check_requests=check_requests))
+
+
+def error_is_kling(exc: BaseException | None) -> bool:
+    return exc is None or isinstance(exc, KlingError)
