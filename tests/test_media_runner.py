@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -93,16 +94,15 @@ def test_disguised_playlist_is_refused_by_ffmpeg_too(tmp_path: Path, loopback: L
     assert not (tmp_path / "o.mp4").exists()
 
 
-def _spy_processes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    procs: list[Any] = []
-    real = asyncio.create_subprocess_exec
+def _spy_processes(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    procs: list[subprocess.Popen[bytes]] = []
 
-    async def spy(*args: Any, **kw: Any) -> Any:
-        proc = await real(*args, **kw)
-        procs.append(proc)
-        return proc
+    class Spy(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            procs.append(self)
 
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+    monkeypatch.setattr(subprocess, "Popen", Spy)
     return procs
 
 

@@ -163,15 +163,14 @@ def test_cancel_while_queued(sample: SampleMedia, tmp_path: Path) -> None:
 
 @pytest.mark.ffmpeg
 def test_cancel_while_running_kills_the_render(sample: SampleMedia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    procs: list[Any] = []
-    real = asyncio.create_subprocess_exec
+    procs: list[subprocess.Popen[bytes]] = []
 
-    async def spy(*args: Any, **kw: Any) -> Any:
-        proc = await real(*args, **kw)
-        procs.append(proc)
-        return proc
+    class Spy(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            procs.append(self)
 
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+    monkeypatch.setattr(subprocess, "Popen", Spy)
     p = provider(tmp_path)
 
     async def go() -> tuple[bool, Any, Any]:

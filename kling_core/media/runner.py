@@ -18,9 +18,10 @@ import contextlib
 import os
 import secrets
 import signal
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
@@ -105,57 +106,75 @@ async def run_ffmpeg(
 
 
 async def _run(argv: list[str], *, timeout: float, on_progress: ProgressCallback | None) -> None:
+    # Spawned synchronously (Popen) rather than with asyncio.create_subprocess_exec: a task
+    # cancelled while asyncio is still creating the child can hang forever on 3.11, e.g. when
+    # asyncio.run() shuts down right after a job was started. Exit is observed by polling.
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group, so a kill reaches every child
         )
     except OSError as exc:
         raise MediaError(f"could not start ffmpeg ({argv[0]}): {exc}") from None
     tail: collections.deque[str] = collections.deque(maxlen=40)
 
-    async def read_progress() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
-            if on_progress is not None and key == "out_time_us" and value.strip().lstrip("-").isdigit():
-                on_progress(max(0, int(value)) / 1_000_000)
+    def progress_line(raw: bytes) -> None:
+        key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
+        if on_progress is not None and key == "out_time_us" and value.strip().lstrip("-").isdigit():
+            on_progress(max(0, int(value)) / 1_000_000)
 
-    async def read_stderr() -> None:
-        assert proc.stderr is not None
-        async for raw in proc.stderr:
-            tail.append(raw.decode("utf-8", "replace").rstrip())
+    def stderr_line(raw: bytes) -> None:
+        tail.append(raw.decode("utf-8", "replace").rstrip())
 
-    readers = asyncio.gather(read_progress(), read_stderr())
+    assert proc.stdout is not None and proc.stderr is not None
+    watched = asyncio.gather(_lines(proc.stdout, progress_line), _lines(proc.stderr, stderr_line), _exited(proc))
     try:
-        await asyncio.wait_for(_wait_all(proc, readers), timeout)
+        await asyncio.wait_for(watched, timeout)
     except TimeoutError:
-        await _kill(proc, readers)
+        _kill(proc, watched)
         raise MediaError(f"ffmpeg timed out after {timeout:g}s and was killed") from None
-    except BaseException:  # cancellation: never leave an encoder running behind us
-        await _kill(proc, readers)
+    except BaseException:  # cancellation or a callback's error: never leave an encoder running
+        _kill(proc, watched)
         raise
+    finally:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     if proc.returncode != 0:
         detail = "\n".join(tail)[-_STDERR_TAIL:].strip()
         raise MediaError(f"ffmpeg failed (exit {proc.returncode})" + (f":\n{detail}" if detail else ""))
 
 
-async def _wait_all(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
-    await readers
-    await proc.wait()
+async def _lines(pipe: IO[bytes], handle: Callable[[bytes], None]) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    try:
+        async for raw in reader:
+            handle(raw)
+    finally:
+        transport.close()
 
 
-async def _kill(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
-    if proc.returncode is None:
+async def _exited(proc: subprocess.Popen[bytes]) -> None:
+    delay = 0.005
+    while proc.poll() is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _kill(proc: subprocess.Popen[bytes], watched: asyncio.Future[Any]) -> None:
+    """SIGKILL the child's process group and reap it (no zombie left behind)."""
+    watched.cancel()
+    # Mark the outcome as seen so asyncio does not log "exception was never retrieved".
+    watched.add_done_callback(lambda f: f.cancelled() or f.exception())
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-    # Reap the child (no zombie) and let the readers see EOF.
-    await asyncio.shield(proc.wait())
-    readers.cancel()
-    with contextlib.suppress(BaseException):
-        await readers
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
