@@ -103,6 +103,11 @@ def _installed_provider(name: str) -> type[Provider]:
     return PluginHost().provider_class(name)
 
 
+def resolve_installed(name: str) -> type[Provider]:
+    """The installed provider class registered under ``name`` (ConfigError if none)."""
+    return _installed_provider(name)
+
+
 def _scenario_id(path: Path) -> str:
     try:
         return str(json.loads(path.read_text("utf-8"))["scenario"])
