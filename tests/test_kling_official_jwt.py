@@ -8,6 +8,8 @@ import hmac
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kling_official import jwt
 
 from kling_core.settings import Secret
@@ -88,3 +90,24 @@ def test_cache_repr_and_token_hide_secrets() -> None:
     token = cache.token()
     for text in (repr(cache), str(cache), repr(token), str(token)):
         assert AK not in text and SK not in text and token.reveal() not in text
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    access=st.text(min_size=1, max_size=40),
+    secret=st.text(min_size=1, max_size=64),
+    now=st.floats(min_value=1e9, max_value=4e9),
+    steps=st.lists(st.floats(min_value=0, max_value=4000), min_size=1, max_size=8),
+)
+def test_every_token_handed_out_is_valid_then_and_verifies(
+    access: str, secret: str, now: float, steps: list[float]
+) -> None:
+    clock = Clock(now)
+    cache = jwt.TokenCache(Secret(access), Secret(secret), clock)
+    for step in steps:
+        clock.now += step
+        claims = jwt.verify(cache.token().reveal(), secret)
+        assert claims["iss"] == access
+        # Valid now, and still valid for at least the refresh margin (minus rounding).
+        assert claims["nbf"] <= clock.now  # type: ignore[operator]
+        assert claims["exp"] - clock.now >= jwt.REFRESH_MARGIN - 1  # type: ignore[operator]
