@@ -122,8 +122,12 @@ def _check_file(path: Path, field: str) -> int:
     return os.stat(path).st_size
 
 
-def probe_video(path: str | os.PathLike[str], field: str = "video") -> VideoInfo:
-    """Duration, size, rate and codecs of a local video, refusing anything off the whitelist."""
+def probe_video(path: str | os.PathLike[str], field: str = "video", *, decode: bool = True) -> VideoInfo:
+    """Duration, size, rate and codecs of a local video, refusing anything off the whitelist.
+
+    ``decode`` also decodes the first frame, proving the stream readable (skip it only for
+    files this process just wrote itself).
+    """
     import av
 
     p = Path(path)
@@ -164,7 +168,8 @@ def probe_video(path: str | os.PathLike[str], field: str = "video") -> VideoInfo
             audio_codec=str(audio_codec) if audio_codec else None,
             size_bytes=size,
         )
-        _decode_one_frame(container, vs, field)
+        if decode:
+            _decode_one_frame(container, vs, field)
         return info
     finally:
         container.close()

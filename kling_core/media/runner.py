@@ -66,7 +66,7 @@ def build_argv(
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-y"]
     if progress:
         argv += ["-progress", "pipe:1", "-stats_period", "0.2"]
-    argv += ["-filter_threads", "1", "-filter_complex_threads", "1"]
+    argv += ["-filter_threads", str(threads), "-filter_complex_threads", str(threads)]
     for item in inputs:
         argv += item.argv(threads)
     argv += [*output_args, "-f", output_format, f"file:{output.resolve()}"]

@@ -41,7 +41,7 @@ class MockProvider(Provider):
     title: ClassVar[str] = "Offline mock: deterministic ffmpeg render, no key, no network"
     capabilities: ClassVar[ProviderCapabilities] = CAPABILITIES
     # Renders take seconds, not minutes: poll briskly so a local edit returns promptly.
-    default_poll: ClassVar[PollSettings] = PollSettings(initial=0.05, factor=1.5, max=0.5, jitter=0.1, deadline=900.0)
+    default_poll: ClassVar[PollSettings] = PollSettings(initial=0.02, factor=1.5, max=0.1, jitter=0.1, deadline=900.0)
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
@@ -51,6 +51,7 @@ class MockProvider(Provider):
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, int] = {}
         self._ffmpeg: str | None = None
+        self._inspected: dict[str, Inspected] = {}  # job id -> what submit() probed
 
     @property
     def ffmpeg(self) -> str:
@@ -108,6 +109,7 @@ class MockProvider(Provider):
         )
         self.store.save(record)
         if opts.fail != "timeout":
+            self._inspected[record.job_id] = found
             self._start(record)
         return JobHandle(
             provider=self.name,
@@ -173,7 +175,8 @@ class MockProvider(Provider):
 
     async def _render(self, record: JobRecord) -> EditResult:
         request: EditRequest = structure(record.request, EditRequest)
-        found = await self._inspect(request)
+        # Probed at submit in this process; a job picked up from another process probes again.
+        found = self._inspected.pop(record.job_id, None) or await self._inspect(request)
         plan = render.plan(found.request, found.video, list(found.images), list(found.frontals))
         out = self.store.dir(record.job_id) / f"kling-mock-{record.job_id[5:17]}.mp4"
         total = max(plan.duration, 1e-6)
@@ -196,7 +199,7 @@ class MockProvider(Provider):
             timeout=self.ctx.media.ffmpeg_timeout,
             on_progress=on_progress,
         )
-        rendered = probe_video(out, "output")
+        rendered = probe_video(out, "output", decode=False)
         report = plan.report()
         report["output"].update(duration=rendered.duration, size_bytes=rendered.size_bytes)
         report["model"], report["edit_mode"] = request.model, request.edit_mode
