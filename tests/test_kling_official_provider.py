@@ -326,3 +326,18 @@ def test_missing_secret_key_is_named() -> None:
 def test_registered_through_the_entry_point() -> None:
     host = PluginHost(environ={"KLING_PLUGINS": "kling"})
     assert host.provider_class("kling") is KlingProvider
+
+
+def test_a_token_echoed_by_the_host_is_scrubbed_from_the_error() -> None:
+    class Echo(Host):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            self.requests.append(request)
+            token = request.headers["authorization"]
+            return httpx.Response(401, json={"code": 1002, "message": f"bad token {token} for {AK}"})
+
+    host = Echo()
+    p = provider(host)
+    with pytest.raises(AuthenticationError) as exc:
+        run(_job(p, 0))
+    (token,) = host.tokens()
+    assert token not in str(exc.value) and AK not in str(exc.value)

@@ -118,8 +118,9 @@ def test_dry_run_error_is_mapped_and_not_retried() -> None:
 
 def test_success_false_on_a_2xx_is_an_error_not_an_uncertain_submit() -> None:
     host = Host(httpx.Response(200, json={"code": 401, "success": False, "data": {"message": "bad key", "code": "authentication_failed"}}))
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError) as exc:
         run(provider(host), lambda p: p.submit(REQ))
+    assert exc.value.status_code is None and "HTTP 200" in str(exc.value)
 
 
 def test_unreadable_2xx_submit_is_uncertain_with_the_client_key() -> None:
@@ -241,3 +242,10 @@ def test_prepare_without_an_uploader_refuses_local_files(monkeypatch: pytest.Mon
     with pytest.raises(UnsupportedError, match="http\\(s\\) URLs only"):
         run(provider(Host()), lambda p: p.prepare(EditRequest(prompt="x", video="/tmp/clip.mp4")))
     assert run(provider(Host()), lambda p: p.prepare(REQ)) == REQ
+
+
+def test_a_key_echoed_by_the_host_is_scrubbed_from_the_error() -> None:
+    host = Host(uerr(401, "authentication_failed", f"Invalid API key {KEY}"))
+    with pytest.raises(AuthenticationError) as exc:
+        run(provider(host), lambda p: p.submit(REQ))
+    assert KEY not in str(exc.value) and "Invalid API key" in str(exc.value)

@@ -23,6 +23,7 @@ from kling_core.errors import (
     ProviderValidationError,
     RateLimitedError,
 )
+from kling_core.http.base import clip
 from kling_core.http.errormap import ErrorRule, ErrorTable
 
 PROVIDER = "kling"
@@ -126,8 +127,9 @@ def _protocol(message: str, *, job_id: str | None = None) -> ProtocolError:
 
 
 def _text(value: object, limit: int = MESSAGE_MAX) -> str | None:
+    # Host text ends up in exceptions and logs: scrubbed of registered secrets, bounded.
     if isinstance(value, str) and value.strip():
-        return value.strip()[:limit]
+        return clip(value, limit)
     return None
 
 
@@ -263,7 +265,7 @@ def error_from(
     code = str(number) if number is not None else None
     message = _text(body.get("message")) if isinstance(body, Mapping) else None
     if message is None and text and not isinstance(body, Mapping):
-        message = text.strip()[:200] or None
+        message = clip(text, 200) if text.strip() else None
     request_id = _text(body.get("request_id"), 100) if isinstance(body, Mapping) else None
     rule = ERRORS.lookup(http_status, code)
     meaning = rule.message or f"HTTP error {http_status}"

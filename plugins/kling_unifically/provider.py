@@ -68,11 +68,10 @@ class UnificallyProvider(HttpProvider):
         """The host fetches media by URL: local files go through an uploader plugin, if any."""
         return await upload_local_media(request, self.name)
 
-    # -- checks ------------------------------------------------------------------------
+    # -- builders / parsers ------------------------------------------------------------
     def request_schema(self, request: EditRequest) -> str | None:
         return "unifically-task-request.schema.json"
 
-    # -- builders / parsers ------------------------------------------------------------
     def build_submit(self, request: EditRequest) -> httpx.Request:
         return self.make_request("POST", self.url(wire.TASKS_PATH), json_body=wire.build_task(request))
 

@@ -24,7 +24,8 @@ from kling_core.errors import (
     RateLimitedError,
     UnsupportedError,
 )
-from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
+from kling_core.http.base import clip
+from kling_core.http.errormap import ErrorRule, ErrorTable
 
 PROVIDER = "unifically"
 DEFAULT_BASE_URL = "https://api.unifically.com"
@@ -196,8 +197,9 @@ def parse_task_id(body: object) -> str:
 
 
 def _text(value: object) -> str | None:
+    # Host text ends up in exceptions and logs: scrubbed of registered secrets, bounded.
     if isinstance(value, str) and value.strip():
-        return value.strip()[:MESSAGE_MAX]
+        return clip(value, MESSAGE_MAX)
     return None
 
 
@@ -306,14 +308,21 @@ def error_from(
     status = http_status if http_status >= 400 or number is None else number
     rule = ERRORS.lookup(status, code)
     if message is None and text and not isinstance(body, Mapping):
-        message = text.strip()[:200] or None
+        message = clip(text, 200) if text.strip() else None
     meaning = rule.message or f"HTTP error {status}"
     reason = f"{meaning}: {message}" if message else meaning
-    details = (Problem("", message),) if message and issubclass(rule.error, ProviderValidationError) else ()
-    info = ErrorInfo(
-        message=reason,
-        code=code or (str(number) if number is not None else None),
-        details=details,
-        retry_after=retry_after,
-    )
-    return ERRORS.build(PROVIDER, status, info, job_id=job_id)
+    ok = 200 <= http_status < 300
+    if ok:
+        reason += f" (in an HTTP {http_status} answer)"
+    kw: dict[str, Any] = {
+        "provider": PROVIDER,
+        # A 2xx that carries an error has no HTTP error status to report.
+        "status_code": None if ok else http_status,
+        "code": code or (str(number) if number is not None else None),
+        "retryable": rule.retryable,
+        "job_id": job_id,
+        "details": (Problem("", message),) if message and issubclass(rule.error, ProviderValidationError) else (),
+    }
+    if issubclass(rule.error, RateLimitedError):
+        return rule.error(reason, retry_after=retry_after, **kw)
+    return rule.error(reason, **kw)
