@@ -220,11 +220,12 @@ class StepOutcome:
 
 @attrs.define
 class ReplayOutcome:
-    cassette: Cassette
+    cassette: Cassette = field(repr=lambda c: repr(getattr(c, "scenario", None)))
     failures: list[str] = field(factory=list)
-    outcomes: list[StepOutcome] = field(factory=list)
+    # Not in the repr: tracebacks print it, and requests carry the (canary) credential.
+    outcomes: list[StepOutcome] = field(factory=list, repr=False)
     sleeps: list[float] = field(factory=list)
-    requests: list[httpx.Request] = field(factory=list)
+    requests: list[httpx.Request] = field(factory=list, repr=False)
 
     def check(self) -> None:
         if self.failures:
@@ -312,7 +313,15 @@ async def replay_async(
         finally:
             await provider.aclose()
     outcome.requests = replayer.requests
+    # A failure message must not print the credential it caught leaking.
+    outcome.failures[:] = [_mask(f, canaries) for f in outcome.failures]
     return outcome
+
+
+def _mask(text: str, canaries: list[str]) -> str:
+    for c in canaries:
+        text = text.replace(c, "<CREDENTIAL>")
+    return text
 
 
 def _secret_in_error(where: str, exc: BaseException, canaries: list[str]) -> list[str]:

@@ -22,9 +22,16 @@ def schema_dirs(provider_cls: type[Provider] | None = None) -> list[Path]:
         explicit = getattr(provider_cls, "schema_dir", None)
         if explicit:
             dirs.append(Path(explicit))
-        package = importlib.import_module(provider_cls.__module__.split(".")[0])
-        if package.__file__:
-            dirs.append(Path(package.__file__).parent / "schemas")
+        # The package of the class and of each plugin base it derives from (a subclass in a
+        # test module still finds its plugin's schemas).
+        for klass in provider_cls.__mro__:
+            top = klass.__module__.split(".")[0]
+            if top in ("kling_core", "builtins", "abc"):
+                continue
+            package = importlib.import_module(top)
+            d = Path(package.__file__).parent / "schemas" if package.__file__ else None
+            if d is not None and d not in dirs:
+                dirs.append(d)
     dirs.append(Path(str(resources.files("kling_core") / "schemas" / "providers")))
     return dirs
 
