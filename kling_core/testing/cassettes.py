@@ -157,20 +157,25 @@ def _response(doc: Mapping[str, Any]) -> RecordedResponse:
     )
 
 
+def cassette_error(problems: list[Problem], path: Path) -> ValidationError:
+    """Every problem of one cassette; the file is named even when there is only one."""
+    if len(problems) == 1:
+        p = problems[0]
+        return ValidationError([Problem(f"{path}: {p.path}" if p.path else str(path), p.message)])
+    return ValidationError(problems, subject=f"cassette {path}")
+
+
 def parse_cassette(doc: object, path: Path) -> Cassette:
     """Validate a cassette document and build its model; ValidationError names ``path``."""
-    subject = str(path)
     problems = schema_problems(doc)
     if problems:
-        raise ValidationError(problems, subject=subject)
+        raise cassette_error(problems, path)
     assert isinstance(doc, Mapping)
+    request: EditRequest | None = None
     try:
         request = structure(doc["request"], EditRequest)
     except ValidationError as exc:
-        raise ValidationError(
-            [Problem(f"request.{p.path}" if p.path else "request", p.message) for p in exc.problems],
-            subject=subject,
-        ) from None
+        problems += [Problem(f"request.{p.path}" if p.path else "request", p.message) for p in exc.problems]
 
     steps: list[Step] = []
     has_handle = False
@@ -200,8 +205,8 @@ def parse_cassette(doc: object, path: Path) -> Cassette:
                 args=s.get("args", {}),
             )
         )
-    if problems:
-        raise ValidationError(problems, subject=subject)
+    if problems or request is None:
+        raise cassette_error(problems, path)
     settings = doc.get("settings", {})
     return Cassette(
         path=path,
@@ -223,10 +228,10 @@ def load_cassette(path: str | Path) -> Cassette:
     try:
         doc = json.loads(path.read_text("utf-8"))
     except OSError as exc:
-        raise ValidationError.single("", f"cannot read: {exc.strerror}", subject=str(path)) from None
+        raise cassette_error([Problem("", f"cannot read: {exc.strerror}")], path) from None
     except json.JSONDecodeError as exc:
-        raise ValidationError.single(
-            "", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", subject=str(path)
+        raise cassette_error(
+            [Problem("", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")], path
         ) from None
     return parse_cassette(doc, path)
 

@@ -216,7 +216,7 @@ def write_cassette(doc: Mapping[str, Any], path: str | Path, *, secrets: Sequenc
     parse_cassette(doc, path)
     findings = scan_document(doc, extra_values=secrets)
     if findings:
-        raise ValidationError.single("", "refusing to write a cassette holding secrets: " + "; ".join(findings), subject=str(path))
+        raise ValidationError.single(str(path), "refusing to write a cassette holding secrets: " + "; ".join(findings))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
