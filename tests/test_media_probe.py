@@ -89,3 +89,12 @@ def test_concat_list_renamed_to_mp4_is_unsafe(sample: SampleMedia, tmp_path: Pat
     evil = write_concat(tmp_path / "cc.mp4", sample.video)
     with pytest.raises(UnsafeMediaError, match=r"^video: "):
         probe_video(evil, "video")
+
+
+def test_huge_declared_picture_is_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kling_core.media import probe as probe_module
+
+    image = make_image(tmp_path / "big.png", (9, 9, 9), size=400)
+    monkeypatch.setattr(probe_module, "MAX_PIXELS", 399 * 399)
+    with pytest.raises(ValidationError, match=r"^images\[0\]: 400x400 px is larger than 8K"):
+        probe_image(image, "images[0]")

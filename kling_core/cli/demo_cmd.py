@@ -17,6 +17,7 @@ from kling_core.cli.common import State
 from kling_core.cli.progress import JobProgress
 from kling_core.client import AsyncEditClient
 from kling_core.contract.models import QUALITIES, EditResult
+from kling_core.errors import ValidationError
 from kling_core.media.samples import make_sample
 from kling_core.serialization import unstructure
 
@@ -58,11 +59,13 @@ def _summary(result: EditResult) -> list[str]:
 def command(state: State, directory: str, quality: str, duration: float, as_json: bool, quiet: bool) -> int:
     """Make a sample clip (motion + tone) and two images, then edit them with the offline mock."""
     folder = Path(directory).expanduser().resolve()
-    if folder.exists() and not folder.is_dir():
-        from kling_core.errors import ValidationError
-
+    if folder.exists() and not folder.is_dir():  # click checks too; this covers a race
         raise ValidationError.single("dir", f"{folder} is not a directory")
-    log = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+
+    def log(text: str) -> None:
+        if not quiet:
+            click.echo(text, err=True)
+
     log(f"generating sample media in {folder} …")
     sample = make_sample(folder, duration=duration, size=(1280, 720), fps=24, images=2)
     image, frontal = sample.images

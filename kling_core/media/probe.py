@@ -26,6 +26,8 @@ from kling_core.media.formats import (
 
 # libavformat error codes as PyAV surfaces them (errno attribute).
 _EINVAL = 22
+# A declared picture larger than 8K is refused before anything is decoded (decompression bomb).
+MAX_PIXELS = 7680 * 4320
 # Reading a few seconds of a hostile header must not hang a probe.
 _PROBE_OPTIONS = {"probesize": "5000000", "analyzeduration": "5000000"}
 
@@ -146,6 +148,8 @@ def probe_video(path: str | os.PathLike[str], field: str = "video", *, decode: b
         width, height = int(cc.width or 0), int(cc.height or 0)
         if width <= 0 or height <= 0:
             raise ValidationError.single(field, "not a readable video file (no picture size)")
+        if width * height > MAX_PIXELS:
+            raise ValidationError.single(field, f"{width}x{height} px is larger than 8K; refused before decoding")
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         fps = float(Fraction(rate)) if rate else 0.0
         duration = _duration(container, vs)
@@ -218,6 +222,8 @@ def probe_image(path: str | os.PathLike[str], field: str = "image") -> ImageInfo
         width, height = int(cc.width or 0), int(cc.height or 0)
         if width <= 0 or height <= 0:
             raise ValidationError.single(field, "not a readable image file (no picture size)")
+        if width * height > MAX_PIXELS:
+            raise ValidationError.single(field, f"{width}x{height} px is larger than 8K; refused before decoding")
         _decode_one_frame(container, vstreams[0], field, "image")
         return ImageInfo(
             path=str(p.resolve()),
