@@ -191,7 +191,7 @@ async def record_scenario(
                 break
             if cancel and polls == 1:
                 _, error = await step("cancel", lambda: provider.cancel(handle))
-            await sleep(provider_cls_poll_interval(provider))
+            await sleep(poll_interval(provider))
     finally:
         await provider.aclose()
     doc: dict[str, Any] = {
@@ -206,8 +206,10 @@ async def record_scenario(
     return doc
 
 
-def provider_cls_poll_interval(provider: Provider) -> float:
-    return max(1.0, float(provider.ctx.settings.poll.initial))
+def poll_interval(provider: Provider) -> float:
+    """The provider's configured (else declared default) first polling delay, at least 1 s."""
+    poll = provider.ctx.settings.poll or getattr(provider, "default_poll", None)
+    return max(1.0, float(poll.initial)) if poll is not None else 5.0
 
 
 def write_cassette(doc: Mapping[str, Any], path: str | Path, *, secrets: Sequence[str] = ()) -> Path:

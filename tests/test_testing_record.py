@@ -1,0 +1,161 @@
+"""Recording (against a fake live host on an injected transport), scrubbing and the secrets scan."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kling_core.contract.models import EditRequest
+from kling_core.errors import ValidationError
+from kling_core.testing.cassettes import load_cassette
+from kling_core.testing.record import record_scenario, scrub_header, scrub_json, write_cassette
+from kling_core.testing.replay import replay
+from kling_core.testing.secrets import assert_no_secrets, scan_document
+
+ROOT = Path(__file__).resolve().parents[1]
+LIVE_KEY = "evk_live_4f8a2c9e1b7d6a3f"
+kling_example = pytest.importorskip("kling_example", reason="pip install -e examples/kling-example-provider")
+
+
+class FakeLiveHost:
+    """The Example Video API as a live host would behave, leaking the key back as real hosts do."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.posts = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == f"Bearer {LIVE_KEY}"
+        if request.method == "POST" and request.url.path == "/v1/edits":
+            self.posts += 1
+            return httpx.Response(201, json={"id": "ed_live01", "status": "queued", "account": {"api_key": LIVE_KEY}},
+                                  headers={"set-cookie": f"session={LIVE_KEY}", "x-request-id": "r1"})
+        if request.method == "GET" and request.url.path == "/v1/edits/ed_live01":
+            self.polls += 1
+            if self.polls == 1:
+                return httpx.Response(200, json={"id": "ed_live01", "status": "processing", "progress": 30})
+            return httpx.Response(200, json={
+                "id": "ed_live01", "status": "succeeded",
+                "output": {"url": f"https://cdn.example-video.test/o.mp4?token={LIVE_KEY}", "size_bytes": 10},
+            })
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
+
+
+def _record(tmp_path: Path) -> tuple[dict[str, Any], FakeLiveHost]:
+    host = FakeLiveHost()
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    doc = asyncio.run(record_scenario(
+        kling_example.ExampleProvider,
+        scenario="recorded-success",
+        request=EditRequest(prompt="Make it snow", video="https://media.example.com/v.mp4"),
+        environ={"EXAMPLE_VIDEO_API_KEY": LIVE_KEY},
+        inner=httpx.MockTransport(host),
+        sleep=no_wait,
+        today=dt.date(2026, 11, 20),
+    ))
+    return doc, host
+
+
+def test_recorder_writes_a_scrubbed_cassette_that_replays(tmp_path: Path) -> None:
+    doc, host = _record(tmp_path)
+    assert host.posts == 1 and host.polls == 2
+    path = write_cassette(doc, tmp_path / "recorded-success.json", secrets=[LIVE_KEY])
+    text = path.read_text("utf-8")
+    assert LIVE_KEY not in text
+    assert "set-cookie" not in text and "x-request-id" not in text, "only compared headers are kept"
+    assert [s["op"] for s in doc["steps"]] == ["submit", "status", "status"]
+    submit = doc["steps"][0]["interactions"][0]
+    assert submit["provenance"] == {"source": "recorded", "date": "2026-11-20"}
+    assert submit["request"]["headers"]["authorization"] == "Bearer <SECRET>"
+    assert submit["response"]["json"]["account"]["api_key"] == "<SECRET>"
+    final = doc["steps"][2]["interactions"][0]["response"]["json"]["output"]["url"]
+    assert final == "https://cdn.example-video.test/o.mp4?token=<SECRET>"
+    assert doc["steps"][2]["expect"] == {"status": {"state": "succeeded", "job_id": "ed_live01"}}
+    # the recorded cassette is a valid cassette and replays offline against the provider
+    outcome = replay(kling_example.ExampleProvider, load_cassette(path))
+    assert outcome.failures == []
+
+
+def test_write_refuses_secrets_and_leaves_nothing(tmp_path: Path) -> None:
+    doc, _ = _record(tmp_path)
+    doc["steps"][0]["interactions"][0]["response"]["json"]["leak"] = LIVE_KEY
+    target = tmp_path / "out" / "leaky.json"
+    with pytest.raises(ValidationError, match="refusing to write a cassette holding secrets"):
+        write_cassette(doc, target, secrets=[LIVE_KEY])
+    assert not target.exists()
+    assert not list(tmp_path.glob("out/.leaky*")), "no temporary file left behind"
+
+
+def test_write_validates_before_writing(tmp_path: Path) -> None:
+    doc, _ = _record(tmp_path)
+    doc["steps"][0]["op"] = "create"
+    with pytest.raises(ValidationError, match=r"steps\[0\]\.op"):
+        write_cassette(doc, tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "want"),
+    [
+        ("Authorization", "Key abc:def", "Key <SECRET>"),
+        ("authorization", "Bearer eyJhbGciOi.x.y", "Bearer <SECRET>"),
+        ("x-api-key", "SG_0123456789abcdef", "<SECRET>"),
+        ("x-key", "tok", "<SECRET>"),
+        ("content-type", "application/json", "application/json"),
+        ("x-trace", f"id-{LIVE_KEY}", "id-<SECRET>"),
+    ],
+)
+def test_scrub_header(name: str, value: str, want: str) -> None:
+    assert scrub_header(name, value, [LIVE_KEY]) == want
+
+
+def test_scrub_json_reaches_keys_and_nested_values() -> None:
+    doc = {"a": [LIVE_KEY, {"b": f"x{LIVE_KEY}y"}], LIVE_KEY: 1, "n": 3}
+    assert scrub_json(doc, [LIVE_KEY]) == {"a": ["<SECRET>", {"b": "x<SECRET>y"}], "<SECRET>": 1, "n": 3}
+
+
+@pytest.mark.parametrize(
+    ("doc", "finding"),
+    [
+        ({"steps": [{"headers": {"authorization": "Key 1234567890abcdef1234"}}]}, "auth header not scrubbed"),
+        ({"steps": [{"headers": {"X-API-Key": "SG_abcdefgh12345"}}]}, "auth header not scrubbed"),
+        ({"steps": [{"headers": {"cookie": "session=1"}}]}, "auth header not scrubbed"),
+        ({"note": "call with Key abcdefghijklmnop0123"}, "fal-style"),
+        ({"note": "Bearer eyJhbGciOiJIUzI1NiJ9"}, "bearer JWT"),
+        ({"x": ["SG_abcdef1234567"]}, "Segmind key"),
+        ({"x": "sk-proj-abcdefghijklmnop1234"}, "sk- API key"),
+        ({"x": "sk-CANARY-0d9e8f"}, "canary"),
+        ({"x": "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJhYmNkZWYifQ.c2lnbmF0dXJlMTIzNDU"}, "a JWT"),
+    ],
+)
+def test_secrets_scan_finds_each_shape(doc: Any, finding: str) -> None:
+    findings = scan_document(doc)
+    assert findings and any(finding in f for f in findings), findings
+
+
+def test_secrets_scan_accepts_scrubbed_values() -> None:
+    doc = {"headers": {"authorization": "Key <SECRET>", "x-api-key": "<SECRET>", "content-type": "application/json"},
+           "json": {"prompt": "a sky full of keys", "url": "https://x.example/?token=<SECRET>"}}
+    assert scan_document(doc) == []
+
+
+def test_secrets_scan_with_known_values(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"x": f"prefix{LIVE_KEY}"}), "utf-8")
+    with pytest.raises(AssertionError, match=r"c.json: x: holds a known credential value"):
+        assert_no_secrets([path], extra_values=[LIVE_KEY])
+
+
+def test_no_cassette_in_the_repo_holds_a_secret() -> None:
+    files = [p for p in ROOT.glob("**/cassettes/*.json") if not {".git", ".nox", "build"} & set(p.parts)]
+    assert files
+    assert_no_secrets(files)
