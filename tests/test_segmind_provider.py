@@ -13,6 +13,7 @@ import pytest
 import respx
 from kling_segmind import SegmindProvider, wire
 
+from kling_core import uploads
 from kling_core.contract.checks import check_against
 from kling_core.contract.models import EditRequest, Element
 from kling_core.contract.status import Failed, Queued, Running, Succeeded
@@ -85,7 +86,9 @@ def test_api_option_is_checked() -> None:
     assert str(make(api="v1").build_submit(EditRequest(prompt="x", video=VIDEO)).url) == V1
 
 
-def test_local_file_is_refused_before_any_request_with_a_clear_message(tmp_path: Path) -> None:
+def test_local_file_is_refused_before_any_request_with_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"x")
     req = EditRequest(prompt="x", video=str(clip))
@@ -97,14 +100,14 @@ def test_local_file_is_refused_before_any_request_with_a_clear_message(tmp_path:
     # Even if the core's check were bypassed, prepare() refuses and says how to fix it.
     router = respx.Router()
     p = make(router)
-    p._uploader = lambda: None  # type: ignore[method-assign]
+    monkeypatch.setattr(uploads, "find_uploader", lambda provider: None)
     with pytest.raises(UnsupportedError) as info:
         asyncio.run(p.prepare(req))
-    assert "kling_media_uploader" in str(info.value) and "https://" in str(info.value)
+    assert "kling_media_uploader" in str(info.value) and "URL" in str(info.value)
     assert not router.calls
 
 
-def test_a_registered_uploader_is_used(tmp_path: Path) -> None:
+def test_a_registered_uploader_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"x")
     img = tmp_path / "a.png"
@@ -117,7 +120,7 @@ def test_a_registered_uploader_is_used(tmp_path: Path) -> None:
             return f"https://bucket.example.com/{path.name}"
 
     p = make()
-    p._uploader = lambda: Uploader()  # type: ignore[method-assign]
+    monkeypatch.setattr(uploads, "find_uploader", lambda provider: Uploader() if provider == "segmind" else None)
     out = asyncio.run(p.prepare(EditRequest(prompt="x", video=str(clip), images=(str(img), str(img)))))
     assert out.video == "https://bucket.example.com/clip.mp4"
     assert out.images == ("https://bucket.example.com/a.png",) * 2

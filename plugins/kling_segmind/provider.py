@@ -19,13 +19,13 @@ from urllib.parse import quote
 import attrs
 import httpx
 
-from kling_core.contract.checks import is_url, local_path
-from kling_core.contract.models import Cost, EditRequest, EditResult, Element, OutputVideo, Timings
+from kling_core.contract.models import Cost, EditRequest, EditResult, OutputVideo, Timings
 from kling_core.contract.status import Failed, JobError, JobStatus, Queued, Running, Succeeded
-from kling_core.errors import Problem, ProviderError, ResultExpiredError, UnsupportedError
+from kling_core.errors import Problem, ProviderError, ResultExpiredError
 from kling_core.http import ErrorInfo, HttpProvider, clip, host_of
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
+from kling_core.uploads import upload_local_media
 from kling_segmind import wire
 
 APIS = ("v2", "v1")
@@ -71,43 +71,8 @@ class SegmindProvider(HttpProvider):
 
     # -- local files ----------------------------------------------------------------------
     async def prepare(self, request: EditRequest) -> EditRequest:
-        """Segmind fetches media by URL: local files go through a registered uploader."""
-        local = [(path, ref) for path, ref in request.media() if not is_url(ref)]
-        if not local:
-            return request
-        uploader = self._uploader()
-        if uploader is None:
-            raise UnsupportedError(self.name, [
-                Problem(path, "Segmind fetches media by URL only: upload the file somewhere public and pass "
-                              "its https:// URL, or install a plugin that provides an uploader "
-                              "(the kling_media_uploader hook)")
-                for path, _ in local
-            ])
-        urls: dict[str, str] = {}
-        for _path, ref in local:
-            if ref not in urls:
-                p = local_path(ref)
-                assert p is not None
-                ctype = "video/mp4" if p.suffix.lower() in (".mp4", ".mov") else "image/" + p.suffix.lower().lstrip(".")
-                urls[ref] = await uploader.upload(Path(p), ctype)
-
-        def sub(ref: str) -> str:
-            return urls.get(ref, ref)
-
-        return attrs.evolve(
-            request,
-            video=sub(request.video),
-            images=tuple(sub(i) for i in request.images),
-            elements=tuple(
-                Element(sub(e.frontal_image), tuple(sub(r) for r in e.reference_images), e.name, e.description)
-                for e in request.elements
-            ),
-        )
-
-    def _uploader(self) -> Any:
-        from kling_core.plugins import PluginHost
-
-        return PluginHost().uploader(self.name)
+        """Segmind fetches media by URL: local files go through a registered uploader plugin."""
+        return await upload_local_media(request, self.name)
 
     # -- builders / parsers ------------------------------------------------------------
     def slug(self, request: EditRequest) -> str:
