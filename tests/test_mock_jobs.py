@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
-from kling_mock import MockProvider
+from kling_mock import MockProvider, render
 from kling_mock.provider import output_path
 
 from kling_core.client import AsyncEditClient
@@ -31,7 +32,7 @@ from kling_core.errors import (
     UnsafeMediaError,
     ValidationError,
 )
-from kling_core.media import SampleMedia
+from kling_core.media import FfmpegInput, SampleMedia
 from kling_core.plugins import PluginHost
 from kling_core.settings import MediaSettings, PollSettings, ProviderSettings
 from tests.media_fixtures import LoopbackServer, long_4k_clip, loopback, sample, short_clip, write_playlist
@@ -171,10 +172,11 @@ def test_cancel_while_running_kills_the_render(sample: SampleMedia, tmp_path: Pa
             procs.append(self)
 
     monkeypatch.setattr(subprocess, "Popen", Spy)
+    _real_time_render(monkeypatch)
     p = provider(tmp_path)
 
     async def go() -> tuple[bool, Any, Any]:
-        handle = await p.submit(await p.prepare(request(sample, quality="pro")))
+        handle = await p.submit(await p.prepare(request(sample)))
         for _ in range(400):
             if procs:
                 break
@@ -407,3 +409,51 @@ def test_follow_helper_sees_terminal_states_only_once(sample: SampleMedia, tmp_p
         return len([s for s in await follow(p, handle) if isinstance(s, Failed)])
 
     assert asyncio.run(go()) == 1
+
+
+_CANCEL_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from kling_core.provider import ProviderContext
+from kling_mock import MockProvider
+p = MockProvider(ProviderContext(name="mock", work_dir=Path(sys.argv[1])))
+print(asyncio.run(p.cancel(p.resume(sys.argv[2]))))
+"""
+
+
+def _real_time_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make renders read the source at its own frame rate (-re): a 3.2 s job that costs little CPU."""
+    real = render.inputs
+
+    def slow(plan: Any, video: Any) -> list[FfmpegInput]:
+        first, *rest = real(plan, video)
+        return [attrs.evolve(first, options=("-re",)), *rest]
+
+    monkeypatch.setattr(render, "inputs", slow)
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.parametrize("phase", ["queued", "running"])
+def test_cancel_from_another_process(sample: SampleMedia, tmp_path: Path, phase: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _real_time_render(monkeypatch)
+    latency = 30 if phase == "queued" else 0
+    p = provider(tmp_path, {"latency": latency})
+
+    async def go() -> tuple[str, Any]:
+        handle = await p.submit(await p.prepare(request(sample)))
+        for _ in range(500):
+            if (await p.status(handle)).state == phase:
+                break
+            await asyncio.sleep(0.01)
+        other = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CANCEL_SCRIPT, str(tmp_path), handle.job_id, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await other.communicate()
+        return out.decode().strip(), await p.status(handle)
+
+    answer, status = asyncio.run(go())
+    assert answer == "True"
+    assert isinstance(status, Cancelled)
+    (job,) = _jobs(tmp_path)
+    assert not [n for n in os.listdir(tmp_path / "jobs" / job) if n.endswith((".mp4", ".part"))]
