@@ -28,7 +28,7 @@ import functools
 import importlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,7 +38,7 @@ import pytest
 
 from kling_core import errors
 from kling_core.contract.models import MODELS, EditRequest
-from kling_core.contract.status import STATUS_TYPES, Cancelled, Failed, Succeeded, is_terminal
+from kling_core.contract.status import Cancelled, Failed, Queued, Running, Succeeded, is_terminal
 from kling_core.errors import KlingError, ProtocolError, ProviderError, UnsupportedError, ValidationError
 from kling_core.provider import JobHandle, Provider
 from kling_core.testing.cassettes import Cassette, cassette_files, load_cassette
@@ -144,7 +144,7 @@ def lifecycle_problems(outcome: ReplayOutcome, provider: str) -> list[str]:
                 out.append(f"{where}: handle.provider is {value.provider!r}, expected {provider!r}")
             if not value.job_id:
                 out.append(f"{where}: handle has an empty job_id")
-        if isinstance(value, STATUS_TYPES):
+        if isinstance(value, (Queued, Running, Succeeded, Failed, Cancelled)):
             if terminal is not None:
                 out.append(f"{where}: a {value.state} status after the terminal {terminal}")
             if handle is not None and value.job_id != handle.job_id:
@@ -277,11 +277,12 @@ class ProviderContractTests:
         model = cls.capabilities.models[0]
         images = (str(media.image),) if model.max_images and model.max_references else ()
         prompt = "Turn the scene into a watercolor painting" + (" in the colours of @Image1" if images else "")
-        return EditRequest(
+        kw: dict[str, Any] = dict(
             prompt=prompt, video=str(media.video), model=model.model, images=images,
             quality=model.qualities[0], edit_mode="edit" if "edit" in model.edit_modes else model.edit_modes[0],
             options={**self.job_options, **options},
         )
+        return EditRequest(**kw)
 
     # -- behavioural half ----------------------------------------------------------------
     def test_behaviour_provider_declares_itself(self) -> None:
@@ -423,10 +424,11 @@ class ProviderContractTests:
         problems = []
         checked = 0
         for model in caps.models:
-            base = EditRequest(
+            kw: dict[str, Any] = dict(
                 prompt="Make the sky a sunset", video="https://media.example.com/video/a.mp4", model=model.model,
                 quality=model.qualities[0], edit_mode=model.edit_modes[0],
             )
+            base = EditRequest(**kw)
             for field_name, mutate in _mutations(caps):
                 bad = mutate(base, model)
                 if bad == base:
@@ -566,7 +568,7 @@ class ProviderContractTests:
         assert_no_secrets(files)
 
     # -- property half -------------------------------------------------------------------
-    def _settings(self) -> Any:
+    def _settings(self) -> Callable[[Callable[..., None]], Callable[..., None]]:
         from hypothesis import HealthCheck, settings
 
         return settings(
@@ -637,7 +639,8 @@ class ProviderContractTests:
         check()
 
     def test_property_parsers_take_documented_responses(self, tmp_path: Path) -> None:
-        from hypothesis import given, strategies as st
+        from hypothesis import given
+        from hypothesis import strategies as st
 
         from kling_core.testing.schema_strategy import from_schema
         from kling_core.testing.schemas import provider_schema
@@ -659,7 +662,8 @@ class ProviderContractTests:
         check()
 
     def test_property_parsers_survive_arbitrary_json(self, tmp_path: Path) -> None:
-        from hypothesis import given, strategies as st
+        from hypothesis import given
+        from hypothesis import strategies as st
 
         from kling_core.testing.schema_strategy import arbitrary_json
 
@@ -707,7 +711,9 @@ def _feed_parser(provider: Provider, kind: str, doc: Any, data: Any) -> None:
             assert isinstance(value, JobHandle), f"parse_submit returned {value!r}, not a JobHandle"
         else:
             value = provider.parse_status(response, handle)  # type: ignore[attr-defined]
-            assert isinstance(value, STATUS_TYPES), f"parse_status returned {value!r}, not a JobStatus"
+            assert isinstance(value, (Queued, Running, Succeeded, Failed, Cancelled)), (
+                f"parse_status returned {value!r}, not a JobStatus"
+            )
     except ProtocolError:
         return
     except Exception as exc:
@@ -717,8 +723,8 @@ def _feed_parser(provider: Provider, kind: str, doc: Any, data: Any) -> None:
 
 
 def _trail_problems(trail: list[Any], provider: str) -> list[str]:
-    from kling_core.testing.replay import StepOutcome
     from kling_core.testing.cassettes import Step
+    from kling_core.testing.replay import StepOutcome
 
     outcome = ReplayOutcome(cassette=None)  # type: ignore[arg-type]
     for value in trail:

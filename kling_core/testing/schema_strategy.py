@@ -45,6 +45,9 @@ class _Builder:
             node = node[part.replace("~1", "/").replace("~0", "~")]
         return node  # type: ignore[no-any-return]
 
+    def _string(self, s: Mapping[str, Any]) -> st.SearchStrategy[str]:
+        return _string_strategy(s)
+
     def build(self, schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
         if schema is True or schema == {}:
             return arbitrary_json(8) if depth < 3 else JSON_SCALARS
@@ -98,17 +101,7 @@ class _Builder:
             ints = st.integers(min_value=None if lo is None else int(-(-lo // 1)), max_value=None if hi is None else int(hi // 1))
             return ints | st.floats(min_value=lo, max_value=hi, allow_nan=False, allow_infinity=False)
         if tp == "string":
-            lo = int(s.get("minLength", 0))
-            hi = s.get("maxLength")
-            if "pattern" in s:
-                strat: st.SearchStrategy[str] = st.from_regex(s["pattern"])
-            elif s.get("format") in ("uri", "url", "iri"):
-                strat = _URLS
-            elif s.get("format") == "date-time":
-                strat = st.datetimes().map(lambda d: d.isoformat() + "Z")
-            else:
-                strat = st.text(min_size=lo, max_size=min(hi, lo + 30) if hi is not None else lo + 30)
-            return strat.filter(lambda v: len(v) >= lo and (hi is None or len(v) <= hi))
+            return self._string(s)
         if tp == "array":
             lo = int(s.get("minItems", 0))
             hi = int(s.get("maxItems", max(lo, _MAX_ITEMS) if depth < 4 else lo))
@@ -137,6 +130,26 @@ class _Builder:
                 )
             return strat_obj
         raise ValueError(f"unsupported schema type {tp!r}")
+
+
+def _string_strategy(s: Mapping[str, Any]) -> st.SearchStrategy[str]:
+    min_len = int(s.get("minLength", 0))
+    max_len: int | None = s.get("maxLength")
+    strat: st.SearchStrategy[str]
+    if "pattern" in s:
+        strat = st.from_regex(s["pattern"])  # JSON Schema patterns search, they do not anchor
+    elif s.get("format") in ("uri", "url", "iri"):
+        strat = _URLS
+    elif s.get("format") == "date-time":
+        strat = st.datetimes().map(lambda d: d.isoformat() + "Z")
+    else:
+        top = min(max_len, min_len + 30) if max_len is not None else min_len + 30
+        strat = st.text(min_size=min_len, max_size=top)
+
+    def fits(v: str) -> bool:
+        return len(v) >= min_len and (max_len is None or len(v) <= max_len)
+
+    return strat.filter(fits)
 
 
 def _infer_type(schema: Mapping[str, Any]) -> str | list[str]:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from hypothesis import assume, strategies as st
+from hypothesis import assume
+from hypothesis import strategies as st
 
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
 from kling_core.contract.models import ASPECT_RATIOS, MAX_IMAGES, MODELS, EditRequest, Element
@@ -78,7 +79,8 @@ def _mutations(caps: ProviderCapabilities) -> list[tuple[str, Callable[[EditRequ
     out: list[tuple[str, Callable[[EditRequest, ModelCapabilities], EditRequest]]] = []
     missing = [m for m in MODELS if caps.model(m) is None]
     if missing:
-        out.append(("model", lambda r, m: attrs.evolve(r, model=missing[0])))
+        other: Any = missing[0]
+        out.append(("model", lambda r, m: attrs.evolve(r, model=other)))
 
     def too_many(r: EditRequest, m: ModelCapabilities) -> EditRequest:
         n = min(MAX_IMAGES, max(m.max_references, m.max_images) + 1)
