@@ -8,7 +8,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kling_core.contract.checks import check_against
 from kling_core.contract.models import EditRequest
