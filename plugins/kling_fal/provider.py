@@ -22,7 +22,7 @@ from kling_core.http import ErrorInfo, HttpProvider, host_of, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_fal import wire
-from kling_fal.endpoints import APP, CAPABILITIES, QUEUE_BASE, endpoint_for
+from kling_fal.endpoints import APP, CAPABILITIES, ENDPOINTS, QUEUE_BASE
 from kling_fal.storage import STORAGE_API, FalStorage
 
 # Request options fal understands, each sent as a documented header (providers.md §1.2).
@@ -39,6 +39,8 @@ class FalProvider(HttpProvider):
     credentials = (CredentialSpec("api_key", "FAL_KEY"),)
     capabilities = CAPABILITIES
     default_base_url: ClassVar[str] = QUEUE_BASE
+    # (model, edit mode, quality) -> fal model id; a subclass may extend it (e.g. Kling 4.0).
+    endpoints: ClassVar[Mapping[tuple[str, str, str], str]] = ENDPOINTS
     auth_header: ClassVar[str] = "authorization"
     auth_scheme: ClassVar[str] = "Key"
     credential_hosts: ClassVar[tuple[str, ...]] = ("queue.fal.run", "queue.falrun.com", httpx.URL(STORAGE_API).host)
@@ -98,7 +100,7 @@ class FalProvider(HttpProvider):
 
     # -- builders / parsers ----------------------------------------------------------------
     def endpoint(self, request: EditRequest) -> str:
-        path = endpoint_for(request.model, request.edit_mode, request.quality)
+        path = self.endpoints.get((request.model, request.edit_mode, request.quality))
         if path is None:
             raise ValueError(f"fal has no endpoint for {request.model} {request.edit_mode} {request.quality}")
         return path

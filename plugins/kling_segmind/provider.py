@@ -39,6 +39,7 @@ class SegmindProvider(HttpProvider):
     credentials = (CredentialSpec("api_key", "SEGMIND_API_KEY"),)
     capabilities = wire.CAPABILITIES
     default_base_url: ClassVar[str] = wire.API_BASE
+    slugs: ClassVar[Mapping[tuple[str, str], str]] = wire.SLUGS  # (model, edit mode) -> URL slug
     auth_header: ClassVar[str] = "x-api-key"
     auth_scheme: ClassVar[str] = ""
     error_table = wire.ERROR_TABLE
@@ -76,7 +77,7 @@ class SegmindProvider(HttpProvider):
 
     # -- builders / parsers ------------------------------------------------------------
     def slug(self, request: EditRequest) -> str:
-        slug = wire.slug_for(request.model, request.edit_mode)
+        slug = self.slugs.get((request.model, request.edit_mode))
         if slug is None:
             raise ValueError(f"segmind has no endpoint for {request.model} {request.edit_mode}")
         return slug
