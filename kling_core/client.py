@@ -209,7 +209,9 @@ class AsyncEditClient:
         if self.journal is not None:
             existing = self.journal.get(key)
             if existing is not None:
-                return self._existing(existing, prov.name, digest)
+                found = await self._existing(existing, prov, digest)
+                if found is not None:
+                    return found
         prepared = await prov.prepare(request)  # uploads etc.: nothing billable yet
         if self.journal is not None:
             # The claim is written before the side effect, so a crash cannot hide a job.
@@ -242,18 +244,29 @@ class AsyncEditClient:
         log.info("submitted %s job %s (client key %s)", handle.provider, handle.job_id, key)
         return handle
 
-    def _existing(self, entry: JournalEntry, provider: str, digest: str) -> JobHandle:
-        if entry.request_sha256 != digest or entry.provider != provider:
+    async def _existing(self, entry: JournalEntry, prov: Provider, digest: str) -> JobHandle | None:
+        """The job already submitted under this key; None only when it is safe to submit."""
+        if entry.request_sha256 != digest or entry.provider != prov.name:
             raise ValidationError.single(
                 "client_key", f"{entry.client_key!r} was already used for a different request"
             )
-        if entry.handle is None:
-            raise SubmitUncertainError(
-                "an earlier submit under this client key has an unknown outcome",
-                provider=provider,
-                client_key=entry.client_key,
-            )
-        return entry.handle
+        if entry.handle is not None:
+            return entry.handle
+        # An earlier submit's outcome is unknown. Ask the host where it can tell; never guess.
+        if prov.capabilities.can_reconcile:
+            found = await prov.reconcile(entry.client_key)
+            if found is not None:
+                assert self.journal is not None
+                self.journal.update(entry.client_key, state="submitted", handle=found)
+                log.info("reconciled client key %s to %s job %s", entry.client_key, prov.name, found.job_id)
+                return found
+            log.info("client key %s: the host has no job, so the earlier submit never landed", entry.client_key)
+            return None
+        raise SubmitUncertainError(
+            "an earlier submit under this client key has an unknown outcome",
+            provider=prov.name,
+            client_key=entry.client_key,
+        )
 
     def _forget(self, key: str) -> None:
         assert self.journal is not None

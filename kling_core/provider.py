@@ -130,6 +130,14 @@ class Provider(abc.ABC):
         """Validate and price without creating a job, where the host supports it."""
         raise UnsupportedError(self.name, [Problem("dry_run", "this provider has no dry run")])
 
+    async def reconcile(self, client_key: str) -> JobHandle | None:
+        """The job a submit under ``client_key`` created, or None if the host has none.
+
+        Only for hosts with ``capabilities.can_reconcile``: it lets an ambiguous submit be
+        resolved by a read instead of a second, possibly duplicate, submit.
+        """
+        raise UnsupportedError(self.name, [Problem("client_key", "this host cannot look jobs up by client key")])
+
     def resume(self, job_id: str, *, model: str | None = None) -> JobHandle:
         """A handle for a job id given by hand (`kling status PROVIDER JOB_ID`)."""
         return JobHandle(provider=self.name, job_id=job_id, model=model)

@@ -9,6 +9,7 @@ from kling_core import hookimpl
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
 from kling_core.contract.models import EditRequest, EditResult, OutputVideo
 from kling_core.contract.status import JobStatus, Queued, Running, Succeeded
+from kling_core.errors import SubmitUncertainError
 from kling_core.provider import JobHandle, Provider
 from kling_core.settings import CredentialSpec, PollSettings
 
@@ -44,6 +45,25 @@ class FakeProvider(Provider):
         return True
 
 
+class LosingFake(FakeProvider):
+    """Loses the answer of its first submit (the job may exist); can look jobs up by key."""
+
+    name = "losing"
+    capabilities = ProviderCapabilities(models=(ModelCapabilities("kling-o1"),), can_reconcile=True)
+    known: ClassVar[dict[str, JobHandle]] = {}
+    lookups: ClassVar[list[str]] = []
+
+    async def submit(self, request: EditRequest) -> JobHandle:
+        handle = await super().submit(request)
+        if len(type(self).submits) == 1:
+            raise SubmitUncertainError("answer lost", provider=self.name, client_key=request.client_key)
+        return handle
+
+    async def reconcile(self, client_key: str) -> JobHandle | None:
+        type(self).lookups.append(client_key)
+        return type(self).known.get(client_key)
+
+
 class KeyedFake(FakeProvider):
     name = "keyed"
     credentials = (CredentialSpec("key", "FAKE_TEST_KEY"),)
@@ -61,3 +81,4 @@ class FakePlugin:
     def kling_register_providers(self, register: Any) -> None:
         register(FakeProvider)
         register(KeyedFake)
+        register(LosingFake)

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from fake_provider import FakePlugin, FakeProvider
+from fake_provider import FakePlugin, FakeProvider, LosingFake
 
 from kling_core.client import AsyncEditClient, EditClient, backoff
 from kling_core.config import config_from_document
@@ -18,11 +18,13 @@ from kling_core.errors import (
     JobTimeoutError,
     MissingKeyError,
     ProviderValidationError,
+    SubmitUncertainError,
     UnsupportedError,
     ValidationError,
 )
-from kling_core.journal import Journal
+from kling_core.journal import Journal, JournalEntry, request_hash
 from kling_core.plugins import PluginHost
+from kling_core.provider import JobHandle
 from kling_core.settings import PollSettings
 
 
@@ -49,6 +51,8 @@ def _reset() -> None:
     FakeProvider.script = None
     FakeProvider.submits = []
     FakeProvider.cancels = []
+    LosingFake.known = {}
+    LosingFake.lookups = []
 
 
 def make_client(clock: FakeClock, tmp_path: Path, **config: object) -> AsyncEditClient:
@@ -110,6 +114,40 @@ def test_same_client_key_submits_once(clock: FakeClock, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="client_key: 'job-42' was already used for a different request"):
         asyncio.run(client.submit(client.request(URL, "something else", client_key="job-42")))
     assert len(FakeProvider.submits) == 1
+
+
+def test_an_ambiguous_submit_is_never_resubmitted_blindly(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    request = client.request(URL, "x", client_key="k-1")
+    with pytest.raises(SubmitUncertainError, match="reconcile with client key k-1"):
+        asyncio.run(client.submit(request, provider="losing"))
+    # The host knows the job under our key: the retry finds it by a read, with no second submit.
+    LosingFake.known = {"k-1": JobHandle(provider="losing", job_id="found-7", client_key="k-1")}
+    handle = asyncio.run(client.submit(request, provider="losing"))
+    assert handle.job_id == "found-7" and len(FakeProvider.submits) == 1 and LosingFake.lookups == ["k-1"]
+    # And the journal now holds it: a third call neither reads nor posts.
+    assert asyncio.run(client.submit(request, provider="losing")).job_id == "found-7"
+    assert LosingFake.lookups == ["k-1"]
+
+
+def test_an_ambiguous_submit_the_host_never_saw_is_sent_again(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    request = client.request(URL, "x", client_key="k-2")
+    LosingFake.known = {}
+    with pytest.raises(SubmitUncertainError):
+        asyncio.run(client.submit(request, provider="losing"))
+    handle = asyncio.run(client.submit(request, provider="losing"))
+    assert handle.job_id == "job-2" and len(FakeProvider.submits) == 2
+
+
+def test_without_a_lookup_an_ambiguous_submit_stays_refused(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    request = client.request(URL, "x", client_key="k-3")
+    assert client.journal is not None
+    client.journal.put(JournalEntry("k-3", "fake", request_hash(request), "uncertain"))
+    with pytest.raises(SubmitUncertainError, match="unknown outcome"):
+        asyncio.run(client.submit(request))
+    assert FakeProvider.submits == []
 
 
 def test_every_capability_problem_is_listed_before_any_call(clock: FakeClock, tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ class ProviderCapabilities:
     accepts_webhook: bool = False
     accepts_local_files: bool = True  # False: media must be http(s) URLs
     supports_dry_run: bool = False
+    # The host finds a job by our client key, so an ambiguous submit can be resolved by query.
+    can_reconcile: bool = False
     reports_progress: bool = False
     reports_cost: bool = False
 

@@ -48,6 +48,7 @@ CAPABILITIES = ProviderCapabilities(
     accepts_webhook=True,
     accepts_local_files=False,  # the video must be a URL
     supports_dry_run=False,
+    can_reconcile=True,  # external_task_id carries the client key
     reports_progress=False,
     reports_cost=True,  # final_unit_deduction
 )
