@@ -267,6 +267,8 @@ def test_make_request_refuses_credentials_for_other_hosts() -> None:
     p, _ = make(respx.Router())
     with pytest.raises(ProtocolError, match="refusing"):
         p.make_request("GET", "https://cdn.example.net/file.mp4")
+    with pytest.raises(ProtocolError):
+        p.make_request("GET", "https://api.example.com\x1f/bad")  # an unreadable journaled URL
     req = p.make_request("GET", "https://cdn.example.net/file.mp4", auth=False)
     assert "x-api-key" not in req.headers
 

@@ -91,8 +91,8 @@ class HttpProvider(Provider):
         """A request ready to send: auth header (API hosts only), JSON body, timeouts."""
         all_headers: dict[str, str] = {"accept": "application/json"}
         if auth:
-            host = httpx.URL(url).host
-            if host not in self.api_hosts():
+            host = host_of(url)
+            if host is None or host not in self.api_hosts():
                 raise ProtocolError(
                     f"refusing to send the {self.name} credential to {host!r}, which is not its API host",
                     provider=self.name,
