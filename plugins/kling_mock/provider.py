@@ -22,8 +22,8 @@ from kling_core.settings import PollSettings
 from kling_mock import render
 from kling_mock.capabilities import CAPABILITIES
 from kling_mock.failures import FAILURES, submit_error
-from kling_mock.inspect import Inspected, inspect
 from kling_mock.jobs import JobRecord, JobStore, check_job_id, new_job_id
+from kling_mock.media_check import Inspected, inspect
 from kling_mock.options import MockOptions, config_options, effective, request_problems
 
 # How often a queued job looks for a cancel request from another process, and how long a
@@ -145,6 +145,9 @@ class MockProvider(Provider):
             self._finish(record, "cancelled")
         except KlingError as exc:  # a render that fails is a failed job, not a crashed client
             error = JobError(message=exc.message, code=type(exc).__name__, retryable=False, kind="job_failed")
+            self._finish(record, "failed", error=unstructure(error))
+        except Exception as exc:  # e.g. a full disk: still a recorded outcome, never a silent hang
+            error = JobError(message=f"{type(exc).__name__}: {exc}", code="internal", retryable=True, kind="provider")
             self._finish(record, "failed", error=unstructure(error))
         finally:
             fd = self._locks.pop(job_id, None)
