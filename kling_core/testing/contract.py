@@ -345,7 +345,7 @@ class ProviderContractTests:
             for c in cassettes:
                 outcome = replay(cls, c, work_dir=tmp_path, check_requests=False)
                 problems += [f"{c.scenario}: {p}" for p in outcome.failures + lifecycle_problems(outcome, cls.name)]
-            problems += self._map_error_problems()
+            problems += self._map_error_problems(tmp_path)
             _raise_if(problems, "error scenarios do not map to the right canonical errors")
             return
         if not self.error_cases:
@@ -356,10 +356,10 @@ class ProviderContractTests:
             problems += [f"{case.name}: {p}" for p in self._error_case_problems(case, media, tmp_path)]
         _raise_if(problems, "scripted failures do not map to the right canonical errors")
 
-    def _map_error_problems(self) -> list[str]:
+    def _map_error_problems(self, tmp_path: Path) -> list[str]:
         """Every recorded error response through ``map_error``: typed, status kept, no crash."""
         cls = self.kling_provider_cls()
-        provider = self._provider(Path("."))
+        provider = self._provider(tmp_path)
         map_error = getattr(provider, "map_error", None)
         if map_error is None:
             return []
