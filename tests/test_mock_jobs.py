@@ -457,3 +457,16 @@ def test_cancel_from_another_process(sample: SampleMedia, tmp_path: Path, phase:
     assert isinstance(status, Cancelled)
     (job,) = _jobs(tmp_path)
     assert not [n for n in os.listdir(tmp_path / "jobs" / job) if n.endswith((".mp4", ".part"))]
+
+
+@pytest.mark.ffmpeg
+def test_render_timeout_fails_the_job_and_cleans_up(sample: SampleMedia, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _real_time_render(monkeypatch)  # a 3.2 s render against a 0.3 s limit
+    p = provider(tmp_path, ffmpeg_timeout=0.3)
+    _handle, seen = run_job(p, request(sample))
+    final = seen[-1]
+    assert isinstance(final, Failed)
+    assert final.error.kind == "job_failed" and "timed out after 0.3s" in final.error.message
+    (job,) = _jobs(tmp_path)
+    assert not [n for n in os.listdir(tmp_path / "jobs" / job) if n.endswith((".mp4", ".part"))]
