@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +164,77 @@ def test_no_cassette_in_the_repo_holds_a_secret() -> None:
     files = [p for p in ROOT.glob("**/cassettes/*.json") if not {".git", ".nox", "build"} & set(p.parts)]
     assert files
     assert_no_secrets(files)
+
+
+class _LoopbackHandler(BaseHTTPRequestHandler):
+    """The Example Video API on 127.0.0.1, for the opt-in record mode end to end."""
+
+    polls = 0
+
+    def _send(self, status: int, doc: Any) -> None:
+        body = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        if self.headers.get("authorization") != f"Bearer {LIVE_KEY}":
+            return self._send(401, {"error": {"code": "invalid_api_key", "message": "no"}})
+        self._send(201, {"id": "ed_loop1", "status": "queued", "echo_key": LIVE_KEY})
+
+    def do_GET(self) -> None:
+        type(self).polls += 1
+        if type(self).polls == 1:
+            return self._send(200, {"id": "ed_loop1", "status": "processing", "progress": 50})
+        self._send(200, {"id": "ed_loop1", "status": "succeeded", "output": {"url": "https://cdn.example-video.test/l.mp4"}})
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_kling_record_rewrites_cassettes_against_a_live_host(tmp_path: Path) -> None:
+    """`pytest --kling-record` end to end, the "live" host being a loopback server."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LoopbackHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = Path(kling_example.__file__).parent / "cassettes"
+        folder = tmp_path / "cassettes"
+        folder.mkdir()
+        for name in ("success-o1.json", "error-rate-limited.json"):
+            doc = json.loads((source / name).read_text("utf-8"))
+            doc["settings"]["base_url"] = f"http://127.0.0.1:{server.server_port}"
+            (folder / name).write_text(json.dumps(doc), "utf-8")
+        untouched = (folder / "error-rate-limited.json").read_text("utf-8")
+        (tmp_path / "test_rec.py").write_text(
+            "from kling_core.testing import ProviderContractTests\n"
+            "from kling_example import ExampleProvider\n"
+            "class TestRec(ProviderContractTests):\n"
+            "    provider_name = 'example'\n"
+            "    provider_cls = ExampleProvider\n"
+            f"    cassette_dir = {str(folder)!r}\n",
+            "utf-8",
+        )
+        (tmp_path / "pytest.ini").write_text("[pytest]\n", "utf-8")
+        env = {**os.environ, "EXAMPLE_VIDEO_API_KEY": LIVE_KEY}
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", str(tmp_path), "-c", str(tmp_path / "pytest.ini"), "-p", "no:cacheprovider",
+             "-q", "-rs", "-k", "test_wire_cassette_replays", "--kling-record"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env, check=False,
+        )
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed, 1 skipped" in proc.stdout
+    assert "ends in RateLimitedError: not reproducible live; kept as is" in proc.stdout
+    recorded = (folder / "success-o1.json").read_text("utf-8")
+    assert LIVE_KEY not in recorded
+    doc = json.loads(recorded)
+    first = doc["steps"][0]["interactions"][0]
+    assert first["provenance"]["source"] == "recorded"
+    assert first["request"]["headers"]["authorization"] == "Bearer <SECRET>"
+    assert first["response"]["json"]["echo_key"] == "<SECRET>"
+    assert [s["op"] for s in doc["steps"]] == ["submit", "status", "status"]
+    assert (folder / "error-rate-limited.json").read_text("utf-8") == untouched
