@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +23,53 @@ SAMPLE_SIZE = (1280, 720)
 SAMPLE_FPS = 24
 
 
+# Each test module imports these fixtures, which gives each module its own fixture
+# definition; the cache makes the media itself once per session (per xdist worker).
+_MADE: dict[tuple[str, str], Any] = {}
+
+
+def _once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Any]) -> Any:
+    key = (str(factory.getbasetemp()), name)
+    if key not in _MADE:
+        _MADE[key] = make(factory.mktemp(name))
+    return _MADE[key]
+
+
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleMedia:
     """A 3.2 s 1280x720 24 fps clip with a tone, and three reference images (red, blue, green)."""
-    return make_sample(
-        tmp_path_factory.mktemp("sample"), duration=SAMPLE_DURATION, size=SAMPLE_SIZE, fps=SAMPLE_FPS, images=3
+    made: SampleMedia = _once(
+        tmp_path_factory,
+        "sample",
+        lambda d: make_sample(d, duration=SAMPLE_DURATION, size=SAMPLE_SIZE, fps=SAMPLE_FPS, images=3),
     )
+    return made
 
 
 @pytest.fixture(scope="session")
 def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 s: under the 3 s minimum."""
-    return make_clip(tmp_path_factory.mktemp("short") / "short.mp4", duration=2.0, size=(1280, 720), fps=24, audio=False)
+    made: Path = _once(
+        tmp_path_factory,
+        "short",
+        lambda d: make_clip(d / "short.mp4", duration=2.0, size=(1280, 720), fps=24, audio=False),
+    )
+    return made
+
+
+def _make_long_4k(d: Path) -> Path:
+    from kling_core.media.locate import find_ffmpeg
+    from kling_core.media.samples import generate
+
+    one = make_clip(d / "one.mp4", duration=1.0, size=(3840, 2160), fps=24, audio=False)
+    return generate(find_ffmpeg(), ["-stream_loop", "59", "-i", f"file:{one}", "-c", "copy"], d / "long4k.mp4", fmt="mp4")
 
 
 @pytest.fixture(scope="session")
 def long_4k_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """60 s of 3840x2160 at 24 fps, made cheaply: one encoded second, looped by stream copy."""
-    from kling_core.media.locate import find_ffmpeg
-    from kling_core.media.samples import generate
-
-    d = tmp_path_factory.mktemp("long4k")
-    one = make_clip(d / "one.mp4", duration=1.0, size=(3840, 2160), fps=24, audio=False)
-    return generate(
-        find_ffmpeg(),
-        ["-stream_loop", "59", "-i", f"file:{one}", "-c", "copy"],
-        d / "long4k.mp4",
-        fmt="mp4",
-    )
+    made: Path = _once(tmp_path_factory, "long4k", _make_long_4k)
+    return made
 
 
 @attrs.define
