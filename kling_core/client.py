@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 import attrs
 
 from kling_core.config import KlingConfig, load_config
-from kling_core.contract.checks import check_against, check_local_media, check_references
+from kling_core.contract.checks import URLS_ONLY, check_against, check_local_media, check_references
 from kling_core.contract.models import EditRequest, EditResult, Element
 from kling_core.contract.status import Cancelled, Failed, JobStatus, Succeeded
 from kling_core.errors import (
@@ -35,28 +35,21 @@ from kling_core.errors import (
     JobTimeoutError,
     KlingError,
     Problem,
+    ProviderError,
     ProviderValidationError,
     SubmitUncertainError,
     UnsupportedError,
     ValidationError,
 )
+from kling_core.http.retry import backoff_delays
 from kling_core.journal import Journal, JournalEntry, request_hash
 from kling_core.plugins import PluginHost
 from kling_core.provider import JobHandle, Provider, ProviderContext
 from kling_core.serialization import structure, unstructure
-from kling_core.settings import PollSettings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 StatusCallback = Callable[[JobStatus], None]
-
-
-def backoff(poll: PollSettings, rng: random.Random) -> Iterator[float]:
-    """Poll delays: ``initial`` growing ×``factor`` up to ``max``, each jittered ±``jitter``."""
-    delay = poll.initial
-    while True:
-        yield max(0.0, min(delay, poll.max) * (1 + rng.uniform(-poll.jitter, poll.jitter)))
-        delay = min(delay * poll.factor, poll.max)
 
 
 def _umask() -> int:
@@ -190,7 +183,7 @@ class AsyncEditClient:
         if caps and not prov.capabilities.accepts_local_files:
             uploader = self.host.uploader(prov.name)
         if uploader is not None:  # an uploader plugin turns local files into URLs
-            caps = [p for p in caps if "http(s) URLs only" not in p.message]
+            caps = [p for p in caps if p.message != URLS_ONLY]
         if own:
             raise ValidationError(own + [Problem(p.path, f"{p.message} (provider {prov.name!r})") for p in caps])
         if caps:
@@ -222,8 +215,19 @@ class AsyncEditClient:
             if self.journal is not None:
                 self.journal.update(key, state="uncertain")
             raise
+        except ProviderError as exc:
+            if exc.status_code is not None and (exc.status_code >= 500 or exc.status_code == 408):
+                # The host took the request and then failed: a job may exist. Keep the claim
+                # (a retry under this key reconciles or refuses) and say how to follow up.
+                if self.journal is not None:
+                    self.journal.update(key, state="uncertain")
+                exc.client_key = key
+                exc.message += f"; the job may exist: it was NOT resubmitted (client key {key})"
+                exc.args = (exc.message,)
+            elif self.journal is not None:
+                self._forget(key)  # a refusal (4xx) or nothing sent: no job exists, the key is free
+            raise
         except KlingError:
-            # The host answered with an error, or nothing was sent: no job exists, the key is free.
             if self.journal is not None:
                 self._forget(key)
             raise
@@ -295,7 +299,7 @@ class AsyncEditClient:
         """Poll until the job ends; raise the canonical error for failure or a passed deadline."""
         prov = self.provider(handle.provider)
         poll = prov.poll
-        delays = backoff(poll, self._rng)
+        delays = backoff_delays(poll, self._rng)
         started = self._clock()
         deadline = started + poll.deadline
         while True:

@@ -142,6 +142,7 @@ class ProviderError(KlingError):
         self.job_id = job_id
         self.details = tuple(details)
         self.reason = message
+        self.client_key: str | None = None  # set when a submit failed after reaching the host
 
 
 class AuthenticationError(ProviderError):

@@ -13,14 +13,9 @@ from typing import Any
 
 import attrs
 
-from kling_core.contract.checks import local_path
+from kling_core.contract.checks import URLS_ONLY, local_path
 from kling_core.contract.models import EditRequest, Element
 from kling_core.errors import Problem, UnsupportedError
-
-URLS_ONLY = (
-    "this provider takes http(s) URLs only: upload the file somewhere public and pass its URL, "
-    "or install a plugin that provides an uploader (the kling_media_uploader hook)"
-)
 
 
 def content_type(path: Path) -> str:

@@ -9,7 +9,7 @@ from kling_core import hookimpl
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
 from kling_core.contract.models import EditRequest, EditResult, OutputVideo
 from kling_core.contract.status import JobStatus, Queued, Running, Succeeded
-from kling_core.errors import SubmitUncertainError
+from kling_core.errors import ProviderError, SubmitUncertainError
 from kling_core.provider import JobHandle, Provider
 from kling_core.settings import CredentialSpec, PollSettings
 
@@ -64,6 +64,16 @@ class LosingFake(FakeProvider):
         return type(self).known.get(client_key)
 
 
+class BadGatewayFake(FakeProvider):
+    """Answers every submit with HTTP 502: the request reached the host, the job may exist."""
+
+    name = "badgateway"
+
+    async def submit(self, request: EditRequest) -> JobHandle:
+        type(self).submits.append(request)
+        raise ProviderError("bad gateway", provider=self.name, status_code=502, retryable=True)
+
+
 class KeyedFake(FakeProvider):
     name = "keyed"
     credentials = (CredentialSpec("key", "FAKE_TEST_KEY"),)
@@ -82,3 +92,4 @@ class FakePlugin:
         register(FakeProvider)
         register(KeyedFake)
         register(LosingFake)
+        register(BadGatewayFake)

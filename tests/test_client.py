@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fake_provider import FakePlugin, FakeProvider, LosingFake
 
-from kling_core.client import AsyncEditClient, EditClient, backoff
+from kling_core.client import AsyncEditClient, EditClient
 from kling_core.config import config_from_document
 from kling_core.contract.status import Failed, JobError, Running
 from kling_core.errors import (
@@ -17,11 +17,13 @@ from kling_core.errors import (
     JobFailedError,
     JobTimeoutError,
     MissingKeyError,
+    ProviderError,
     ProviderValidationError,
     SubmitUncertainError,
     UnsupportedError,
     ValidationError,
 )
+from kling_core.http.retry import backoff_delays
 from kling_core.journal import Journal, JournalEntry, request_hash
 from kling_core.plugins import PluginHost
 from kling_core.provider import JobHandle
@@ -77,10 +79,10 @@ def test_a_job_polls_with_backoff_and_returns_the_result(clock: FakeClock, tmp_p
 
 def test_backoff_grows_to_the_cap_with_bounded_jitter() -> None:
     poll = PollSettings(initial=1.0, factor=1.5, max=20.0, jitter=0.25)
-    delays = [d for d, _ in zip(backoff(poll, random.Random(7)), range(30), strict=False)]
+    delays = [d for d, _ in zip(backoff_delays(poll, random.Random(7)), range(30), strict=False)]
     nominal = [min(1.0 * 1.5**i, 20.0) for i in range(30)]
-    assert all(0.75 * n <= d <= 1.25 * n for d, n in zip(delays, nominal, strict=True))
-    assert max(delays) <= 25.0
+    assert all(0.75 * n <= d <= min(1.25 * n, 20.0) for d, n in zip(delays, nominal, strict=True))
+    assert delays[-1] >= 15.0  # reached the cap
 
 
 def test_the_deadline_raises_a_timeout_naming_the_job(clock: FakeClock, tmp_path: Path) -> None:
@@ -138,6 +140,17 @@ def test_an_ambiguous_submit_the_host_never_saw_is_sent_again(clock: FakeClock, 
         asyncio.run(client.submit(request, provider="losing"))
     handle = asyncio.run(client.submit(request, provider="losing"))
     assert handle.job_id == "job-2" and len(FakeProvider.submits) == 2
+
+
+def test_a_5xx_answer_to_a_submit_is_not_resubmitted(clock: FakeClock, tmp_path: Path) -> None:
+    client = make_client(clock, tmp_path)
+    request = client.request(URL, "x", client_key="k-5")
+    with pytest.raises(ProviderError) as info:
+        asyncio.run(client.submit(request, provider="badgateway"))
+    assert info.value.client_key == "k-5" and "NOT resubmitted (client key k-5)" in str(info.value)
+    with pytest.raises(SubmitUncertainError, match="unknown outcome"):
+        asyncio.run(client.submit(request, provider="badgateway"))
+    assert len(FakeProvider.submits) == 1
 
 
 def test_without_a_lookup_an_ambiguous_submit_stays_refused(clock: FakeClock, tmp_path: Path) -> None:

@@ -15,6 +15,11 @@ from kling_core.contract.models import EditRequest
 from kling_core.contract.prompt import find_refs
 from kling_core.errors import Problem
 
+URLS_ONLY = (
+    "this provider takes http(s) URLs only: upload the file somewhere public and pass its URL, "
+    "or install a plugin that provides an uploader (the kling_media_uploader hook)"
+)
+
 
 def is_url(ref: str) -> bool:
     return ref.lower().startswith(("http://", "https://"))
@@ -116,10 +121,5 @@ def check_against(request: EditRequest, caps: ProviderCapabilities, provider: st
     if not caps.accepts_local_files:
         for path_name, ref in request.media():
             if not is_url(ref):
-                problems.append(
-                    Problem(
-                        path_name,
-                        "this provider takes http(s) URLs only: upload the file somewhere public and pass its URL",
-                    )
-                )
+                problems.append(Problem(path_name, URLS_ONLY))
     return problems
