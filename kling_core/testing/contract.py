@@ -28,7 +28,7 @@ import functools
 import importlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -130,14 +130,20 @@ def _error_problems(exc: BaseException, provider: str) -> list[str]:
     return out
 
 
-def lifecycle_problems(outcome: ReplayOutcome, provider: str) -> list[str]:
-    """Semantic checks over a replayed job: one handle, consistent ids, terminal is final."""
+Trail = Sequence[tuple[str, Any, BaseException | None]]  # (op, value returned, error raised)
+
+
+def replay_trail(outcome: ReplayOutcome) -> Trail:
+    return [(so.step.op, so.value, so.error) for so in outcome.outcomes]
+
+
+def lifecycle_problems(trail: Trail, provider: str) -> list[str]:
+    """Semantic checks over one job's steps: one handle, consistent ids, terminal is final."""
     out: list[str] = []
     handle: JobHandle | None = None
     terminal = None
-    for i, so in enumerate(outcome.outcomes, start=1):
-        where = f"step {i} ({so.step.op})"
-        value = so.value
+    for i, (op, value, error) in enumerate(trail, start=1):
+        where = f"step {i} ({op})"
         if isinstance(value, JobHandle):
             handle = value
             if value.provider != provider:
@@ -166,10 +172,10 @@ def lifecycle_problems(outcome: ReplayOutcome, provider: str) -> list[str]:
                 out.append(f"{where}: progress {progress} is outside 0–100")
             if is_terminal(value):
                 terminal = value.state
-        if so.error is not None:
-            if not isinstance(so.error, KlingError):
-                out.append(f"{where}: raised a non-canonical {describe_exception(so.error)}")
-            out += [f"{where}: {p}" for p in _error_problems(so.error, provider)]
+        if error is not None:
+            if not isinstance(error, KlingError):
+                out.append(f"{where}: raised a non-canonical {describe_exception(error)}")
+            out += [f"{where}: {p}" for p in _error_problems(error, provider)]
     return out
 
 
@@ -320,7 +326,7 @@ class ProviderContractTests:
             problems = []
             for c in cassettes:
                 outcome = replay(cls, c, work_dir=tmp_path, check_requests=False)
-                problems += [f"{c.scenario}: {p}" for p in outcome.failures + lifecycle_problems(outcome, cls.name)]
+                problems += [f"{c.scenario}: {p}" for p in outcome.failures + lifecycle_problems(replay_trail(outcome), cls.name)]
             _raise_if(problems, "successful scenarios do not behave")
             return
         media: SampleMedia = request.getfixturevalue("sample_media")
@@ -344,7 +350,7 @@ class ProviderContractTests:
             problems = []
             for c in cassettes:
                 outcome = replay(cls, c, work_dir=tmp_path, check_requests=False)
-                problems += [f"{c.scenario}: {p}" for p in outcome.failures + lifecycle_problems(outcome, cls.name)]
+                problems += [f"{c.scenario}: {p}" for p in outcome.failures + lifecycle_problems(replay_trail(outcome), cls.name)]
             problems += self._map_error_problems(tmp_path)
             _raise_if(problems, "error scenarios do not map to the right canonical errors")
             return
@@ -471,7 +477,7 @@ class ProviderContractTests:
             problems = []
             for c in cassettes:
                 outcome = replay(cls, c, work_dir=tmp_path, check_requests=False)
-                problems += [f"{c.scenario}: {p}" for p in outcome.failures + lifecycle_problems(outcome, cls.name)]
+                problems += [f"{c.scenario}: {p}" for p in outcome.failures + lifecycle_problems(replay_trail(outcome), cls.name)]
                 for so in outcome.outcomes:
                     if so.step.op == "cancel" and so.error is None and not isinstance(so.value, bool):
                         problems.append(f"{c.scenario}: cancel returned {so.value!r}, not a bool")
@@ -733,11 +739,7 @@ def _feed_parser(provider: Provider, kind: str, doc: Any, data: Any) -> None:
 
 
 def _trail_problems(trail: list[Any], provider: str) -> list[str]:
-    from kling_core.testing.cassettes import Step
-    from kling_core.testing.replay import StepOutcome
+    def op(value: Any) -> str:
+        return "submit" if isinstance(value, JobHandle) else ("cancel" if isinstance(value, bool) else "status")
 
-    outcome = ReplayOutcome(cassette=None)  # type: ignore[arg-type]
-    for value in trail:
-        op = "submit" if isinstance(value, JobHandle) else ("cancel" if isinstance(value, bool) else "status")
-        outcome.outcomes.append(StepOutcome(Step(op=op, interactions=(), expect={op: True}), value=value))
-    return lifecycle_problems(outcome, provider)
+    return lifecycle_problems([(op(v), v, None) for v in trail], provider)

@@ -22,7 +22,7 @@ from attrs import field
 from kling_core import errors
 from kling_core.contract.checks import check_against, check_references
 from kling_core.contract.models import EditRequest
-from kling_core.errors import KlingError, UnsupportedError, ValidationError
+from kling_core.errors import UnsupportedError, ValidationError
 from kling_core.provider import JobHandle, Provider, ProviderContext
 from kling_core.serialization import unstructure
 from kling_core.settings import MediaSettings, ProviderSettings
@@ -338,7 +338,3 @@ def replay(
 ) -> ReplayOutcome:
     """Replay one cassette (synchronously); read ``.failures`` or call ``.check()``."""
     return asyncio.run(replay_async(provider_cls, cassette, work_dir=work_dir, check_requests=check_requests))
-
-
-def error_is_kling(exc: BaseException | None) -> bool:
-    return exc is None or isinstance(exc, KlingError)
