@@ -62,3 +62,26 @@ def test_runs_the_suite_for_a_third_party_plugin(tmp_path: os.PathLike[str]) -> 
     assert lines[header].split() == ["provider", "behaviour", "wire", "property", "result"]
     # behaviour: declares_itself + documented_outcomes; wire: has_cassettes + replay[success-o1]
     assert lines[header + 1].split() == ["example", "2", "passed", "2", "passed", "-", "ok"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kling_example") is None, reason="example plugin not installed")
+def test_a_failing_provider_is_tallied_as_failed(tmp_path: os.PathLike[str]) -> None:
+    script = """
+import kling_core.testing.contract as contract
+from kling_example import ExampleProvider
+from kling_core.testing.runner import run_contract, summary_rows
+
+class WrongAuth(ExampleProvider):
+    auth_header = "x-api-key"
+    auth_scheme = ""
+
+contract._installed_provider = lambda name: WrongAuth  # what the generated module resolves
+code, tallies = run_contract({"example": WrongAuth}, pytest_args=["-q", "-k", "success or declares"])
+print("RESULT", code, summary_rows(tallies))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "KLING_RECORD"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=env, check=False)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    assert line.startswith("RESULT 1 "), proc.stdout + proc.stderr
+    assert "'2 failed'" in line and "'FAIL'" in line, line  # the two success-* replays
