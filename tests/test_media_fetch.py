@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from media_fixtures import LoopbackServer, loopback
 
 from kling_core.errors import UnsafeMediaError
 from kling_core.media import download, local_media, netguard
 from kling_core.media.netguard import address_problem, checked_address
 from kling_core.settings import MediaSettings
-from tests.media_fixtures import LoopbackServer, loopback
 
 __all__ = ["loopback"]
 

@@ -6,11 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from kling_core.errors import UnsafeMediaError, ValidationError
-from kling_core.media import SampleMedia, probe_image, probe_video
-from kling_core.media.samples import make_clip, make_image
-from tests.media_fixtures import (
+from media_fixtures import (
     SAMPLE_DURATION,
     LoopbackServer,
     loopback,
@@ -18,6 +14,10 @@ from tests.media_fixtures import (
     write_concat,
     write_playlist,
 )
+
+from kling_core.errors import UnsafeMediaError, ValidationError
+from kling_core.media import SampleMedia, probe_image, probe_video
+from kling_core.media.samples import make_clip, make_image
 
 __all__ = ["loopback", "sample"]
 

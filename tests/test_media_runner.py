@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from media_fixtures import LoopbackServer, loopback, sample, write_playlist
 
 from kling_core.errors import ConfigError, MediaError
 from kling_core.media import FfmpegInput, SampleMedia, find_ffmpeg, run_ffmpeg
 from kling_core.media.formats import IMAGE_FORMATS, VIDEO_FORMATS
 from kling_core.media.runner import build_argv
 from kling_core.settings import MediaSettings
-from tests.media_fixtures import LoopbackServer, loopback, sample, write_playlist
 
 __all__ = ["loopback", "sample"]
 

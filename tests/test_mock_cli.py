@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from media_fixtures import sample, short_clip
 
 from kling_core.cli import main
 from kling_core.media import SampleMedia, probe_video
-from tests.media_fixtures import sample, short_clip
 
 __all__ = ["sample", "short_clip"]
 

@@ -16,6 +16,8 @@ import attrs
 import pytest
 from kling_mock import MockProvider, render
 from kling_mock.provider import output_path
+from media_fixtures import LoopbackServer, long_4k_clip, loopback, sample, short_clip, write_playlist
+from mock_helpers import follow, provider, request, run_job, states
 
 from kling_core.client import AsyncEditClient
 from kling_core.config import KlingConfig
@@ -35,8 +37,6 @@ from kling_core.errors import (
 from kling_core.media import FfmpegInput, SampleMedia
 from kling_core.plugins import PluginHost
 from kling_core.settings import MediaSettings, PollSettings, ProviderSettings
-from tests.media_fixtures import LoopbackServer, long_4k_clip, loopback, sample, short_clip, write_playlist
-from tests.mock_helpers import follow, provider, request, run_job, states
 
 __all__ = ["long_4k_clip", "loopback", "sample", "short_clip"]
 

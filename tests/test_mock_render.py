@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from kling_mock.provider import output_path
 from kling_mock.render import Grade
+from media_fixtures import SAMPLE_DURATION, close_to, frame_at, sample
+from mock_helpers import provider, request, run_job
 
 from kling_core.contract.models import EditResult
 from kling_core.contract.status import Succeeded
 from kling_core.media import SampleMedia, probe_video
-from tests.media_fixtures import SAMPLE_DURATION, close_to, frame_at, sample
-from tests.mock_helpers import provider, request, run_job
 
 __all__ = ["sample"]
 
