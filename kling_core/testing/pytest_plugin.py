@@ -7,7 +7,7 @@ plugin author needs no conftest: subclass :class:`kling_core.testing.ProviderCon
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +52,18 @@ def kling_call_log() -> CallLog:
 
 
 @pytest.fixture
-def kling_provider_factory(tmp_path: Path, kling_call_log: CallLog) -> Iterator[Callable[..., Provider]]:
+def kling_provider_factory(tmp_path: Path, kling_call_log: CallLog) -> Callable[..., Provider]:
     """``factory(ProviderClass, transport=None, options=None, base_url=None)``: an instance with
     canary credentials, a no-wait sleep and, by default, a transport that refuses (and logs)
-    every request, so a test proves "no network call" by checking ``kling_call_log``."""
-    made: list[Provider] = []
+    every request, so a test proves "no network call" by checking ``kling_call_log``. Close
+    what you open (``await provider.aclose()``) inside the event loop that used it."""
 
     async def no_sleep(seconds: float) -> None:
         return None
 
     def factory(provider_cls: type[Provider], *, transport: Any = None, options: Any = None,
                 base_url: str | None = None, environ: dict[str, str] | None = None) -> Provider:
-        provider = build_provider(
+        return build_provider(
             provider_cls,
             environ=environ if environ is not None else canary_credentials(provider_cls),
             transport=transport if transport is not None else refusing_transport(kling_call_log),
@@ -72,10 +72,8 @@ def kling_provider_factory(tmp_path: Path, kling_call_log: CallLog) -> Iterator[
             sleep=no_sleep,
             work_dir=tmp_path,
         )
-        made.append(provider)
-        return provider
 
-    yield factory
+    return factory
 
 
 @pytest.fixture

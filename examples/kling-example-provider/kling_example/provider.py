@@ -16,7 +16,6 @@ from kling_core.contract.status import Cancelled, Failed, JobStatus, Queued, Run
 from kling_core.http import ErrorInfo, HttpProvider, clip, parse_retry_after, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec
-
 from kling_example import wire
 
 _MODEL = {
@@ -75,12 +74,9 @@ class ExampleProvider(HttpProvider):
 
     async def cancel(self, handle: JobHandle) -> bool:
         request = self.make_request("POST", self.url(f"{wire.EDITS_PATH}/{quote(handle.job_id, safe='')}/cancel"))
-        response = await self.client.send(request)
-        if response.status_code == 409:
-            return False  # documented: the job already finished
-        if response.status_code >= 400:
-            raise self.map_error(response, job_id=handle.job_id)
-        return True
+        # Cancelling twice is harmless, so transient failures are retried like a status GET.
+        response = await self.send_get(request, phase="status", job_id=handle.job_id, accept=(409,))
+        return response.status_code != 409  # 409 not_cancellable: the edit already finished
 
     # -- parsers -----------------------------------------------------------------------
     def parse_submit(self, response: httpx.Response, request: EditRequest) -> JobHandle:
