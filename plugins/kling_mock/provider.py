@@ -107,10 +107,12 @@ class MockProvider(Provider):
             retry_after=opts.retry_after,
             client_key=request.client_key,
         )
+        # Lock before the record exists, so no other process can mistake it for an orphan.
+        fd = self.store.acquire(record.job_id) if opts.fail != "timeout" else None
         self.store.save(record)
-        if opts.fail != "timeout":
+        if fd is not None:
             self._inspected[record.job_id] = found
-            self._start(record)
+            self._start(record, fd)
         return JobHandle(
             provider=self.name,
             job_id=record.job_id,
@@ -120,8 +122,8 @@ class MockProvider(Provider):
             data={"work_dir": str(self.root)},
         )
 
-    def _start(self, record: JobRecord) -> None:
-        fd = self.store.acquire(record.job_id)
+    def _start(self, record: JobRecord, fd: int | None = None) -> None:
+        fd = fd if fd is not None else self.store.acquire(record.job_id)
         if fd is None:  # another process already runs it
             return
         self._locks[record.job_id] = fd
