@@ -146,3 +146,15 @@ def test_cancellation_kills_the_child(sample: SampleMedia, tmp_path: Path, monke
     asyncio.run(go())
     assert procs and procs[0].returncode is not None and _gone(procs[0].pid)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.ffmpeg
+def test_disguised_concat_list_is_refused_by_ffmpeg(sample: SampleMedia, tmp_path: Path) -> None:
+    from media_fixtures import write_concat
+
+    evil = write_concat(tmp_path / "cc.mp4", sample.video)
+    with pytest.raises(MediaError):
+        asyncio.run(
+            run_ffmpeg(find_ffmpeg(), [FfmpegInput(evil, VIDEO_FORMATS)], COPY_ARGS, tmp_path / "o.mp4", timeout=30)
+        )
+    assert sorted(os.listdir(tmp_path)) == ["cc.mp4"]
