@@ -158,3 +158,16 @@ def test_disguised_concat_list_is_refused_by_ffmpeg(sample: SampleMedia, tmp_pat
             run_ffmpeg(find_ffmpeg(), [FfmpegInput(evil, VIDEO_FORMATS)], COPY_ARGS, tmp_path / "o.mp4", timeout=30)
         )
     assert sorted(os.listdir(tmp_path)) == ["cc.mp4"]
+
+
+@pytest.mark.ffmpeg
+def test_the_format_whitelist_is_what_refuses(sample: SampleMedia, tmp_path: Path) -> None:
+    # A perfectly good PNG is refused when only video demuxers are allowed, and accepted with
+    # the image whitelist: the refusal comes from -format_whitelist, not from a broken file.
+    still = ["-frames:v", "1", "-c:v", "png"]
+    with pytest.raises(MediaError, match="whitelist"):
+        asyncio.run(run_ffmpeg(find_ffmpeg(), [FfmpegInput(sample.images[0], VIDEO_FORMATS)], still,
+                               tmp_path / "a.png", timeout=30, output_format="image2pipe"))
+    asyncio.run(run_ffmpeg(find_ffmpeg(), [FfmpegInput(sample.images[0], IMAGE_FORMATS)], still,
+                           tmp_path / "b.png", timeout=30, output_format="image2pipe"))
+    assert sorted(os.listdir(tmp_path)) == ["b.png"]
