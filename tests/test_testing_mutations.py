@@ -71,10 +71,29 @@ MUTANTS = textwrap.dedent(
             return self.make_request("GET", str(built.url.copy_add_param("key", key)))
 
 
+    class CrashingParser(ExampleProvider):
+        def parse_status(self, response, handle):
+            body = response.json()
+            if body.get("status") == "succeeded":
+                body["output"]["url"]  # a KeyError/TypeError on a shape the docs do not promise
+            return super().parse_status(response, handle)
+
+
+    import attrs
+
+    class OverclaimedCapabilities(ExampleProvider):
+        # The host documents at most 4 reference images; these capabilities claim 6.
+        capabilities = attrs.evolve(
+            ExampleProvider.capabilities,
+            models=tuple(attrs.evolve(m, max_references=6, max_images=6) for m in ExampleProvider.capabilities.models),
+        )
+
+
     class _Base(ProviderContractTests):
         provider_name = "example"
         cassette_dir = ExampleProvider.cassette_dir
-        property_examples = 15
+        property_examples = 25
+        property_derandomize = True  # the same examples every run: a mutant is caught or not, never by luck
 
 
     class TestUnmutated(_Base):
@@ -82,7 +101,10 @@ MUTANTS = textwrap.dedent(
 
     '''
 )
-NAMES = ("WrongFieldName", "WrongAuthHeader", "WrongStatusMapping", "MissingErrorMapping", "ResubmitsAfterTimeout", "KeyInUrl")
+NAMES = (
+    "WrongFieldName", "WrongAuthHeader", "WrongStatusMapping", "MissingErrorMapping", "ResubmitsAfterTimeout",
+    "KeyInUrl", "CrashingParser", "OverclaimedCapabilities",
+)
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +189,20 @@ def test_key_in_url_is_caught(report: dict[str, dict[str, str | None]]) -> None:
     text = failed["test_wire_cassette_replays[success-o1]"]
     assert "the credential appears in the URL" in text
     assert "sk-CANARY" not in text, "the failure message itself must not print the credential"
+
+
+def test_parser_crash_is_caught_by_the_property_half(report: dict[str, dict[str, str | None]]) -> None:
+    failed = _failures(report, "TestCrashingParser")
+    assert set(failed) <= {"test_property_parsers_take_documented_responses", "test_property_parsers_survive_arbitrary_json"}
+    text = failed["test_property_parsers_survive_arbitrary_json"]
+    assert "only ProtocolError is allowed" in text and "parse of a status body raised" in text
+
+
+def test_overclaimed_capabilities_are_caught_by_the_host_schema(report: dict[str, dict[str, str | None]]) -> None:
+    failed = _failures(report, "TestOverclaimedCapabilities")
+    assert set(failed) == {"test_property_submit_body_matches_host_schema"}
+    text = failed["test_property_submit_body_matches_host_schema"]
+    assert "breaks example-edit-request.schema.json" in text and "reference_image_urls" in text and "is too long" in text
 
 
 def test_each_mutant_fails_only_where_expected(report: dict[str, dict[str, str | None]]) -> None:

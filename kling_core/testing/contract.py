@@ -225,6 +225,8 @@ class ProviderContractTests:
     max_job_seconds: ClassVar[float] = 120.0
     poll_every: ClassVar[float] = 0.05
     property_examples: ClassVar[int] = 40
+    # True: the same examples every run (hypothesis derandomize), e.g. for suites testing suites.
+    property_derandomize: ClassVar[bool] = False
     # A well-formed job id for this host, for checks that need one without a job.
     sample_job_id: ClassVar[str] = "job-0001"
 
@@ -589,6 +591,7 @@ class ProviderContractTests:
 
         return settings(
             max_examples=self.property_examples, deadline=None, database=None,
+            derandomize=self.property_derandomize,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
         )
 

@@ -47,12 +47,17 @@ def _element(draw: st.DrawFn, model: ModelCapabilities) -> Element:
     return Element(frontal_image=draw(media_urls()), reference_images=tuple(refs), name=name, description=desc)
 
 
+def _count_up_to(top: int) -> st.SearchStrategy[int]:
+    """0..top, with the boundary drawn often: full reference pools are where hosts differ."""
+    return st.one_of(st.just(top), st.integers(0, top))
+
+
 @st.composite
 def servable_requests(draw: st.DrawFn, caps: ProviderCapabilities) -> EditRequest:
     """Requests inside the capability data (the provider's own ``check`` may still refuse)."""
     model = draw(st.sampled_from(caps.models))
-    n_el = draw(st.integers(0, min(model.max_elements, model.max_references, 7))) if model.accepts_elements else 0
-    n_img = draw(st.integers(0, max(0, min(model.max_images, model.max_references - n_el, MAX_IMAGES))))
+    n_el = draw(_count_up_to(min(model.max_elements, model.max_references, 7))) if model.accepts_elements else 0
+    n_img = draw(_count_up_to(max(0, min(model.max_images, model.max_references - n_el, MAX_IMAGES))))
     elements = tuple(draw(_element(model)) for _ in range(n_el))
     kw: dict[str, Any] = dict(
         prompt=draw(_prompt(n_img, n_el)),

@@ -93,8 +93,7 @@ class ExampleProvider(HttpProvider):
         if state is None:
             raise self.protocol_error(f"unknown edit status {body.get('status')!r}", response, job_id=job_id)
         if state == "queued":
-            pos = body.get("queue_position")
-            return Queued(job_id, self.name, position=pos if isinstance(pos, int) and not isinstance(pos, bool) else None)
+            return Queued(job_id, self.name, position=_int_in(body.get("queue_position"), 0, 2**31))
         if state == "running":
             progress = body.get("progress")
             ok = isinstance(progress, (int, float)) and not isinstance(progress, bool) and 0 <= progress <= 100
@@ -115,7 +114,7 @@ class ExampleProvider(HttpProvider):
             raise self.protocol_error("a succeeded edit without output.url", response, job_id=job_id)
         size = output.get("size_bytes") if isinstance(output, Mapping) else None
         return Succeeded(job_id, self.name, EditResult(
-            video=OutputVideo(url=url, file_size=size if isinstance(size, int) and not isinstance(size, bool) else None),
+            video=OutputVideo(url=url, file_size=_int_in(size, 0, 2**63)),
             job_id=job_id,
             provider=self.name,
             model=handle.model or "kling-o1",
@@ -134,3 +133,10 @@ class ExampleProvider(HttpProvider):
 
     def resume(self, job_id: str, *, model: str | None = None) -> JobHandle:
         return JobHandle(provider=self.name, job_id=job_id, model=model or "kling-o1")
+
+
+def _int_in(value: object, lo: int, hi: int) -> int | None:
+    """An optional integer detail the host reports; dropped when absent or out of range."""
+    if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+        return value
+    return None
