@@ -694,7 +694,8 @@ class ProviderContractTests:
         @given(data=st.data())
         def check(data: st.DataObject) -> None:
             kind = data.draw(st.sampled_from(kinds), label="kind")
-            doc = data.draw(arbitrary_json(), label="body")
+            # JSON of any shape, or a body that is not JSON at all (an HTML error page, a cut-off answer)
+            doc = data.draw(arbitrary_json() | st.builds(RawBody, st.sampled_from(_NOT_JSON_BODIES)), label="body")
             _feed_parser(provider, kind, doc, data)
 
         check()
@@ -707,6 +708,16 @@ async def _no_sleep(seconds: float) -> None:
 _SAMPLE_REQUEST = EditRequest(prompt="Make the sky a sunset", video="https://media.example.com/video/a.mp4")
 
 
+@attrs.frozen
+class RawBody:
+    """A response body that is not JSON."""
+
+    text: str
+
+
+_NOT_JSON_BODIES = ("", "<html><body>502 Bad Gateway</body></html>", '{"id": "ed_1", "sta', "null", "OK")
+
+
 def _feed_parser(provider: Provider, kind: str, doc: Any, data: Any) -> None:
     """Parse one generated body; anything but a canonical value or ProtocolError fails."""
     from hypothesis import strategies as st
@@ -714,7 +725,11 @@ def _feed_parser(provider: Provider, kind: str, doc: Any, data: Any) -> None:
     request = httpx.Request("GET", "https://api.example.com/x")
     if kind == "error":
         status = data.draw(st.sampled_from([400, 401, 402, 403, 404, 409, 422, 429, 500, 502, 503]), label="status")
-        response = httpx.Response(status, json=doc, request=request)
+        response = (
+            httpx.Response(status, text=doc.text, headers={"content-type": "text/html"}, request=request)
+            if isinstance(doc, RawBody)
+            else httpx.Response(status, json=doc, request=request)
+        )
         try:
             err = provider.map_error(response)  # type: ignore[attr-defined]
         except Exception as exc:
@@ -722,7 +737,11 @@ def _feed_parser(provider: Provider, kind: str, doc: Any, data: Any) -> None:
         assert isinstance(err, ProviderError), f"map_error returned {err!r}"
         assert err.status_code == status, f"map_error lost the status code ({err.status_code} != {status})"
         return
-    response = httpx.Response(200, json=doc, request=request)
+    response = (
+        httpx.Response(200, text=doc.text, headers={"content-type": "text/html"}, request=request)
+        if isinstance(doc, RawBody)
+        else httpx.Response(200, json=doc, request=request)
+    )
     handle = provider.resume("job-0001", model=provider.capabilities.models[0].model)
     try:
         if kind.startswith("submit"):

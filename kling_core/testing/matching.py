@@ -14,7 +14,9 @@ import httpx
 from kling_core.testing.cassettes import SECRET, RecordedRequest
 
 # Header names that carry credentials on the hosts we know (R7/R8).
-AUTH_HEADERS = frozenset({"authorization", "x-api-key", "x-key", "cookie", "proxy-authorization", "api-key"})
+AUTH_HEADERS = frozenset(
+    {"authorization", "x-api-key", "x-key", "cookie", "set-cookie", "proxy-authorization", "api-key"}
+)
 _TOKEN = r"\S+"
 
 
