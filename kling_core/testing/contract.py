@@ -541,7 +541,7 @@ class ProviderContractTests:
         cls = self.kling_provider_cls()
         env = canary_credentials(cls)
         provider = build_provider(cls, environ=env, transport=refusing_transport(CallLog()), work_dir=tmp_path)
-        shown = f"{provider!r} {provider!s} {vars(provider)!r}"
+        shown = f"{provider!r} {provider!s} {getattr(provider, '__dict__', {})!r}"
         leaked = [k for k, v in env.items() if v in shown]
         assert not leaked, f"the value of {', '.join(leaked)} appears in the provider's repr/str/attributes"
 
