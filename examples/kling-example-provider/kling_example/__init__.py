@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from kling_core import hookimpl
-
 from kling_example.provider import ExampleProvider
 
 __all__ = ["ExampleProvider"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kling_core.testing import ProviderContractTests
-
 from kling_example import ExampleProvider
+
+from kling_core.testing import ProviderContractTests
 
 
 class TestExampleContract(ProviderContractTests):
