@@ -40,7 +40,7 @@ class FakeLiveHost:
         if request.method == "POST" and request.url.path == "/v1/edits":
             self.posts += 1
             return httpx.Response(201, json={"id": "ed_live01", "status": "queued", "account": {"api_key": LIVE_KEY}},
-                                  headers={"set-cookie": f"session={LIVE_KEY}", "x-request-id": "r1"})
+                                  headers={"set-cookie": f"sid={LIVE_KEY}", "x-request-id": "r1"})
         if request.method == "GET" and request.url.path == "/v1/edits/ed_live01":
             self.polls += 1
             if self.polls == 1:
@@ -133,7 +133,7 @@ def test_scrub_json_reaches_keys_and_nested_values() -> None:
     [
         ({"steps": [{"headers": {"authorization": "Key 1234567890abcdef1234"}}]}, "auth header not scrubbed"),
         ({"steps": [{"headers": {"X-API-Key": "SG_abcdefgh12345"}}]}, "auth header not scrubbed"),
-        ({"steps": [{"headers": {"cookie": "session=1"}}]}, "auth header not scrubbed"),
+        ({"steps": [{"headers": {"cookie": "sid=1"}}]}, "auth header not scrubbed"),
         ({"note": "call with Key abcdefghijklmnop0123"}, "fal-style"),
         ({"note": "Bearer eyJhbGciOiJIUzI1NiJ9"}, "bearer JWT"),
         ({"x": ["SG_abcdef1234567"]}, "Segmind key"),

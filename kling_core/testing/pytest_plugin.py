@@ -1,6 +1,6 @@
 """pytest plugin (``pytest11`` entry point ``kling``): contract-suite option and fixtures.
 
-Installing kling-core with the ``test`` extra makes these available in any test session, so a
+Installing kling-core with the ``test`` extra makes these available in any pytest run, so a
 plugin author needs no conftest: subclass :class:`kling_core.testing.ProviderContractTests`.
 """
 
@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def kling_sample_media(tmp_path_factory: pytest.TempPathFactory) -> SampleMedia:
-    """A 720x720, 24 fps, 3.2 s H.264 clip and a 400x400 PNG, rendered once per session."""
+    """A 720x720, 24 fps, 3.2 s H.264 clip and a 400x400 PNG, rendered once per test run."""
     return render_sample_media(tmp_path_factory.mktemp("kling-sample-media"))
 
 
