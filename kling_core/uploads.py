@@ -8,13 +8,12 @@ plugin answers the ``kling_media_uploader`` hook; the provider's ``prepare()`` t
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from kling_core.contract.checks import URLS_ONLY, local_path
-from kling_core.contract.models import EditRequest, Element
+from kling_core.contract.models import EditRequest
 from kling_core.errors import Problem, UnsupportedError
 
 
@@ -44,22 +43,14 @@ async def upload_local_media(request: EditRequest, provider: str, uploader: Any 
         uploader = find_uploader(provider)
     if uploader is None:
         raise UnsupportedError(provider, [Problem(path, URLS_ONLY) for path, _ in local])
+    return await replace_local_media(request, lambda p: uploader.upload(p, content_type(p)))
+
+
+async def replace_local_media(request: EditRequest, upload: Callable[[Path], Awaitable[str]]) -> EditRequest:
+    """``request`` with each local file uploaded once by ``upload`` and replaced by its URL."""
     urls: dict[str, str] = {}
-    for _path, ref in local:
-        if ref not in urls:
-            p = local_path(ref)
-            assert p is not None
-            urls[ref] = str(await uploader.upload(Path(p), content_type(Path(p))))
-
-    def sub(ref: str) -> str:
-        return urls.get(ref, ref)
-
-    return attrs.evolve(
-        request,
-        video=sub(request.video),
-        images=tuple(sub(i) for i in request.images),
-        elements=tuple(
-            Element(sub(e.frontal_image), tuple(sub(r) for r in e.reference_images), e.name, e.description)
-            for e in request.elements
-        ),
-    )
+    for _path, ref in request.media():
+        p = local_path(ref)
+        if p is not None and ref not in urls:
+            urls[ref] = str(await upload(Path(p)))
+    return request.map_media(lambda ref: urls.get(ref, ref)) if urls else request

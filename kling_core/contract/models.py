@@ -9,7 +9,7 @@ request or a provider's capabilities (prompt references, reference pools, limits
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -103,7 +103,7 @@ def _one_of(choices: tuple[str, ...]) -> Any:
 
 
 def _tuple(value: Any) -> tuple[Any, ...]:
-    return tuple(value) if isinstance(value, (list, tuple)) else value  # type: ignore[no-any-return]
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 @attrs.frozen
@@ -157,6 +157,18 @@ class EditRequest:
     def __attrs_post_init__(self) -> None:
         # Normalize after validation, so the length limit applies to the prompt as given.
         object.__setattr__(self, "prompt", normalize_prompt(self.prompt))
+
+    def map_media(self, fn: Callable[[str], str]) -> EditRequest:
+        """A copy with every media reference passed through ``fn`` (e.g. local path -> URL)."""
+        return attrs.evolve(
+            self,
+            video=fn(self.video),
+            images=tuple(fn(i) for i in self.images),
+            elements=tuple(
+                attrs.evolve(e, frontal_image=fn(e.frontal_image), reference_images=tuple(fn(r) for r in e.reference_images))
+                for e in self.elements
+            ),
+        )
 
     def media(self) -> list[tuple[str, str]]:
         """Every media reference with its field path, video first."""

@@ -7,7 +7,6 @@ cancel URLs fal returned are used (they name the owner/app only, never the model
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -15,12 +14,13 @@ import attrs
 import httpx
 
 from kling_core.contract.checks import local_path
-from kling_core.contract.models import EditRequest, EditResult, Element, Timings
+from kling_core.contract.models import EditRequest, EditResult, Timings
 from kling_core.contract.status import Failed, JobError, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import Problem, ProviderError, ResultExpiredError
 from kling_core.http import ErrorInfo, HttpProvider, host_of, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
+from kling_core.uploads import replace_local_media
 from kling_fal import wire
 from kling_fal.endpoints import APP, CAPABILITIES, ENDPOINTS, QUEUE_BASE
 from kling_fal.storage import STORAGE_API, FalStorage
@@ -74,29 +74,9 @@ class FalProvider(HttpProvider):
     # -- local files -----------------------------------------------------------------------
     async def prepare(self, request: EditRequest) -> EditRequest:
         """Upload local media to fal storage and put the URLs in their place."""
-        locals_ = [(path, ref) for path, ref in request.media() if local_path(ref) is not None]
-        if not locals_:
+        if not any(local_path(ref) is not None for _field, ref in request.media()):
             return request
-        storage = FalStorage(self)
-        urls: dict[str, str] = {}
-        for _field, ref in locals_:
-            if ref not in urls:
-                p = local_path(ref)
-                assert p is not None
-                urls[ref] = await storage.upload(Path(p))
-
-        def sub(ref: str) -> str:
-            return urls.get(ref, ref)
-
-        return attrs.evolve(
-            request,
-            video=sub(request.video),
-            images=tuple(sub(i) for i in request.images),
-            elements=tuple(
-                Element(sub(e.frontal_image), tuple(sub(r) for r in e.reference_images), e.name, e.description)
-                for e in request.elements
-            ),
-        )
+        return await replace_local_media(request, FalStorage(self).upload)
 
     # -- builders / parsers ----------------------------------------------------------------
     def endpoint(self, request: EditRequest) -> str:

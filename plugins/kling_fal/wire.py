@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kling_core.contract.models import EditRequest, OutputVideo
-from kling_core.contract.prompt import render_prompt, spell_canonical
 from kling_core.contract.status import JobError
 from kling_core.errors import ContentPolicyError, Problem, ProviderValidationError
 from kling_core.http import ErrorInfo, ErrorRule, ErrorTable, clip
+from kling_core.http.bodies import fal_style_edit_body
 
 QUEUE_STATES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
 SUBMIT_URL_KEYS = ("status_url", "response_url", "cancel_url")
@@ -56,18 +56,7 @@ def submit_body(request: EditRequest) -> dict[str, Any]:
     ``keep_audio`` is always explicit: fal's default differs between O1 (false) and O3 (true).
     Element names/descriptions have no fal field; references are positional (@Element1).
     """
-    body: dict[str, Any] = {
-        "prompt": render_prompt(request.prompt, spell_canonical),
-        "video_url": request.video,
-        "keep_audio": request.keep_audio,
-    }
-    if request.images:
-        body["image_urls"] = list(request.images)
-    if request.elements:
-        body["elements"] = [
-            {"frontal_image_url": el.frontal_image, "reference_image_urls": list(el.reference_images)}
-            for el in request.elements
-        ]
+    body = fal_style_edit_body(request)
     return body
 
 

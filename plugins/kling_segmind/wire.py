@@ -14,7 +14,6 @@ from typing import Any
 
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
 from kling_core.contract.models import EditRequest
-from kling_core.contract.prompt import render_prompt, spell_canonical
 from kling_core.errors import (
     AuthenticationError,
     InsufficientCreditsError,
@@ -23,6 +22,7 @@ from kling_core.errors import (
     RateLimitedError,
 )
 from kling_core.http import ErrorRule, ErrorTable
+from kling_core.http.bodies import fal_style_edit_body
 
 API_BASE = "https://api.segmind.com"
 SLUGS: dict[tuple[str, str], str] = {
@@ -82,18 +82,7 @@ def slug_for(model: str, edit_mode: str) -> str | None:
 
 
 def submit_body(request: EditRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "prompt": render_prompt(request.prompt, spell_canonical),
-        "video_url": request.video,
-        "keep_audio": request.keep_audio,
-    }
-    if request.images:
-        body["image_urls"] = list(request.images)
-    if request.elements:
-        body["elements"] = [
-            {"frontal_image_url": el.frontal_image, "reference_image_urls": list(el.reference_images)}
-            for el in request.elements
-        ]
+    body = fal_style_edit_body(request)
     fields = MODEL_FIELDS.get(request.model, frozenset())
     if "mode" in fields:
         body["mode"] = request.quality
