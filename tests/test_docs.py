@@ -34,3 +34,12 @@ def test_every_command_has_help() -> None:
         result = runner.invoke(cli, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert cmd.help or cmd.short_help, name
+
+
+def test_readme_links_point_at_files() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):
+        if "://" not in target:
+            assert (ROOT / target).exists(), f"README links to missing {target}"
