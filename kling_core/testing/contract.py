@@ -591,10 +591,15 @@ class ProviderContractTests:
     def _settings(self) -> Callable[[Callable[..., None]], Callable[..., None]]:
         from hypothesis import HealthCheck, settings
 
+        extra: dict[str, Any] = {}
+        if self.property_derandomize:
+            # Otherwise inherit the active profile: hypothesis' own "ci" profile (picked when CI
+            # is set) already derandomizes.
+            extra["derandomize"] = True
         return settings(
             max_examples=self.property_examples, deadline=None, database=None,
-            derandomize=self.property_derandomize,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+            **extra,
         )
 
     def test_property_submit_body_matches_host_schema(self, tmp_path: Path) -> None:
