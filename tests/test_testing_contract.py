@@ -6,7 +6,7 @@ from kling_core.contract.models import EditResult, OutputVideo
 from kling_core.contract.status import Queued, Running, Succeeded
 from kling_core.errors import AuthenticationError, ProviderError, RateLimitedError
 from kling_core.provider import JobHandle
-from kling_core.testing.contract import _error_problems, lifecycle_problems
+from kling_core.testing.judge import error_problems, lifecycle_problems
 
 H = JobHandle(provider="p", job_id="j1", model="kling-o1")
 
@@ -41,16 +41,16 @@ def test_each_lifecycle_problem_is_named() -> None:
 
 
 def test_retryable_must_match_the_error_class() -> None:
-    assert _error_problems(RateLimitedError("slow down", provider="p", status_code=429), "p") == []
-    assert _error_problems(RateLimitedError("x", provider="p", retryable=False), "p") == [
+    assert error_problems(RateLimitedError("slow down", provider="p", status_code=429), "p") == []
+    assert error_problems(RateLimitedError("x", provider="p", retryable=False), "p") == [
         "RateLimitedError (HTTP None) has retryable=False, expected True"
     ]
-    assert _error_problems(AuthenticationError("x", provider="p", status_code=401, retryable=True), "p") == [
+    assert error_problems(AuthenticationError("x", provider="p", status_code=401, retryable=True), "p") == [
         "AuthenticationError (HTTP 401) has retryable=True, expected False"
     ]
-    assert _error_problems(ProviderError("x", provider="p", status_code=503, retryable=False), "p") == [
+    assert error_problems(ProviderError("x", provider="p", status_code=503, retryable=False), "p") == [
         "ProviderError (HTTP 503) has retryable=False, expected True"
     ]
-    assert _error_problems(ProviderError("x", provider="q", status_code=404), "p") == [
+    assert error_problems(ProviderError("x", provider="q", status_code=404), "p") == [
         "ProviderError.provider is 'q', expected 'p'"
     ]

@@ -28,7 +28,7 @@ import functools
 import importlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,15 +38,22 @@ import pytest
 
 from kling_core import errors
 from kling_core.contract.models import MODELS, EditRequest
-from kling_core.contract.status import Cancelled, Failed, Queued, Running, Succeeded, is_terminal
-from kling_core.errors import KlingError, ProtocolError, ProviderError, UnsupportedError, ValidationError
+from kling_core.contract.status import Cancelled, Failed, Succeeded, is_terminal
+from kling_core.errors import KlingError, ProviderError, UnsupportedError, ValidationError
 from kling_core.provider import JobHandle, Provider
 from kling_core.testing.cassettes import Cassette, cassette_files, load_cassette
+from kling_core.testing.judge import (
+    KIND_ERRORS,
+    error_problems,
+    lifecycle_problems,
+    replay_trail,
+    trail_problems,
+)
 from kling_core.testing.media import SampleMedia
+from kling_core.testing.parsers import NOT_JSON_BODIES, RawBody, feed_parser
 from kling_core.testing.replay import (
     CallLog,
     ContractFailure,
-    ReplayOutcome,
     build_provider,
     canary_credentials,
     describe_exception,
@@ -55,26 +62,6 @@ from kling_core.testing.replay import (
     replay,
 )
 from kling_core.testing.secrets import assert_no_secrets
-
-# Whether retrying later can help, per canonical error class (None: depends on the status).
-RETRYABLE: Mapping[str, bool] = {
-    "AuthenticationError": False,
-    "InsufficientCreditsError": False,
-    "ContentPolicyError": False,
-    "ProviderValidationError": False,
-    "RateLimitedError": True,
-    "SubmitUncertainError": False,
-    "ResultExpiredError": False,
-}
-# Failed.error.kind → the canonical error class a client raises for it.
-KIND_ERRORS: Mapping[str, str] = {
-    "job_failed": "JobFailedError",
-    "content_policy": "ContentPolicyError",
-    "validation": "ProviderValidationError",
-    "insufficient_credits": "InsufficientCreditsError",
-    "timeout": "JobTimeoutError",
-    "provider": "ProviderError",
-}
 
 
 @attrs.frozen
@@ -113,70 +100,6 @@ def _scenario_id(path: Path) -> str:
         return str(json.loads(path.read_text("utf-8"))["scenario"])
     except Exception:
         return path.stem
-
-
-def _error_problems(exc: BaseException, provider: str) -> list[str]:
-    """What is wrong with a raised canonical error, judged by its class alone."""
-    out = []
-    if isinstance(exc, ProviderError):
-        name = type(exc).__name__
-        want = next((v for k, v in RETRYABLE.items() if isinstance(exc, getattr(errors, k))), None)
-        if want is None and type(exc) is ProviderError and exc.status_code is not None:
-            want = exc.status_code >= 500 or exc.status_code == 408
-        if want is not None and exc.retryable is not want:
-            out.append(f"{name} (HTTP {exc.status_code}) has retryable={exc.retryable}, expected {want}")
-        if exc.provider != provider:
-            out.append(f"{name}.provider is {exc.provider!r}, expected {provider!r}")
-    return out
-
-
-Trail = Sequence[tuple[str, Any, BaseException | None]]  # (op, value returned, error raised)
-
-
-def replay_trail(outcome: ReplayOutcome) -> Trail:
-    return [(so.step.op, so.value, so.error) for so in outcome.outcomes]
-
-
-def lifecycle_problems(trail: Trail, provider: str) -> list[str]:
-    """Semantic checks over one job's steps: one handle, consistent ids, terminal is final."""
-    out: list[str] = []
-    handle: JobHandle | None = None
-    terminal = None
-    for i, (op, value, error) in enumerate(trail, start=1):
-        where = f"step {i} ({op})"
-        if isinstance(value, JobHandle):
-            handle = value
-            if value.provider != provider:
-                out.append(f"{where}: handle.provider is {value.provider!r}, expected {provider!r}")
-            if not value.job_id:
-                out.append(f"{where}: handle has an empty job_id")
-        if isinstance(value, (Queued, Running, Succeeded, Failed, Cancelled)):
-            if terminal is not None:
-                out.append(f"{where}: a {value.state} status after the terminal {terminal}")
-            if handle is not None and value.job_id != handle.job_id:
-                out.append(f"{where}: status.job_id {value.job_id!r} is not the handle's {handle.job_id!r}")
-            if value.provider != provider:
-                out.append(f"{where}: status.provider is {value.provider!r}, expected {provider!r}")
-            if isinstance(value, Succeeded):
-                r = value.result
-                if not r.video.url:
-                    out.append(f"{where}: succeeded without a video URL")
-                if handle is not None and r.job_id != handle.job_id:
-                    out.append(f"{where}: result.job_id {r.job_id!r} is not the handle's {handle.job_id!r}")
-                if r.provider != provider:
-                    out.append(f"{where}: result.provider is {r.provider!r}, expected {provider!r}")
-                if r.model not in MODELS:
-                    out.append(f"{where}: result.model {r.model!r} is not a canonical model ({', '.join(MODELS)})")
-            progress = getattr(value, "progress", None)
-            if progress is not None and not 0 <= progress <= 100:
-                out.append(f"{where}: progress {progress} is outside 0–100")
-            if is_terminal(value):
-                terminal = value.state
-        if error is not None:
-            if not isinstance(error, KlingError):
-                out.append(f"{where}: raised a non-canonical {describe_exception(error)}")
-            out += [f"{where}: {p}" for p in _error_problems(error, provider)]
-    return out
 
 
 def _raise_if(problems: list[str], title: str) -> None:
@@ -334,7 +257,7 @@ class ProviderContractTests:
         media: SampleMedia = request.getfixturevalue("sample_media")
         provider = self._provider(tmp_path)
         trail = asyncio.run(self._run_and_close(provider, self._job_request(media)))
-        _raise_if(_trail_problems(trail, cls.name), "the job did not behave")
+        _raise_if(trail_problems(trail, cls.name), "the job did not behave")
         final = trail[-1]
         if not isinstance(final, Succeeded):
             raise ContractFailure(f"the job ended {final!r}, expected succeeded")
@@ -353,7 +276,7 @@ class ProviderContractTests:
             for c in cassettes:
                 outcome = replay(cls, c, work_dir=tmp_path, check_requests=False)
                 problems += [f"{c.scenario}: {p}" for p in outcome.failures + lifecycle_problems(replay_trail(outcome), cls.name)]
-            problems += self._map_error_problems(tmp_path)
+            problems += self._maperror_problems(tmp_path)
             _raise_if(problems, "error scenarios do not map to the right canonical errors")
             return
         if not self.error_cases:
@@ -364,7 +287,7 @@ class ProviderContractTests:
             problems += [f"{case.name}: {p}" for p in self._error_case_problems(case, media, tmp_path)]
         _raise_if(problems, "scripted failures do not map to the right canonical errors")
 
-    def _map_error_problems(self, tmp_path: Path) -> list[str]:
+    def _maperror_problems(self, tmp_path: Path) -> list[str]:
         """Every recorded error response through ``map_error``: typed, status kept, no crash."""
         cls = self.kling_provider_cls()
         provider = self._provider(tmp_path)
@@ -393,7 +316,7 @@ class ProviderContractTests:
                     continue
                 if err.status_code != resp.status:
                     out.append(f"{c.scenario}: map_error kept status_code {err.status_code}, the response was {resp.status}")
-                out += [f"{c.scenario}: {p}" for p in _error_problems(err, cls.name)]
+                out += [f"{c.scenario}: {p}" for p in error_problems(err, cls.name)]
         return out
 
     def _error_case_problems(self, case: ErrorCase, media: SampleMedia, tmp_path: Path) -> list[str]:
@@ -407,7 +330,7 @@ class ProviderContractTests:
                 out.append(f"expected {case.error}, got {describe_exception(exc)}")
             if case.retryable is not None and getattr(exc, "retryable", None) is not case.retryable:
                 out.append(f"{type(exc).__name__}.retryable is {getattr(exc, 'retryable', None)}, expected {case.retryable}")
-            return out + _error_problems(exc, self.provider_name)
+            return out + error_problems(exc, self.provider_name)
         except Exception as exc:
             return [f"raised a non-canonical {describe_exception(exc)}"]
         final = trail[-1]
@@ -683,7 +606,7 @@ class ProviderContractTests:
         def check(data: st.DataObject) -> None:
             kind = data.draw(st.sampled_from(sorted(strategies)), label="kind")
             doc = data.draw(strategies[kind], label=f"{kind} body")
-            _feed_parser(provider, kind, doc, data)
+            feed_parser(provider, kind, doc, data)
 
         check()
 
@@ -702,8 +625,8 @@ class ProviderContractTests:
         def check(data: st.DataObject) -> None:
             kind = data.draw(st.sampled_from(kinds), label="kind")
             # JSON of any shape, or a body that is not JSON at all (an HTML error page, a cut-off answer)
-            doc = data.draw(arbitrary_json() | st.builds(RawBody, st.sampled_from(_NOT_JSON_BODIES)), label="body")
-            _feed_parser(provider, kind, doc, data)
+            doc = data.draw(arbitrary_json() | st.builds(RawBody, st.sampled_from(NOT_JSON_BODIES)), label="body")
+            feed_parser(provider, kind, doc, data)
 
         check()
 
@@ -712,63 +635,3 @@ async def _no_sleep(seconds: float) -> None:
     return None
 
 
-_SAMPLE_REQUEST = EditRequest(prompt="Make the sky a sunset", video="https://media.example.com/video/a.mp4")
-
-
-@attrs.frozen
-class RawBody:
-    """A response body that is not JSON."""
-
-    text: str
-
-
-_NOT_JSON_BODIES = ("", "<html><body>502 Bad Gateway</body></html>", '{"id": "ed_1", "sta', "null", "OK")
-
-
-def _feed_parser(provider: Provider, kind: str, doc: Any, data: Any) -> None:
-    """Parse one generated body; anything but a canonical value or ProtocolError fails."""
-    from hypothesis import strategies as st
-
-    request = httpx.Request("GET", "https://api.example.com/x")
-    if kind == "error":
-        status = data.draw(st.sampled_from([400, 401, 402, 403, 404, 409, 422, 429, 500, 502, 503]), label="status")
-        response = (
-            httpx.Response(status, text=doc.text, headers={"content-type": "text/html"}, request=request)
-            if isinstance(doc, RawBody)
-            else httpx.Response(status, json=doc, request=request)
-        )
-        try:
-            err = provider.map_error(response)  # type: ignore[attr-defined]
-        except Exception as exc:
-            raise ContractFailure(f"map_error raised {describe_exception(exc)} on HTTP {status} {doc!r}") from exc
-        assert isinstance(err, ProviderError), f"map_error returned {err!r}"
-        assert err.status_code == status, f"map_error lost the status code ({err.status_code} != {status})"
-        return
-    response = (
-        httpx.Response(200, text=doc.text, headers={"content-type": "text/html"}, request=request)
-        if isinstance(doc, RawBody)
-        else httpx.Response(200, json=doc, request=request)
-    )
-    handle = provider.resume("job-0001", model=provider.capabilities.models[0].model)
-    try:
-        if kind.startswith("submit"):
-            value = provider.parse_submit(response, _SAMPLE_REQUEST)  # type: ignore[attr-defined]
-            assert isinstance(value, JobHandle), f"parse_submit returned {value!r}, not a JobHandle"
-        else:
-            value = provider.parse_status(response, handle)  # type: ignore[attr-defined]
-            assert isinstance(value, (Queued, Running, Succeeded, Failed, Cancelled)), (
-                f"parse_status returned {value!r}, not a JobStatus"
-            )
-    except ProtocolError:
-        return
-    except Exception as exc:
-        raise ContractFailure(
-            f"parse of a {kind} body raised {describe_exception(exc)} (only ProtocolError is allowed) on {doc!r}"
-        ) from exc
-
-
-def _trail_problems(trail: list[Any], provider: str) -> list[str]:
-    def op(value: Any) -> str:
-        return "submit" if isinstance(value, JobHandle) else ("cancel" if isinstance(value, bool) else "status")
-
-    return lifecycle_problems([(op(v), v, None) for v in trail], provider)
