@@ -350,11 +350,19 @@ class ProviderContractTests:
         have = {c.outcome() for c in cassettes}
         if any(s.op == "cancel" for c in cassettes for s in c.steps):
             have.add("cancel")
-        want = set(self.required_outcomes) | ({"cancel"} if cls.capabilities.can_cancel else set())
+        # A submit whose answer is lost must be shown to raise, once, wherever in a scenario.
+        have |= {
+            str(s.expect["error"]["type"]) for c in cassettes for s in c.steps
+            if s.op == "submit" and s.expect_kind == "error"
+        }
+        want = set(self.required_outcomes) | {"SubmitUncertainError"}
+        if cls.capabilities.can_cancel:
+            want.add("cancel")
         missing = sorted(want - have)
         if missing:
             raise ContractFailure(
-                f"the cassettes in {self.kling_cassette_dir()} show no scenario ending in: {', '.join(missing)}"
+                f"the cassettes in {self.kling_cassette_dir()} show no scenario ending in (or, for "
+                f"SubmitUncertainError, a submit raising): {', '.join(missing)}"
             )
 
     def test_behaviour_capability_limits_refused(self, tmp_path: Path) -> None:
