@@ -7,13 +7,15 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-# Budgets set on purpose: thorough enough to find drift, small enough for 2-core CI.
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
-)
-settings.register_profile("dev", max_examples=25, deadline=None)
-settings.register_profile("deep", max_examples=1000, deadline=None)
-settings.load_profile(os.environ.get("KLING_HYPOTHESIS_PROFILE", "ci"))
+# Budgets set on purpose: thorough enough to find drift, small enough for 2-core CI. In CI the
+# examples are fixed (derandomized) so a run is reproducible; locally they vary run to run, and
+# KLING_HYPOTHESIS_PROFILE=deep explores a thousand per property.
+_common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "print_blob": True}
+settings.register_profile("ci", max_examples=60, derandomize=True, database=None, **_common)
+settings.register_profile("local", max_examples=60, **_common)
+settings.register_profile("dev", max_examples=25, **_common)
+settings.register_profile("deep", max_examples=1000, **_common)
+settings.load_profile(os.environ.get("KLING_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "local"))
 
 
 @pytest.fixture(autouse=True)
