@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from media_fixtures import sample
+from media_fixtures import LoopbackServer, long_4k_clip, loopback, sample, short_clip, write_playlist
 
 from kling_core.media import SampleMedia, probe_video
 
-__all__ = ["sample"]
+__all__ = ["long_4k_clip", "loopback", "sample", "short_clip"]
 pytestmark = pytest.mark.ffmpeg
 
 
@@ -61,3 +61,29 @@ def test_ctrl_c_cancels_a_cancellable_job_and_leaves_no_output(sample: SampleMed
     assert not (tmp_path / "out.mp4").exists()
     status = run("status", "mock", job_id, cwd=tmp_path)
     assert status.stdout.strip() == "cancelled"
+
+
+@pytest.mark.parametrize("case", ["not-a-video", "2s", "60s-4k", "playlist", "loopback-url"])
+def test_media_a_host_would_refuse_exits_2_with_one_message(
+    case: str, request: pytest.FixtureRequest, tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    if case == "not-a-video":
+        video, needle = tmp_path / "notes.mp4", "video: not a readable video"
+        video.write_text("these are notes, not a video\n" * 50)
+    elif case == "2s":
+        video, needle = request.getfixturevalue("short_clip"), "video: 2.0 s long, at least 3 s"
+    elif case == "60s-4k":
+        video, needle = request.getfixturevalue("long_4k_clip"), "video: 60.0 s long, at most 10.05 s"
+    elif case == "playlist":
+        video, needle = write_playlist(tmp_path / "evil.mp4", loopback.url("seg.ts")), "video: is a playlist or concat list"
+    else:
+        sample_clip = request.getfixturevalue("sample").video
+        (loopback.root / "clip.mp4").write_bytes(Path(sample_clip).read_bytes())
+        video, needle = loopback.url("clip.mp4"), "video: refusing to fetch 127.0.0.1"
+    out = tmp_path / "out.mp4"
+    proc = run("edit", str(video), "-p", "x", "-o", str(out), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and proc.stderr.count("error:") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.mp4.*"))
+    assert loopback.hits == []
