@@ -174,7 +174,7 @@ def _structure_attrs(data: object, cls: Any, path: str) -> Any:
             problems += e.problems
             continue
         if f.converter is not None:
-            value = f.converter(value)  # type: ignore[operator, call-arg]
+            value = f.converter(value)
         if f.validator is not None:
             try:
                 f.validator(None, f, value)

@@ -198,7 +198,7 @@ def status(state: State, provider: str, job_id: str, as_json: bool) -> None:
             elif isinstance(st, Succeeded):
                 click.echo(f"succeeded: {st.result.video.url}")
             else:
-                click.echo(describe(st) + (f": {st.error.message}" if st.state == "failed" else ""))  # type: ignore[union-attr]
+                click.echo(describe(st) + (f": {st.error.message}" if st.state == "failed" else ""))
 
     asyncio.run(run())
 

@@ -79,4 +79,4 @@ def kling_provider_factory(tmp_path: Path, kling_call_log: CallLog) -> Callable[
 @pytest.fixture
 def kling_cassettes() -> Callable[[str | Path], list[Cassette]]:
     """``load(folder)``: every cassette of a folder, validated against the cassette schema."""
-    return load_cassettes  # type: ignore[return-value]
+    return load_cassettes
