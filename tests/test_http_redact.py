@@ -25,8 +25,8 @@ SECRET = "sk-CANARY-redact-0000-1111"
     [
         "headers={'authorization': 'Key abc:def123'}",
         "Authorization: Bearer eyJhbGciOi.payload.sig",
-        "{'x-api-key': 'SG_1234567890abcdef'}",
-        "[(b'x-api-key', b'SG_1234567890abcdef')]",
+        "{'x-api-key': 'SG_fake567890abcdef'}",
+        "[(b'x-api-key', b'SG_fake567890abcdef')]",
         "X-Key=topsecretvalue",
         "cookie: session=abcdef",
     ],
@@ -34,7 +34,7 @@ SECRET = "sk-CANARY-redact-0000-1111"
 def test_auth_header_values_are_masked_whatever_the_format(text: str) -> None:
     out = scrub(text)
     assert MASK in out
-    for token in ("abc:def123", "eyJhbGciOi", "SG_1234567890abcdef", "topsecretvalue", "session=abcdef"):
+    for token in ("abc:def123", "eyJhbGciOi", "SG_fake567890abcdef", "topsecretvalue", "session=abcdef"):
         assert token not in out
 
 

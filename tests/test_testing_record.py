@@ -113,7 +113,7 @@ def test_write_validates_before_writing(tmp_path: Path) -> None:
     [
         ("Authorization", "Key abc:def", "Key <SECRET>"),
         ("authorization", "Bearer eyJhbGciOi.x.y", "Bearer <SECRET>"),
-        ("x-api-key", "SG_0123456789abcdef", "<SECRET>"),
+        ("x-api-key", "SG_fake456789abcdef", "<SECRET>"),
         ("x-key", "tok", "<SECRET>"),
         ("content-type", "application/json", "application/json"),
         ("x-trace", f"id-{LIVE_KEY}", "id-<SECRET>"),
@@ -134,9 +134,9 @@ def test_scrub_json_reaches_keys_and_nested_values() -> None:
         ({"steps": [{"headers": {"authorization": "Key 1234567890abcdef1234"}}]}, "auth header not scrubbed"),
         ({"steps": [{"headers": {"X-API-Key": "SG_abcdefgh12345"}}]}, "auth header not scrubbed"),
         ({"steps": [{"headers": {"cookie": "sid=1"}}]}, "auth header not scrubbed"),
-        ({"note": "call with Key abcdefghijklmnop0123"}, "fal-style"),
-        ({"note": "Bearer eyJhbGciOiJIUzI1NiJ9"}, "bearer JWT"),
-        ({"x": ["SG_abcdef1234567"]}, "Segmind key"),
+        ({"note": "call with Key fakedefghijklmnop0123"}, "fal-style"),
+        ({"note": "Bearer eyJhbGciOiJIUzI1NiJ9"}, "bearer JWT"),  # fake: a bare JWT header, no key
+        ({"x": ["SG_fakeef1234567"]}, "Segmind key"),
         ({"x": "sk-proj-abcdefghijklmnop1234"}, "sk- API key"),
         ({"x": "sk-CANARY-0d9e8f"}, "canary"),
         ({"x": "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJhYmNkZWYifQ.c2lnbmF0dXJlMTIzNDU"}, "a JWT"),
