@@ -171,13 +171,22 @@ async def _attempt(
     raise ProviderError(f"more than {MAX_REDIRECTS} redirects", provider=provider, job_id=job_id)
 
 
-async def _write_body(
-    response: httpx.Response, dest: Path, expected_size: int | None, cap: int, url: httpx.URL
-) -> None:
+class StreamTooLarge(Exception):
+    """The body passed the byte cap; nothing was kept."""
+
+
+class StreamIncomplete(Exception):
+    """The body ended short of (or past) the size it was announced with; nothing was kept."""
+
+
+async def write_stream(response: httpx.Response, dest: Path, *, cap: int, expected_size: int | None = None) -> int:
+    """Stream a response body to ``dest`` through a temporary file, never whole in memory.
+
+    The file appears at ``dest`` only when complete: under ``cap`` bytes, matching the
+    Content-Length and ``expected_size`` where given. Returns the byte count.
+    """
     declared = response.headers.get("content-length")
     length = int(declared) if declared and declared.isdigit() else None
-    if length is not None and length > cap:
-        raise UnsafeMediaError(f"{length} bytes exceeds the download limit of {cap}", field="result.video")
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     count = 0
     try:
@@ -185,17 +194,33 @@ async def _write_body(
             async for chunk in response.aiter_bytes(CHUNK):
                 count += len(chunk)
                 if count > cap:
-                    raise UnsafeMediaError(f"more than {cap} bytes: over the download limit", field="result.video")
+                    raise StreamTooLarge(f"more than {cap} bytes: over the download limit")
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         if length is not None and count != length:
-            raise _Transient(f"truncated: {count} of {length} bytes from {redact_url(url)}")
+            raise StreamIncomplete(f"truncated: {count} of {length} bytes")
         if expected_size is not None and count != expected_size:
-            raise _Transient(f"size mismatch: {count} bytes, the host reported {expected_size}")
+            raise StreamIncomplete(f"size mismatch: {count} bytes, the host reported {expected_size}")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+    return count
+
+
+async def _write_body(
+    response: httpx.Response, dest: Path, expected_size: int | None, cap: int, url: httpx.URL
+) -> None:
+    declared = response.headers.get("content-length")
+    length = int(declared) if declared and declared.isdigit() else None
+    if length is not None and length > cap:
+        raise UnsafeMediaError(f"{length} bytes exceeds the download limit of {cap}", field="result.video")
+    try:
+        await write_stream(response, dest, cap=cap, expected_size=expected_size)
+    except StreamTooLarge as exc:
+        raise UnsafeMediaError(str(exc), field="result.video") from None
+    except StreamIncomplete as exc:
+        raise _Transient(f"{exc} from {redact_url(url)}") from None
 
 
 def _copy_local(

@@ -8,7 +8,6 @@ v1 (``options.api = "v1"``): one blocking POST that answers with the video itsel
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from kling_core.contract.models import Cost, EditRequest, EditResult, OutputVide
 from kling_core.contract.status import Failed, JobError, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import Problem, ProviderError, ResultExpiredError
 from kling_core.http import ErrorInfo, HttpProvider, clip, host_of
+from kling_core.http.download import StreamIncomplete, StreamTooLarge, write_stream
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_core.uploads import upload_local_media
@@ -258,24 +258,12 @@ class SegmindProvider(HttpProvider):
                          submitted_at=self.ctx.clock(), data=data)
 
     async def _save_body(self, response: httpx.Response, dest: Path, client_key: str | None) -> int:
-        cap = self.ctx.media.max_download_bytes
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-        count = 0
         try:
-            with tmp.open("wb") as fh:
-                async for chunk in response.aiter_bytes(CHUNK):
-                    count += len(chunk)
-                    if count > cap:
-                        raise ProviderError(f"the v1 video exceeds the {cap}-byte download limit",
-                                            provider=self.name)
-                    fh.write(chunk)
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) != count:
-                raise httpx.RemoteProtocolError(f"truncated video: {count} of {declared} bytes")
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return count
+            return await write_stream(response, dest, cap=self.ctx.media.max_download_bytes)
+        except StreamTooLarge as exc:
+            raise ProviderError(f"the v1 video: {exc}", provider=self.name) from None
+        except StreamIncomplete as exc:
+            raise httpx.RemoteProtocolError(f"the v1 video was {exc}") from None
 
     def _v1_status(self, handle: JobHandle) -> JobStatus:
         url = handle.data.get("url")
