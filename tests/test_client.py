@@ -221,3 +221,18 @@ def test_sync_client_runs_the_same_job_even_inside_a_running_loop(tmp_path: Path
             return client.edit(client.request(URL, "x")).job_id
 
     assert asyncio.run(inside_loop()) == "job-1"
+
+
+def test_interrupt_on_a_host_that_cannot_cancel_prints_how_to_resume(
+    clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kling_core.cli.job_cmd import _interrupted
+
+    client = make_client(clock, tmp_path)
+    handle = JobHandle(provider="losing", job_id="job-9")
+    assert asyncio.run(_interrupted(client, handle, "losing", "k-9")) == 130
+    err = capsys.readouterr().err
+    assert "kling status losing job-9" in err and "kling result losing job-9 -o OUT.mp4" in err
+    # Interrupted before the host answered: no job id to give, and nothing resubmitted.
+    assert asyncio.run(_interrupted(client, None, "losing", "k-9")) == 130
+    assert "client key k-9" in capsys.readouterr().err
