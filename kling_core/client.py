@@ -15,6 +15,7 @@ import random
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
@@ -93,8 +94,6 @@ class AsyncEditClient:
         self.environ = environ
         self.transport = transport
         self._sleep = sleep or asyncio.sleep
-        import time
-
         self._clock = clock or time.time
         self.journal = (journal or Journal()) if use_journal else None
         self._rng = rng or random.Random()
@@ -225,11 +224,11 @@ class AsyncEditClient:
                 exc.message += f"; the job may exist: it was NOT resubmitted (client key {key})"
                 exc.args = (exc.message,)
             elif self.journal is not None:
-                self._forget(key)  # a refusal (4xx) or nothing sent: no job exists, the key is free
+                self.journal.delete(key)  # a refusal (4xx) or nothing sent: no job exists, the key is free
             raise
         except KlingError:
             if self.journal is not None:
-                self._forget(key)
+                self.journal.delete(key)
             raise
         except BaseException:
             # Interrupted mid-flight (Ctrl-C, cancellation, a bug): the POST may have landed.
@@ -271,11 +270,6 @@ class AsyncEditClient:
             provider=prov.name,
             client_key=entry.client_key,
         )
-
-    def _forget(self, key: str) -> None:
-        assert self.journal is not None
-        path = self.journal._path(key)
-        path.unlink(missing_ok=True)
 
     def handle(self, provider: str, job_id: str) -> JobHandle:
         """A handle for a job id: the journalled one (with host URLs) or the provider's rebuild."""

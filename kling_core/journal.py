@@ -92,6 +92,9 @@ class Journal:
         self.put(entry)
         return entry
 
+    def delete(self, client_key: str) -> None:
+        self._path(client_key).unlink(missing_ok=True)
+
     def entries(self) -> Iterator[JournalEntry]:
         if not self.root.is_dir():
             return

@@ -7,6 +7,7 @@ from typing import ClassVar, NoReturn
 
 import click
 
+from kling_core.client import AsyncEditClient
 from kling_core.config import KlingConfig, load_config
 from kling_core.errors import KlingError
 from kling_core.plugins import PluginHost
@@ -35,6 +36,11 @@ class State:
             for failure in self._host.failures:
                 click.echo(f"warning: {failure}", err=True)
         return self._host
+
+
+    def client(self, provider: str | None) -> AsyncEditClient:
+        """The client every job command uses: this invocation's config and plugins."""
+        return AsyncEditClient(provider=provider, config=self.config, host=self.host)
 
 
 def fail(exc: KlingError) -> NoReturn:

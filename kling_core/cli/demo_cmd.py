@@ -15,7 +15,6 @@ import click
 
 from kling_core.cli.common import State
 from kling_core.cli.progress import JobProgress
-from kling_core.client import AsyncEditClient
 from kling_core.contract.models import QUALITIES, EditResult
 from kling_core.errors import ValidationError
 from kling_core.media.samples import make_sample
@@ -75,7 +74,7 @@ def command(state: State, directory: str, quality: str, duration: float, as_json
     output = folder / "edited.mp4"
 
     async def run() -> EditResult:
-        async with AsyncEditClient(provider="mock", config=state.config, host=state.host) as client:
+        async with state.client("mock") as client:
             request = client.request(
                 str(sample.video),
                 DEMO_PROMPT,

@@ -152,7 +152,7 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
     out = check_output(Path(output)) if output else None
 
     async def run() -> int:
-        async with AsyncEditClient(provider=provider, config=state.config, host=state.host) as client:
+        async with state.client(provider) as client:
             request = client.request(
                 video, prompt, images=images, elements=parsed_elements, model=model, quality=quality,
                 keep_audio=keep_audio, edit_mode=edit_mode, aspect_ratio=aspect_ratio, duration=duration,
@@ -191,7 +191,7 @@ def status(state: State, provider: str, job_id: str, as_json: bool) -> None:
     """Show the state of a job by its id."""
 
     async def run() -> None:
-        async with AsyncEditClient(provider=provider, config=state.config, host=state.host) as client:
+        async with state.client(provider) as client:
             st = await client.status(client.handle(provider, job_id))
             if as_json:
                 click.echo(json.dumps(unstructure(st), indent=2))
@@ -216,7 +216,7 @@ def result(state: State, provider: str, job_id: str, output: str, wait: bool, as
     dest = check_output(Path(output))
 
     async def run() -> int:
-        async with AsyncEditClient(provider=provider, config=state.config, host=state.host) as client:
+        async with state.client(provider) as client:
             handle = client.handle(provider, job_id)
             with JobProgress(enabled=not quiet) as progress:
                 if wait:
@@ -241,7 +241,7 @@ def cancel(state: State, provider: str, job_id: str) -> int:
     """Ask the host to cancel a job (where it can)."""
 
     async def run() -> int:
-        async with AsyncEditClient(provider=provider, config=state.config, host=state.host) as client:
+        async with state.client(provider) as client:
             if await client.cancel(client.handle(provider, job_id)):
                 click.echo(f"cancellation requested for {provider} job {job_id}")
                 return 0
