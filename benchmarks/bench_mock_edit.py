@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kling_mock.render import AUDIO_CODEC_ARGS, VIDEO_CODEC_ARGS
+from kling_core_plugins.mock.render import AUDIO_CODEC_ARGS, VIDEO_CODEC_ARGS
 
 from kling_core.client import AsyncEditClient
 from kling_core.config import KlingConfig

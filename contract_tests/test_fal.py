@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-import kling_fal
+import kling_core_plugins.fal
 
 from kling_core.testing import ProviderContractTests
 
 
 class TestFal(ProviderContractTests):
     provider_name = "fal"
-    provider_cls = kling_fal.FalProvider
-    cassette_dir = Path(kling_fal.__file__).parent / "cassettes"
+    provider_cls = kling_core_plugins.fal.FalProvider
+    cassette_dir = Path(kling_core_plugins.fal.__file__).parent / "cassettes"

@@ -2,15 +2,15 @@
 
 from pathlib import Path
 
-import kling_official
+import kling_core_plugins.kling
 
 from kling_core.testing import ProviderContractTests
 
 
 class TestKling(ProviderContractTests):
     provider_name = "kling"
-    provider_cls = kling_official.KlingProvider
-    cassette_dir = Path(kling_official.__file__).parent / "cassettes"
+    provider_cls = kling_core_plugins.kling.KlingProvider
+    cassette_dir = Path(kling_core_plugins.kling.__file__).parent / "cassettes"
     # Every documented failure family has a scenario; losing one fails the suite.
     required_outcomes = (
         "succeeded",

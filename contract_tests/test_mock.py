@@ -7,7 +7,7 @@ from kling_core.testing import ErrorCase, ProviderContractTests
 
 class TestMockContract(ProviderContractTests):
     provider_name = "mock"
-    # The mock's documented scripted failures (plugins/kling_mock/failures.py), as canonical errors.
+    # The mock's documented scripted failures (plugins/kling_core_plugins/mock/failures.py), as canonical errors.
     error_cases = (
         ErrorCase("rate_limited", {"fail": "rate_limited"}, "RateLimitedError", retryable=True),
         ErrorCase("insufficient_credits", {"fail": "insufficient_credits"}, "InsufficientCreditsError", retryable=False),

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-import kling_segmind
+import kling_core_plugins.segmind
 
 from kling_core.testing import ProviderContractTests
 
 
 class TestSegmind(ProviderContractTests):
     provider_name = "segmind"
-    provider_cls = kling_segmind.SegmindProvider
-    cassette_dir = Path(kling_segmind.__file__).parent / "cassettes"
+    provider_cls = kling_core_plugins.segmind.SegmindProvider
+    cassette_dir = Path(kling_core_plugins.segmind.__file__).parent / "cassettes"

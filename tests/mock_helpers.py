@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kling_mock import MockProvider
+from kling_core_plugins.mock import MockProvider
 
 from kling_core.contract.models import EditRequest, Element
 from kling_core.contract.status import JobStatus, is_terminal

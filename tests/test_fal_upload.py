@@ -10,10 +10,10 @@ from typing import Any
 
 import attrs
 import httpx
-import kling_fal
+import kling_core_plugins.fal
 import pytest
 import respx
-from kling_fal import FalProvider, storage
+from kling_core_plugins.fal import FalProvider, storage
 
 from kling_core.contract.models import EditRequest, Element
 from kling_core.errors import ProtocolError
@@ -22,7 +22,7 @@ from kling_core.settings import MediaSettings
 from kling_core.testing.cassettes import load_cassette
 
 replay_mod = importlib.import_module("kling_core.testing.replay")
-CASSETTE = Path(kling_fal.__file__).parent / "cassettes" / "local-files" / "upload-local-video.json"
+CASSETTE = Path(kling_core_plugins.fal.__file__).parent / "cassettes" / "local-files" / "upload-local-video.json"
 KEY = f"sk-CANARY-{uuid.uuid4()}"
 TOKEN_URL = "https://rest.fal.ai/storage/auth/token"
 TOKEN = {"token": "tok-0001", "token_type": "Bearer", "base_url": "https://v3.fal.media", "expires_at": "2026-09-01T11:00:00Z"}

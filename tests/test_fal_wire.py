@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from kling_fal import FalProvider, wire
-from kling_fal.endpoints import CAPABILITIES, ENDPOINTS
+from kling_core_plugins.fal import FalProvider, wire
+from kling_core_plugins.fal.endpoints import CAPABILITIES, ENDPOINTS
 
 from kling_core.contract.checks import check_against
 from kling_core.contract.models import EditRequest, Element

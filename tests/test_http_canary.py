@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
-import kling_fal
-import kling_segmind
+import kling_core_plugins.fal
+import kling_core_plugins.segmind
 import pytest
 
 from kling_core.contract.models import EditRequest
@@ -35,8 +35,8 @@ replay_mod = importlib.import_module("kling_core.testing.replay")
 CANARY = f"sk-CANARY-{uuid.uuid4()}"
 LOGGERS = ("httpx", "httpcore", "kling_core")
 PROVIDERS: list[tuple[type[Provider], Path]] = [
-    (kling_fal.FalProvider, Path(kling_fal.__file__).parent / "cassettes"),
-    (kling_segmind.SegmindProvider, Path(kling_segmind.__file__).parent / "cassettes"),
+    (kling_core_plugins.fal.FalProvider, Path(kling_core_plugins.fal.__file__).parent / "cassettes"),
+    (kling_core_plugins.segmind.SegmindProvider, Path(kling_core_plugins.segmind.__file__).parent / "cassettes"),
 ]
 
 
@@ -142,7 +142,7 @@ def test_loopback_run_with_real_transport_logs_no_secret(fal_server: str, debug_
     ctx = ProviderContext(
         name="fal", settings=ProviderSettings(base_url=fal_server), environ={"FAL_KEY": CANARY},
     )
-    provider = kling_fal.FalProvider(ctx)
+    provider = kling_core_plugins.fal.FalProvider(ctx)
     request = EditRequest(prompt="Turn the sky into a sunset", video="https://media.example.com/a.mp4")
 
     async def go() -> list[Any]:
@@ -151,7 +151,7 @@ def test_loopback_run_with_real_transport_logs_no_secret(fal_server: str, debug_
             handle = await provider.submit(request)
             out += [handle, await provider.status(handle)]
             bad = attrs.evolve(request, options={})
-            provider2 = kling_fal.FalProvider(attrs.evolve(ctx, settings=ProviderSettings(base_url=fal_server + "/reject")))
+            provider2 = kling_core_plugins.fal.FalProvider(attrs.evolve(ctx, settings=ProviderSettings(base_url=fal_server + "/reject")))
             try:
                 await provider2.submit(bad)
             except KlingError as exc:
@@ -175,7 +175,7 @@ def test_loopback_run_with_real_transport_logs_no_secret(fal_server: str, debug_
 
 
 def test_a_provider_survives_successive_event_loops(fal_server: str) -> None:
-    provider = kling_fal.FalProvider(
+    provider = kling_core_plugins.fal.FalProvider(
         ProviderContext(name="fal", settings=ProviderSettings(base_url=fal_server), environ={"FAL_KEY": CANARY})
     )
     request = EditRequest(prompt="Turn the sky into a sunset", video="https://media.example.com/a.mp4")

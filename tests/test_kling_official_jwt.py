@@ -10,7 +10,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kling_official import jwt
+from kling_core_plugins.kling import jwt
 
 from kling_core.settings import Secret
 

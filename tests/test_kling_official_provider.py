@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kling_official import KlingProvider, jwt
+from kling_core_plugins.kling import KlingProvider, jwt
 
 from kling_core.contract.models import EditRequest, Element
 from kling_core.errors import (

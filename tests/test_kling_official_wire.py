@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kling_official import wire
+from kling_core_plugins.kling import wire
 
 from kling_core.contract.models import EditRequest
 from kling_core.errors import (

@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 import pytest
-from kling_mock import MockProvider, render
-from kling_mock.provider import output_path
+from kling_core_plugins.mock import MockProvider, render
+from kling_core_plugins.mock.provider import output_path
 from media_fixtures import LoopbackServer, long_4k_clip, loopback, sample, short_clip, write_playlist
 from mock_helpers import follow, provider, request, run_job, states
 
@@ -84,7 +84,7 @@ _STATUS_SCRIPT = """
 import asyncio, json, sys
 from pathlib import Path
 from kling_core.provider import ProviderContext
-from kling_mock import MockProvider
+from kling_core_plugins.mock import MockProvider
 from kling_core.serialization import unstructure
 p = MockProvider(ProviderContext(name="mock", work_dir=Path(sys.argv[1])))
 status = asyncio.run(p.status(p.resume(sys.argv[2])))
@@ -97,7 +97,7 @@ from pathlib import Path
 from kling_core.contract.models import EditRequest
 from kling_core.provider import ProviderContext
 from kling_core.settings import ProviderSettings
-from kling_mock import MockProvider
+from kling_core_plugins.mock import MockProvider
 p = MockProvider(ProviderContext(name="mock", work_dir=Path(sys.argv[1]),
                                  settings=ProviderSettings(options={"latency": 0.5})))
 req = EditRequest(prompt="left behind", video=sys.argv[2], quality="std", keep_audio=True)
@@ -415,7 +415,7 @@ _CANCEL_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
 from kling_core.provider import ProviderContext
-from kling_mock import MockProvider
+from kling_core_plugins.mock import MockProvider
 p = MockProvider(ProviderContext(name="mock", work_dir=Path(sys.argv[1])))
 print(asyncio.run(p.cancel(p.resume(sys.argv[2]))))
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kling_mock import render
+from kling_core_plugins.mock import render
 
 from kling_core.contract.models import EditRequest
 from kling_core.media.probe import ImageInfo, VideoInfo

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kling_mock.provider import output_path
-from kling_mock.render import Grade
+from kling_core_plugins.mock.provider import output_path
+from kling_core_plugins.mock.render import Grade
 from media_fixtures import SAMPLE_DURATION, close_to, frame_at, sample
 from mock_helpers import provider, request, run_job
 

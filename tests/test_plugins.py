@@ -44,7 +44,7 @@ def test_first_party_providers_load_through_entry_points() -> None:
 
 
 def test_a_plugin_that_fails_to_import_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_entry_points(monkeypatch, ("broken", "no_such_module_kling_xyz"), ("mock", "kling_mock"))
+    _fake_entry_points(monkeypatch, ("broken", "no_such_module_kling_xyz"), ("mock", "kling_core_plugins.mock"))
     host = PluginHost(environ={})
     assert [f.name for f in host.failures] == ["broken"]
     assert "no_such_module_kling_xyz" in host.failures[0].error

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from kling_segmind import SegmindProvider, wire
+from kling_core_plugins.segmind import SegmindProvider, wire
 
 from kling_core import uploads
 from kling_core.contract.checks import check_against

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kling_unifically import UnificallyProvider, parse_callback
+from kling_core_plugins.unifically import UnificallyProvider, parse_callback
 
 from kling_core.contract.models import EditRequest, Element
 from kling_core.errors import (

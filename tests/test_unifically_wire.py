@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kling_unifically import wire
+from kling_core_plugins.unifically import wire
 
 from kling_core.contract.models import EditRequest, Element
 from kling_core.errors import (

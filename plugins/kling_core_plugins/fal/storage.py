@@ -19,7 +19,7 @@ from kling_core.errors import ProtocolError, UnsafeMediaError
 from kling_core.http import register_secret, try_json
 
 if TYPE_CHECKING:
-    from kling_fal.provider import FalProvider
+    from kling_core_plugins.fal.provider import FalProvider
 
 STORAGE_API = "https://rest.fal.ai"
 TOKEN_PATH = "/storage/auth/token"

@@ -26,7 +26,7 @@ from kling_core.http.download import StreamIncomplete, StreamTooLarge, write_str
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_core.uploads import upload_local_media
-from kling_segmind import wire
+from kling_core_plugins.segmind import wire
 
 APIS = ("v2", "v1")
 V1_TIMEOUT = 600.0  # a blocking edit takes ~4 minutes

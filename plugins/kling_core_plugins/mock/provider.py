@@ -19,12 +19,12 @@ from kling_core.media.workdir import work_dir
 from kling_core.provider import JobHandle, Provider, ProviderContext
 from kling_core.serialization import structure, unstructure
 from kling_core.settings import PollSettings
-from kling_mock import render
-from kling_mock.capabilities import CAPABILITIES
-from kling_mock.failures import FAILURES, submit_error
-from kling_mock.jobs import JobRecord, JobStore, check_job_id, new_job_id
-from kling_mock.media_check import Inspected, inspect
-from kling_mock.options import MockOptions, config_options, effective, request_problems
+from kling_core_plugins.mock import render
+from kling_core_plugins.mock.capabilities import CAPABILITIES
+from kling_core_plugins.mock.failures import FAILURES, submit_error
+from kling_core_plugins.mock.jobs import JobRecord, JobStore, check_job_id, new_job_id
+from kling_core_plugins.mock.media_check import Inspected, inspect
+from kling_core_plugins.mock.options import MockOptions, config_options, effective, request_problems
 
 # How often a queued job looks for a cancel request from another process, and how long a
 # cancel waits for the process running the job to stop it.

@@ -16,7 +16,7 @@ from kling_core.http import HttpProvider, parse_retry_after, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_core.uploads import upload_local_media
-from kling_unifically import wire
+from kling_core_plugins.unifically import wire
 
 CAPABILITIES = ProviderCapabilities(
     models=(

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from kling_core.errors import ConfigError, Problem, ValidationError
-from kling_mock.failures import FAILURES
+from kling_core_plugins.mock.failures import FAILURES
 
 OPTION_NAMES: tuple[str, ...] = ("fail", "latency", "retry_after")
 

@@ -21,8 +21,8 @@ from kling_core.http import HttpProvider, parse_retry_after, register_secret, tr
 from kling_core.provider import JobHandle, ProviderContext
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_core.uploads import upload_local_media
-from kling_official import wire
-from kling_official.jwt import TokenCache
+from kling_core_plugins.kling import wire
+from kling_core_plugins.kling.jwt import TokenCache
 
 
 def _model(name: str) -> ModelCapabilities:

@@ -23,7 +23,7 @@ from kling_core.contract.models import EditRequest
 from kling_core.media.formats import IMAGE_FORMATS, VIDEO_FORMATS
 from kling_core.media.probe import ImageInfo, VideoInfo
 from kling_core.media.runner import FfmpegInput
-from kling_mock.capabilities import OUTPUT_SHORT_SIDE
+from kling_core_plugins.mock.capabilities import OUTPUT_SHORT_SIDE
 
 SLOTS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
 TILE_FRACTION = 0.2  # tile side, as a fraction of the output's short side

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kling_core import hookimpl
-from kling_mock.provider import MockProvider
+from kling_core_plugins.mock.provider import MockProvider
 
 __all__ = ["MockProvider"]
 

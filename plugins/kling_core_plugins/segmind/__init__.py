@@ -3,7 +3,7 @@
 from typing import Any
 
 from kling_core import hookimpl
-from kling_segmind.provider import SegmindProvider
+from kling_core_plugins.segmind.provider import SegmindProvider
 
 __all__ = ["SegmindProvider"]
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from kling_core import hookimpl
-from kling_fal.provider import FalProvider
+from kling_core_plugins.fal.provider import FalProvider
 
 __all__ = ["FalProvider"]
 

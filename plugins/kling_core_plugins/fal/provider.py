@@ -21,9 +21,9 @@ from kling_core.http import ErrorInfo, HttpProvider, host_of, try_json
 from kling_core.provider import JobHandle
 from kling_core.settings import CredentialSpec, PollSettings
 from kling_core.uploads import replace_local_media
-from kling_fal import wire
-from kling_fal.endpoints import APP, CAPABILITIES, ENDPOINTS, QUEUE_BASE
-from kling_fal.storage import STORAGE_API, FalStorage
+from kling_core_plugins.fal import wire
+from kling_core_plugins.fal.endpoints import APP, CAPABILITIES, ENDPOINTS, QUEUE_BASE
+from kling_core_plugins.fal.storage import STORAGE_API, FalStorage
 
 # Request options fal understands, each sent as a documented header (providers.md §1.2).
 OPTION_HEADERS: Mapping[str, str] = {
