@@ -13,7 +13,7 @@ import abc
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 from attrs import field
@@ -31,6 +31,13 @@ from kling_core.settings import (
     credential_variable,
     resolve_credential,
 )
+
+
+@runtime_checkable
+class MediaUploader(Protocol):
+    """Turns a local file into a URL the host can fetch (a ``kling_media_uploader`` plugin)."""
+
+    async def upload(self, path: Path, content_type: str, /) -> str: ...
 
 
 @attrs.frozen
@@ -65,6 +72,11 @@ class ProviderContext:
     sleep: Callable[[float], Awaitable[None]] = field(factory=_real_sleep)
     clock: Callable[[], float] = time.time
     work_dir: Path | None = None
+    # The media uploader a plugin offers for this provider (kling_media_uploader), if any:
+    # hosts that fetch media by URL only upload local files through it in prepare().
+    uploader: MediaUploader | None = None
+    # Where job events go (the plugin host's kling_job_event hook, or a test's list).
+    events: Callable[[str, str, str, object], None] | None = None
 
 
 class Provider(abc.ABC):
@@ -111,8 +123,21 @@ class Provider(abc.ABC):
 
     # -- operations -------------------------------------------------------------------
     async def prepare(self, request: EditRequest) -> EditRequest:
-        """Turn the request into one the host can take (e.g. upload local files)."""
-        return request
+        """Turn the request into one the host can take.
+
+        By default a host that fetches media by URL only gets local files uploaded through
+        the context's uploader (UnsupportedError naming each file when there is none).
+        """
+        uploader = self.ctx.uploader or self.own_uploader()
+        if uploader is None and self.capabilities.accepts_local_files:
+            return request  # the provider reads local files itself (the mock)
+        from kling_core.uploads import upload_local_media
+
+        return await upload_local_media(request, self.name, uploader)
+
+    def own_uploader(self) -> MediaUploader | None:
+        """The host's own storage for local media (fal's CDN), used when no plugin offers one."""
+        return None
 
     @abc.abstractmethod
     async def submit(self, request: EditRequest) -> JobHandle:

@@ -1,8 +1,9 @@
 """Local media → public URLs, for hosts that fetch media by URL only.
 
 The core client lets a request with local files through to such a provider only when a
-plugin answers the ``kling_media_uploader`` hook; the provider's ``prepare()`` then calls
-:func:`upload_local_media` to swap each local path for the URL the uploader returns.
+plugin answers the ``kling_media_uploader`` hook; the client puts that uploader in the
+provider's context, and ``Provider.prepare()`` calls :func:`upload_local_media` to swap
+each local path for the URL the uploader returns.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kling_core.contract.checks import URLS_ONLY, local_path
 from kling_core.contract.models import EditRequest
 from kling_core.errors import Problem, UnsupportedError
+
+if TYPE_CHECKING:
+    from kling_core.provider import MediaUploader
 
 
 def content_type(path: Path) -> str:
@@ -24,14 +28,7 @@ def content_type(path: Path) -> str:
     return guessed or "application/octet-stream"
 
 
-def find_uploader(provider: str) -> Any:
-    """The first uploader a plugin offers for this provider, or None."""
-    from kling_core.plugins import PluginHost
-
-    return PluginHost().uploader(provider)
-
-
-async def upload_local_media(request: EditRequest, provider: str, uploader: Any = None) -> EditRequest:
+async def upload_local_media(request: EditRequest, provider: str, uploader: MediaUploader | None = None) -> EditRequest:
     """``request`` with every local file replaced by its uploaded URL (each file sent once).
 
     Raises :class:`UnsupportedError` naming each local field when no uploader is available.
@@ -39,8 +36,6 @@ async def upload_local_media(request: EditRequest, provider: str, uploader: Any 
     local = [(path, ref) for path, ref in request.media() if local_path(ref) is not None]
     if not local:
         return request
-    if uploader is None:
-        uploader = find_uploader(provider)
     if uploader is None:
         raise UnsupportedError(provider, [Problem(path, URLS_ONLY) for path, _ in local])
     return await replace_local_media(request, lambda p: uploader.upload(p, content_type(p)))

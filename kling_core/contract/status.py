@@ -69,7 +69,22 @@ class Cancelled:
     state: Literal["cancelled"] = field(default="cancelled", init=False)
 
 
+@attrs.frozen
+class Completed:
+    """The host finished the job; its result is fetched next.
+
+    A step inside a hosted provider, between the host's "completed" and our "succeeded" (as
+    fal-client separates ``status()`` from ``result()``): ``Provider.status`` never returns it.
+    """
+
+    job_id: str
+    provider: str
+    state: Literal["completed"] = field(default="completed", init=False)
+
+
 JobStatus = Queued | Running | Succeeded | Failed | Cancelled
+# What a hosted provider's status parser may return: a status, or "fetch the result now".
+HostStatus = JobStatus | Completed
 STATUS_TYPES: tuple[type, ...] = (Queued, Running, Succeeded, Failed, Cancelled)
 
 

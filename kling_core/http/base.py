@@ -1,9 +1,12 @@
 """The base class of providers reached over HTTP.
 
-Subclasses declare data (base URL, auth header, error table, schemas) and write pure
-builders/parsers; this class does the I/O: one API client per provider instance, an
-at-most-once submit, bounded retries of idempotent GETs, and a guard that keeps credentials
-on the provider's own API hosts.
+A subclass declares data — base URL, auth, error table, a :class:`HostSpec` naming its routes,
+states and fields — and writes the submit body. This class owns every byte of I/O: one API
+client per provider instance, an at-most-once submit, bounded retries of idempotent requests,
+the result fetch as its own step after the host's "completed", errors carried inside 2xx
+bodies, and credentials that only reach the provider's API hosts. Subclasses override pure
+builders and parsers (``build_*``/``parse_*``/``error_info``) where data is not enough, never
+the send, poll or download path.
 """
 
 from __future__ import annotations
@@ -13,15 +16,38 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterable, Container, Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import attrs
 import httpx
 
-from kling_core.contract.models import EditRequest
-from kling_core.contract.status import JobStatus
-from kling_core.errors import ProtocolError, ProviderError, RateLimitedError, SubmitUncertainError
+from kling_core.contract.models import Cost, EditRequest, EditResult, OutputVideo, Timings
+from kling_core.contract.status import (
+    Cancelled,
+    Completed,
+    Failed,
+    HostStatus,
+    JobError,
+    JobStatus,
+    Queued,
+    Running,
+    Succeeded,
+)
+from kling_core.errors import (
+    Problem,
+    ProtocolError,
+    ProviderError,
+    RateLimitedError,
+    ResultExpiredError,
+    SubmitUncertainError,
+    UnsupportedError,
+)
+from kling_core.http import fields
+from kling_core.http.auth import CredentialAuth, HeaderAuth
 from kling_core.http.errormap import ErrorInfo, ErrorTable
+from kling_core.http.hostspec import HostSpec, ResultShape, StatusShape
 from kling_core.http.redact import install_redaction, redact_headers, redact_url, register_secret, scrub
 from kling_core.http.retry import PRE_SEND_ERRORS, Phase, backoff_delays, classify, parse_retry_after
 from kling_core.provider import JobHandle, Provider, ProviderContext
@@ -31,6 +57,8 @@ log = logging.getLogger("kling_core.http")
 # Attempts after a connect failure on submit (the host never saw those requests).
 SUBMIT_CONNECT_RETRIES = 3
 MESSAGE_MAX = 500
+_AUTH = "kling_auth"  # request extension: False for a request that must carry no credential
+_SAVED_BODY = "kling_saved_body"  # response extension: where a streamed submit body was saved
 
 
 def _ok(status: int) -> bool:
@@ -38,23 +66,27 @@ def _ok(status: int) -> bool:
 
 
 class HttpProvider(Provider):
-    """A hosted provider. See the module docstring and the shared HttpProvider spec."""
+    """A hosted provider. See the module docstring and docs/http-providers.md."""
 
     is_http: ClassVar[bool] = True
     default_base_url: ClassVar[str]
-    # Header carrying the credential, and its value prefix ("Key", "Bearer" or "").
+    spec: ClassVar[HostSpec] = HostSpec()
+    # The credential header and its scheme word ("Key", "Bearer" or "" for a bare key).
     auth_header: ClassVar[str] = "authorization"
     auth_scheme: ClassVar[str] = "Bearer"
     # Hosts besides the base URL's that may receive the credential (e.g. a storage API).
     credential_hosts: ClassVar[tuple[str, ...]] = ()
     error_table: ClassVar[ErrorTable] = ErrorTable()
     response_schemas: ClassVar[Mapping[str, str]] = {}
+    request_schema_name: ClassVar[str | None] = None
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
         install_redaction()
         for secret in self.secrets.values():
             register_secret(secret.reveal())
+        self.auth = self.make_auth()
+        self._hosts: frozenset[str] | None = None
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
@@ -67,15 +99,21 @@ class HttpProvider(Provider):
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def api_hosts(self) -> frozenset[str]:
-        """Hosts allowed to receive the provider credential."""
-        hosts = {httpx.URL(self.base_url).host, httpx.URL(self.default_base_url).host}
-        return frozenset(h for h in (*hosts, *self.credential_hosts) if h)
+        """Hosts allowed to receive the provider credential (computed once)."""
+        if self._hosts is None:
+            hosts = {httpx.URL(self.base_url).host, httpx.URL(self.default_base_url).host}
+            self._hosts = frozenset(h for h in (*hosts, *self.credential_hosts, *self.extra_api_hosts()) if h)
+        return self._hosts
 
-    def auth_headers(self) -> dict[str, str]:
-        """The credential header for an API call (the first declared credential)."""
+    def extra_api_hosts(self) -> tuple[str, ...]:
+        """API hosts named by settings (e.g. a configured storage URL)."""
+        return ()
+
+    def make_auth(self) -> CredentialAuth:
+        """The credential as an ``httpx.Auth``: the first declared key in ``auth_header``."""
         spec = self.credentials[0]
-        value = self.secrets[spec.name].reveal()
-        return {self.auth_header: f"{self.auth_scheme} {value}" if self.auth_scheme else value}
+        return HeaderAuth(self.name, self.api_hosts, secret=self.secrets[spec.name],
+                          header=self.auth_header, scheme=self.auth_scheme)
 
     def make_request(
         self,
@@ -88,23 +126,34 @@ class HttpProvider(Provider):
         auth: bool = True,
         content: bytes | AsyncIterable[bytes] | None = None,
     ) -> httpx.Request:
-        """A request ready to send: auth header (API hosts only), JSON body, timeouts."""
+        """A request ready to send; ``auth=False`` for one that must carry no credential."""
+        if auth and host_of(url) not in self.api_hosts():
+            raise ProtocolError(
+                f"refusing to send the {self.name} credential to {host_of(url)!r}, which is not its API host",
+                provider=self.name,
+            )
         all_headers: dict[str, str] = {"accept": "application/json"}
-        if auth:
-            host = host_of(url)
-            if host is None or host not in self.api_hosts():
-                raise ProtocolError(
-                    f"refusing to send the {self.name} credential to {host!r}, which is not its API host",
-                    provider=self.name,
-                )
-            all_headers.update(self.auth_headers())
-        if headers:
-            all_headers.update(headers)
+        all_headers.update(headers or {})
         timeout = httpx.Timeout(self.ctx.settings.timeout, connect=min(10.0, self.ctx.settings.timeout))
         return httpx.Request(
             method, url, params=params, headers=all_headers, json=json_body, content=content,
-            extensions={"timeout": timeout.as_dict()},
+            extensions={"timeout": timeout.as_dict(), _AUTH: auth},
         )
+
+    def route(self, template: str, handle: JobHandle | None = None, *, client_key: str = "") -> str:
+        """A route template as a URL: ``{job_id}``/``{client_key}`` quoted as one segment."""
+        job_id = handle.job_id if handle is not None else ""
+        path = template.format(job_id=quote(job_id, safe=""), client_key=quote(client_key, safe=""))
+        return path if "://" in path else self.url(path)
+
+    def handle_url(self, handle: JobHandle, key: str, template: str | None) -> str:
+        """The URL the host gave for this step, else the route template's."""
+        url = handle.urls.get(key)
+        if url:
+            return url
+        if template is None:
+            raise ProtocolError(f"{self.name} has no {key} route", provider=self.name, job_id=handle.job_id)
+        return self.route(template, handle)
 
     # -- the client --------------------------------------------------------------------
     @property
@@ -127,12 +176,6 @@ class HttpProvider(Provider):
         return self._client
 
     async def _on_request(self, request: httpx.Request) -> None:
-        # Last line of defence: a credential never leaves for a non-API host.
-        if request.url.host not in self.api_hosts():
-            secrets = [s.reveal() for s in self.secrets.values()]
-            for name, value in list(request.headers.items()):
-                if any(s in value for s in secrets):
-                    del request.headers[name]
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s headers=%s", request.method, redact_url(request.url), redact_headers(request.headers))
 
@@ -143,6 +186,10 @@ class HttpProvider(Provider):
                 response.status_code, redact_headers(response.headers),
             )
 
+    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        auth = self.auth if request.extensions.get(_AUTH, True) else None
+        return await self.client.send(request, auth=auth, stream=stream)
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         # A client from an event loop that has ended cannot be closed from this one; its
@@ -150,75 +197,289 @@ class HttpProvider(Provider):
         if client is not None and self._client_loop is _running_loop():
             await client.aclose()
 
-    # -- pure builders / parsers, written by each host ---------------------------------
+    # -- builders, from the spec (override where data is not enough) -----------------
     def build_submit(self, request: EditRequest) -> httpx.Request:
-        raise NotImplementedError
+        return self.make_request("POST", self.route(self.spec.routes.submit), json_body=self.submit_body(request))
 
-    def parse_submit(self, response: httpx.Response, request: EditRequest) -> JobHandle:
-        raise NotImplementedError
+    def submit_body(self, request: EditRequest) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must write submit_body (or build_submit)")
 
     def build_status(self, handle: JobHandle) -> httpx.Request:
-        raise NotImplementedError
+        url = self.handle_url(handle, "status", self.spec.routes.status)
+        return self.make_request("GET", url, params=dict(self.spec.routes.status_query) or None)
 
-    def parse_status(self, response: httpx.Response, handle: JobHandle) -> JobStatus:
-        raise NotImplementedError
+    def build_result(self, handle: JobHandle) -> httpx.Request:
+        return self.make_request("GET", self.handle_url(handle, "response", self.spec.routes.result))
+
+    def build_cancel(self, handle: JobHandle) -> httpx.Request:
+        url = self.handle_url(handle, "cancel", self.spec.routes.cancel)
+        return self.make_request(self.spec.routes.cancel_method, url)
+
+    def build_lookup(self, client_key: str) -> httpx.Request:
+        if self.spec.routes.lookup is None:
+            raise UnsupportedError(self.name, [Problem("client_key", "this host cannot look jobs up by client key")])
+        return self.make_request("GET", self.route(self.spec.routes.lookup, client_key=client_key))
+
+    def build_dry_run(self, request: EditRequest) -> httpx.Request:
+        raise UnsupportedError(self.name, [Problem("dry_run", "this provider has no dry run")])
 
     def request_schema(self, request: EditRequest) -> str | None:
-        return None
+        return self.request_schema_name
 
-    # Status codes of status GETs that carry a status document rather than an error.
-    status_accept: ClassVar[Container[int]] = ()
+    def resume(self, job_id: str, *, model: str | None = None) -> JobHandle:
+        """A handle for a bare job id, with each step's URL from the route templates."""
+        handle = JobHandle(provider=self.name, job_id=job_id, model=model or self.capabilities.models[0].model)
+        routes = self.spec.routes
+        named = {"status": routes.status, "response": routes.result, "cancel": routes.cancel}
+        if any(named.values()) and any(t and "{job_id}" in t and "://" not in t for t in named.values()):
+            urls = {key: self.route(t, handle) for key, t in named.items() if t}
+            return attrs.evolve(handle, urls=urls)
+        return handle
 
-    def error_info(self, response: httpx.Response) -> ErrorInfo:
-        """What the host said; the default reads ``error``/``message``/``detail`` strings."""
-        body = try_json(response)
-        message = ""
-        code = None
-        if isinstance(body, Mapping):
-            for key in ("error", "message", "detail"):
-                value = body.get(key)
-                if isinstance(value, str) and value.strip():
-                    message = value
-                    break
-                if isinstance(value, Mapping) and isinstance(value.get("message"), str):
-                    message = value["message"]
-                    break
-            raw_code = body.get("code")
-            code = str(raw_code) if isinstance(raw_code, (str, int)) and not isinstance(raw_code, bool) else None
-        elif response.text.strip() and "html" not in response.headers.get("content-type", ""):
-            message = response.text.strip()
-        return ErrorInfo(
-            message=clip(message), code=code,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+    # -- parsers, from the spec ------------------------------------------------------
+    def parse_submit(self, response: httpx.Response, request: EditRequest) -> JobHandle:
+        doc = self.json_object(response)
+        shape = self.spec.submit
+        job_id = fields.code(doc, shape.job_id)
+        if job_id is None:
+            raise self.protocol_error(f"the submit answer lacks {shape.job_id!r}", response)
+        urls = {}
+        for key, path in shape.urls.items():
+            url = fields.text(doc, path)
+            if url is None:
+                continue
+            if host_of(url) not in self.api_hosts():
+                raise self.protocol_error(f"the {path} URL points at a host that is not {self.name}'s API",
+                                          response, job_id=job_id)
+            urls[key] = url
+        data = {key: str(v) for key, path in shape.data.items() if (v := fields.code(doc, path)) is not None}
+        data.update({key: v for key, h in shape.headers.items() if (v := response.headers.get(h)) is not None})
+        return JobHandle(provider=self.name, job_id=job_id, model=request.model, client_key=request.client_key,
+                         urls=urls, data=data)
+
+    def parse_status(self, response: httpx.Response, handle: JobHandle) -> HostStatus:
+        """A status document (or an accepted non-2xx carrying one)."""
+        with self.shape_guard(response, job_id=handle.job_id):
+            return self._parse_status(response, handle)
+
+    def _parse_status(self, response: httpx.Response, handle: JobHandle) -> HostStatus:
+        doc = self.json_object(response, job_id=handle.job_id)
+        shape = self.spec.status
+        name = fields.get(doc, shape.state)
+        if not _ok(response.status_code) and not (isinstance(name, str) and shape.states.get(name) == "failed"):
+            raise self.map_error(response, job_id=handle.job_id)  # an error answer, not a status document
+        status = self.status_from(doc, handle, shape, self.spec.result, response)
+        if status is None:
+            if self.spec.routes.result is None and "response" not in handle.urls:
+                raise self.protocol_error("a completed job without an output video", response, job_id=handle.job_id)
+            return Completed(handle.job_id, self.name)
+        return status
+
+    def status_from(
+        self, doc: Mapping[str, Any], handle: JobHandle, shape: StatusShape, result: ResultShape,
+        response: httpx.Response | None = None,
+    ) -> JobStatus | None:
+        """A status read by the given shapes; None for "completed, result not in this document"."""
+        name = fields.get(doc, shape.state)
+        state = shape.states.get(name) if isinstance(name, str) else None
+        job_id = handle.job_id
+        if state is None:
+            known = ", ".join(shape.states)
+            raise self.protocol_error(f"unknown job status {name!r} (known: {known})", response, job_id=job_id)
+        if state == "queued":
+            return Queued(job_id, self.name, position=fields.integer(doc, shape.position, 0, 2**31))
+        if state == "running":
+            return Running(job_id, self.name, progress=fields.number(doc, shape.progress, 0, 100),
+                           logs=self.log_lines(doc))
+        if state == "cancelled":
+            return Cancelled(job_id, self.name)
+        if state == "failed" or fields.first(doc, shape.completed_error) is not fields.MISSING:
+            return Failed(job_id, self.name, self.job_error(doc, shape))
+        if fields.first(doc, result.url) is fields.MISSING:
+            return None
+        return Succeeded(job_id, self.name, self.result_from(doc, handle, response, result))
+
+    def parse_callback(self, body: Any) -> JobStatus:
+        """A host callback (webhook) body, read by ``spec.callback``: a hint to poll, not proof."""
+        cb = self.spec.callback
+        if cb is None or not isinstance(body, Mapping):
+            raise ProtocolError(f"{self.name}: not a callback this provider reads", provider=self.name)
+        job_id = fields.code(body, cb.job_id)
+        if job_id is None:
+            raise ProtocolError(f"{self.name}: the callback lacks {cb.job_id!r}", provider=self.name)
+        handle = JobHandle(provider=self.name, job_id=job_id, model=self.capabilities.models[0].model)
+        status = self.status_from(body, handle, cb.status, cb.result)
+        if status is None:
+            raise ProtocolError(f"{self.name}: a completed callback without an output video", provider=self.name,
+                                job_id=job_id)
+        return status
+
+    def parse_result(self, response: httpx.Response, handle: JobHandle) -> JobStatus:
+        """A result document: the output video, or (accepted error statuses) why it failed."""
+        with self.shape_guard(response, job_id=handle.job_id):
+            if not _ok(response.status_code):
+                info = self.error_info(response)
+                kind = self.spec.status.failure_kinds.get(info.code or "") or (
+                    "validation" if response.status_code == 422 else "job_failed")
+                error = JobError(message=info.message or "the model rejected the input", code=info.code,
+                                 retryable=bool(info.retryable), kind=kind)
+                return Failed(handle.job_id, self.name, error)
+            doc = self.json_object(response, job_id=handle.job_id)
+            return Succeeded(handle.job_id, self.name, self.result_from(doc, handle, response))
+
+    def result_from(self, doc: Mapping[str, Any], handle: JobHandle, response: httpx.Response | None,
+                    shape: ResultShape | None = None) -> EditResult:
+        shape = shape or self.spec.result
+        url = fields.text(doc, shape.url)
+        if url is None:
+            raise self.protocol_error(f"the result lacks {' or '.join(shape.url)}", response, job_id=handle.job_id)
+        remaining = None
+        if response is not None:
+            remaining = fields.header_number(response.headers, shape.remaining_credits_header)
+        if remaining is None:
+            remaining = fields.number(handle.data, "remaining_credits", -1e15)  # kept from the submit
+        credits = fields.number(doc, shape.credits)
+        cost = Cost(credits=credits, remaining_credits=remaining) if credits is not None or remaining is not None else None
+        video = OutputVideo(
+            url=url,
+            content_type=fields.text(doc, shape.content_type or "") if shape.content_type else "video/mp4",
+            file_name=fields.text(doc, shape.file_name) if shape.file_name else None,
+            file_size=fields.integer(doc, shape.file_size),
+        )
+        if video.content_type is None:
+            video = attrs.evolve(video, content_type="video/mp4")
+        created = fields.number(doc, shape.created_at_ms)
+        completed = fields.number(doc, shape.completed_at_ms)
+        duration = fields.number(doc, shape.duration)
+        return EditResult(
+            video=video, job_id=handle.job_id, provider=self.name, model=handle.model or "",
+            timings=Timings(
+                submitted_at=handle.submitted_at if handle.submitted_at is not None
+                else (created / 1000 if created else None),
+                completed_at=completed / 1000 if completed else self.ctx.clock(),
+            ),
+            cost=cost, report={"duration": duration} if duration is not None else None,
         )
 
-    def may_retry(self, response: httpx.Response) -> bool:
-        """Whether a GET failure whose status looks transient (408/429/5xx) is worth repeating.
+    def job_error(self, doc: Mapping[str, Any], shape: StatusShape | None = None) -> JobError:
+        """Why a job failed, from a failed (or completed-with-error) status document."""
+        shape = shape or self.spec.status
+        code = fields.code(doc, shape.error_code)
+        message = fields.text(doc, shape.error_message) or code or shape.default_failure
+        kind = shape.failure_kinds.get(code or "", "job_failed")
+        retryable = code in shape.retryable_codes if code is not None else False
+        return JobError(message=clip(message), code=code, retryable=retryable, kind=kind)
 
-        Hosts whose error bodies say more than the status override this (Kling's HTTP 429
-        also means "out of credit", which no retry fixes).
-        """
-        return True
+    def log_lines(self, doc: Mapping[str, Any]) -> tuple[str, ...]:
+        entries = fields.get(doc, self.spec.status.logs) if self.spec.status.logs else None
+        if not isinstance(entries, list):
+            return ()
+        out = []
+        for entry in entries:
+            line = entry if isinstance(entry, str) else fields.text(entry, "message")
+            if line:
+                out.append(clip(line, 300))
+        return tuple(out)
+
+    def parse_cancel(self, response: httpx.Response, handle: JobHandle) -> bool:
+        shape = self.spec.cancel
+        body = try_json(response)
+        state = fields.get(body, shape.state) if shape.state else fields.MISSING
+        if state in shape.accepted:
+            return True
+        if state in shape.too_late or response.status_code in shape.too_late_statuses:
+            return False
+        if state in shape.not_found or response.status_code == 404:
+            raise ProviderError(f"{self.name} does not know this job (or it expired)", provider=self.name,
+                                status_code=response.status_code, code="NOT_FOUND", job_id=handle.job_id)
+        if _ok(response.status_code):
+            if shape.state is None:
+                return True
+            raise self.protocol_error(f"unknown cancel answer {state!r}", response, job_id=handle.job_id)
+        raise self.map_error(response, job_id=handle.job_id)
+
+    def parse_lookup(self, response: httpx.Response, client_key: str) -> JobHandle | None:
+        if response.status_code == 404:
+            return None
+        doc = self.json_object(response)
+        shape = self.spec.submit
+        job_id = fields.code(doc, shape.job_id)
+        if job_id is None:
+            raise self.protocol_error(f"the job look-up lacks {shape.job_id!r}", response)
+        data = {key: str(v) for key, path in shape.data.items() if (v := fields.code(doc, path)) is not None}
+        return JobHandle(provider=self.name, job_id=job_id, client_key=client_key, data=data)
+
+    def parse_dry_run(self, response: httpx.Response, request: EditRequest) -> Mapping[str, Any]:
+        return {"provider": self.name, "model": request.model, "response": try_json(response)}
+
+    # -- errors ------------------------------------------------------------------------
+    def error_info(self, response: httpx.Response) -> ErrorInfo:
+        """What the host said, read by the spec's error shape."""
+        shape = self.spec.errors
+        body = try_json(response)
+        message = fields.text(body, shape.message) if isinstance(body, Mapping) else None
+        details: tuple[Problem, ...] = ()
+        if shape.details and isinstance(body, Mapping):
+            details = detail_problems(fields.get(body, shape.details))
+            if details and message is None:
+                message = "; ".join(str(p) for p in details)
+        if message is None and not isinstance(body, Mapping) and response.text.strip() \
+                and "html" not in response.headers.get("content-type", "") and "<html" not in response.text.lower():
+            message = response.text
+        code = fields.code(body, shape.code) if isinstance(body, Mapping) else None
+        if shape.details and code is None and isinstance(body, Mapping):
+            code = fields.text(body, f"{shape.details}.0.type")
+        if shape.code_header and response.headers.get(shape.code_header):
+            code = code or response.headers[shape.code_header]
+        hint = response.headers.get(shape.retryable_header) if shape.retryable_header else None
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if retry_after is None and shape.reset_header:
+            reset = fields.header_time(response.headers, shape.reset_header)
+            retry_after = max(0.0, reset - self.ctx.clock()) if reset is not None else None
+        return ErrorInfo(
+            message=clip(message or ""), code=code, details=details,
+            retryable=hint.strip().lower() == "true" if hint is not None else None,
+            retry_after=retry_after,
+            request_id=fields.text(body, shape.request_id) if shape.request_id else None,
+        )
+
+    def error_in_body(self, response: httpx.Response) -> bool:
+        """A 2xx answer that carries an error (the spec's ``errors.body_error``)."""
+        rule = self.spec.errors.body_error
+        return rule is not None and rule.holds(fields.get(try_json(response), rule.path))
 
     def map_error(self, response: httpx.Response, *, job_id: str | None = None) -> ProviderError:
-        return self.error_table.build(self.name, response.status_code, self.error_info(response), job_id=job_id)
+        info = self.error_info(response)
+        lookup = None
+        if _ok(response.status_code) and self.spec.errors.body_status:
+            number = fields.integer(try_json(response), self.spec.errors.body_status, 100, 599)
+            lookup = number
+        return self.error_table.build(self.name, response.status_code, info, job_id=job_id, lookup_status=lookup)
 
-    # -- I/O -----------------------------------------------------------------------------
-    async def send_submit(
-        self, request: httpx.Request, *, client_key: str | None, stream: bool = False
-    ) -> httpx.Response:
+    def may_retry(self, response: httpx.Response) -> bool:
+        """Whether a transient-looking failure (408/429/5xx) is worth repeating: the host's
+        hint, else the error table's rule (Kling's HTTP 429 also means "out of credit")."""
+        info = self.error_info(response)
+        if info.retryable is not None:
+            return info.retryable
+        return self.error_table.lookup(response.status_code, info.code).retryable
+
+    # -- I/O ---------------------------------------------------------------------------
+    def saves_submit_body(self, request: EditRequest) -> bool:
+        """True for a blocking host whose submit answer may be the video itself."""
+        return False
+
+    async def send_submit(self, request: httpx.Request, *, client_key: str | None, stream: bool = False) -> httpx.Response:
         """Send a job-creating request at most once.
 
         Retried only when the connection was never made; any later failure raises
-        :class:`SubmitUncertainError`, and an error response its mapped error, unretried.
-        ``stream``: return a 2xx response with its body unread (the caller streams it to disk
-        and must close it).
+        :class:`SubmitUncertainError`, an error answer (or a 2xx carrying one) its mapped error.
         """
         delays = backoff_delays(self.poll)
         attempt = 0
         while True:
             try:
-                response = await self.client.send(request, stream=stream)
+                response = await self._send(request, stream=stream)
                 if stream and not _ok(response.status_code):
                     await response.aread()
                     await response.aclose()
@@ -233,19 +494,24 @@ class HttpProvider(Provider):
                         provider=self.name, retryable=True,
                     ) from exc
                 raise SubmitUncertainError(
-                    f"the submit reached {request.url.host} but its answer was lost ({type(exc).__name__})",
+                    f"the submit reached {request.url.host} but its answer was lost ({type(exc).__name__})"
+                    + self._uncertain_hint(client_key),
                     provider=self.name, client_key=client_key,
                 ) from exc
             if not _ok(response.status_code):
                 raise self.map_error(response)
+            if not stream and self.error_in_body(response):
+                raise self.map_error(response)
             return response
 
+    def _uncertain_hint(self, client_key: str | None) -> str:
+        if client_key and self.capabilities.can_reconcile:
+            return (f". {self.name} knows the job by client key {client_key!r}: running the same edit again "
+                    "with that key looks it up instead of submitting twice")
+        return ""
+
     async def send_get(
-        self,
-        request: httpx.Request,
-        *,
-        phase: Phase = "status",
-        job_id: str | None = None,
+        self, request: httpx.Request, *, phase: Phase = "status", job_id: str | None = None,
         accept: Container[int] = (),
     ) -> httpx.Response:
         """Send an idempotent request, retrying transient failures within the poll budget."""
@@ -254,7 +520,7 @@ class HttpProvider(Provider):
         attempt = 0
         while True:
             try:
-                response = await self.client.send(request)
+                response = await self._send(request)
             except httpx.TransportError as exc:
                 if classify(phase, exc).retry and attempt < retries:
                     attempt += 1
@@ -264,6 +530,8 @@ class HttpProvider(Provider):
                     f"{phase} request to {request.url.host} failed ({type(exc).__name__})",
                     provider=self.name, retryable=True, job_id=job_id,
                 ) from exc
+            if _ok(response.status_code) and self.error_in_body(response):
+                raise self.map_error(response, job_id=job_id)
             if _ok(response.status_code) or response.status_code in accept:
                 return response
             decision = classify(phase, response.status_code, response.headers,
@@ -273,17 +541,28 @@ class HttpProvider(Provider):
                 wait = next(delays)
                 await self.ctx.sleep(decision.delay if decision.delay is not None else wait)
                 continue
-            error = self.map_error(response, job_id=job_id)
-            if not decision.retry and decision.delay is not None and not isinstance(error, RateLimitedError):
-                # The host asked for a longer wait than we accept: the caller decides when.
-                raise RateLimitedError(
-                    error.reason, retry_after=decision.delay, provider=self.name,
-                    status_code=error.status_code, code=error.code, job_id=job_id,
-                ) from error
-            raise error
+            raise self._get_error(response, phase, decision.delay, job_id)
+
+    def _get_error(self, response: httpx.Response, phase: str, delay: float | None,
+                   job_id: str | None) -> ProviderError:
+        error = self.map_error(response, job_id=job_id)
+        expired = self.spec.expired.get(phase)
+        if expired and response.status_code in (404, 410):
+            return ResultExpiredError(expired, provider=self.name, status_code=response.status_code, job_id=job_id)
+        if delay is not None and not isinstance(error, RateLimitedError):
+            # The host asked for a longer wait than we accept: the caller decides when.
+            return RateLimitedError(error.reason, retry_after=delay, provider=self.name,
+                                    status_code=error.status_code, code=error.code, job_id=job_id)
+        return error
 
     async def submit(self, request: EditRequest) -> JobHandle:
-        response = await self.send_submit(self.build_submit(request), client_key=request.client_key)
+        built = self.build_submit(request)
+        if self.saves_submit_body(request):
+            return await self._submit_saving_body(built, request)
+        response = await self.send_submit(built, client_key=request.client_key)
+        return self._handle_from(response, request)
+
+    def _handle_from(self, response: httpx.Response, request: EditRequest) -> JobHandle:
         try:
             handle = self.parse_submit(response, request)
         except ProtocolError as exc:
@@ -298,11 +577,94 @@ class HttpProvider(Provider):
             submitted_at=handle.submitted_at if handle.submitted_at is not None else self.ctx.clock(),
         )
 
+    async def _submit_saving_body(self, built: httpx.Request, request: EditRequest) -> JobHandle:
+        """A blocking submit whose answer may be the video: streamed to the work dir."""
+        from kling_core.http.download import StreamIncomplete, StreamTooLarge, write_stream
+        from kling_core.media.workdir import work_dir
+
+        response = await self.send_submit(built, client_key=request.client_key, stream=True)
+        try:
+            ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype.startswith("video/") or ctype == "application/octet-stream":
+                name = f"{self.name}-{request.client_key or id(response)}.mp4"
+                folder = work_dir(self.ctx.work_dir, self.ctx.media, self.name)
+                folder.mkdir(parents=True, exist_ok=True)
+                dest = folder / name
+                await write_stream(response, dest, cap=self.ctx.media.max_download_bytes)
+                response.extensions[_SAVED_BODY] = dest
+            else:
+                await response.aread()
+                if self.error_in_body(response):
+                    raise self.map_error(response)
+        except (httpx.TransportError, StreamIncomplete) as exc:
+            raise SubmitUncertainError(
+                f"the answer was cut off ({type(exc).__name__}); the job ran but its video was lost",
+                provider=self.name, client_key=request.client_key,
+            ) from exc
+        except StreamTooLarge as exc:
+            raise ProviderError(f"the answer's video: {exc}", provider=self.name) from None
+        finally:
+            await response.aclose()
+        return self._handle_from(response, request)
+
     async def status(self, handle: JobHandle) -> JobStatus:
-        response = await self.send_get(
-            self.build_status(handle), phase="status", job_id=handle.job_id, accept=self.status_accept
+        if handle.data.get("result_url"):
+            return self.result_status(handle)
+        request = self.build_status(handle)
+        response = await self.send_get(request, phase="status", job_id=handle.job_id,
+                                       accept=self.spec.status_accept)
+        status = self.parse_status(response, handle)
+        if isinstance(status, Completed):
+            return await self.fetch_result(handle)
+        return status
+
+    async def fetch_result(self, handle: JobHandle) -> JobStatus:
+        """The result step, after the host said "completed"."""
+        response = await self.send_get(self.build_result(handle), phase="result", job_id=handle.job_id,
+                                       accept=self.spec.result_accept)
+        return self.parse_result(response, handle)
+
+    def result_status(self, handle: JobHandle) -> JobStatus:
+        """A job whose result came with the submit answer (a blocking host): its handle data
+        holds ``result_url`` (and ``file_size``, ``content_type``, ``remaining_credits``)."""
+        data = handle.data
+        size = data.get("file_size", "")
+        video = OutputVideo(url=data["result_url"], content_type=data.get("content_type") or "video/mp4",
+                            file_size=int(size) if size.isdigit() else None)
+        remaining = fields.number(data, "remaining_credits", -1e15)
+        result = EditResult(
+            video=video, job_id=handle.job_id, provider=self.name, model=handle.model or "",
+            timings=Timings(submitted_at=handle.submitted_at, completed_at=handle.submitted_at),
+            cost=Cost(remaining_credits=remaining) if remaining is not None else None,
         )
-        return self.parse_status(response, handle)
+        return Succeeded(handle.job_id, self.name, result)
+
+    async def cancel(self, handle: JobHandle) -> bool:
+        if not self.capabilities.can_cancel:
+            return await super().cancel(handle)
+        # Cancelling twice is harmless, so transient failures are retried like a status GET.
+        response = await self.send_get(self.build_cancel(handle), phase="status", job_id=handle.job_id,
+                                       accept=(400, 404, 409))
+        return self.parse_cancel(response, handle)
+
+    async def reconcile(self, client_key: str) -> JobHandle | None:
+        """The job a lost submit created, found by its client key; None if none was."""
+        try:
+            response = await self.send_get(self.build_lookup(client_key), phase="status", accept=(404,))
+        except ProviderError as exc:
+            if exc.code is not None and exc.code in self.spec.lookup_not_found:
+                return None
+            raise
+        return self.parse_lookup(response, client_key)
+
+    async def dry_run(self, request: EditRequest) -> Mapping[str, Any]:
+        """Validate (and price) without creating a job, where the host offers it.
+
+        Sent like a submit, never repeated once sent: a host ignoring the flag would bill twice.
+        """
+        built = self.build_dry_run(request)
+        response = await self.send_submit(built, client_key=None)
+        return self.parse_dry_run(response, request)
 
     # -- parsing helpers -----------------------------------------------------------------
     def protocol_error(self, message: str, response: httpx.Response | None = None,
@@ -330,6 +692,29 @@ class HttpProvider(Provider):
         return body
 
 
+def saved_body(response: httpx.Response) -> Path | None:
+    """Where a blocking host's video answer was saved (see ``saves_submit_body``)."""
+    value = response.extensions.get(_SAVED_BODY)
+    return value if isinstance(value, Path) else None
+
+
+def detail_problems(detail: Any) -> tuple[Problem, ...]:
+    """A FastAPI-style ``detail`` list (loc/msg/type) as problems; ``loc`` drops 'body'."""
+    if not isinstance(detail, list):
+        return ()
+    out: list[Problem] = []
+    for item in detail:
+        if not isinstance(item, Mapping):
+            continue
+        loc = item.get("loc")
+        parts = [str(p) for p in loc] if isinstance(loc, list) else []
+        if parts and parts[0] == "body":
+            parts = parts[1:]
+        msg = item.get("msg")
+        out.append(Problem(".".join(parts), clip(msg if isinstance(msg, str) else str(item.get("type", "invalid")), 300)))
+    return tuple(out)
+
+
 _NOT_JSON: Any = object()
 
 
@@ -343,7 +728,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 def try_json(response: httpx.Response) -> Any:
     try:
         return json.loads(response.content) if response.content else _NOT_JSON
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
         return _NOT_JSON
 
 

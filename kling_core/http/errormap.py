@@ -42,6 +42,7 @@ class ErrorInfo:
     details: Sequence[Problem] = ()
     retryable: bool | None = None  # the host's own hint (e.g. fal's X-Fal-Retryable)
     retry_after: float | None = None
+    request_id: str | None = None  # the host's id for this answer, for support requests
 
 
 # The generic meaning of each status, used when a host table says nothing more specific.
@@ -75,20 +76,51 @@ class ErrorTable:
     by_status: Mapping[int, ErrorRule] = field(factory=dict)
 
     def lookup(self, status: int, code: str | None) -> ErrorRule:
-        if code is not None:
-            rule = self.by_status_code.get((status, code)) or self.by_code.get(code)
-            if rule is not None:
-                return rule
-        return self.by_status.get(status) or GENERIC_STATUS.get(status) or _fallback(status)
+        return self._find(status, code)[0]
 
-    def build(self, provider: str, status: int, info: ErrorInfo, *, job_id: str | None = None) -> ProviderError:
-        """The canonical error for one response."""
-        rule = self.lookup(status, info.code)
+    def describe(self, status: int, code: str | None) -> str:
+        """Which entry decides this (status, code): named so a wrong mapping points at the table."""
+        return self._find(status, code)[1]
+
+    def _find(self, status: int, code: str | None) -> tuple[ErrorRule, str]:
+        if code is not None:
+            if (status, code) in self.by_status_code:
+                return self.by_status_code[(status, code)], f"error_table.by_status_code[({status}, {code!r})]"
+            if code in self.by_code:
+                return self.by_code[code], f"error_table.by_code[{code!r}]"
+        if status in self.by_status:
+            return self.by_status[status], f"error_table.by_status[{status}]"
+        if status in GENERIC_STATUS:
+            return GENERIC_STATUS[status], f"the generic meaning of HTTP {status} (no error_table entry)"
+        return _fallback(status), f"the generic meaning of HTTP {status} (no error_table entry)"
+
+    def build(
+        self, provider: str, status: int, info: ErrorInfo, *, job_id: str | None = None,
+        lookup_status: int | None = None,
+    ) -> ProviderError:
+        """The canonical error for one answer.
+
+        ``lookup_status``: the status to look the code up under when it differs from the HTTP
+        one (an error inside a 2xx answer carries its own status in the body).
+        """
+        rule = self.lookup(lookup_status if lookup_status is not None else status, info.code)
         retryable = rule.retryable if info.retryable is None else info.retryable
-        message = info.message or rule.message or f"HTTP error {status}"
+        meaning, said = rule.message, info.message
+        if meaning and said and said.lower() not in meaning.lower() and meaning.lower() not in said.lower():
+            message = f"{meaning}: {said}"
+        else:
+            message = said or meaning or f"HTTP error {status}"
+        if info.request_id:
+            message += f" [request_id {info.request_id}]"
+        in_body = 200 <= status < 300
+        if in_body:
+            message += f" (in an HTTP {status} answer)"
+        details = tuple(info.details)
+        if not details and said and issubclass(rule.error, ProviderValidationError):
+            details = (Problem("", said),)
         kwargs: dict[str, object] = dict(
-            provider=provider, status_code=status, code=info.code, retryable=retryable,
-            job_id=job_id, details=tuple(info.details),
+            provider=provider, status_code=None if in_body else status, code=info.code,
+            retryable=retryable, job_id=job_id, details=details,
         )
         if issubclass(rule.error, RateLimitedError):
             return rule.error(message, retry_after=info.retry_after, **kwargs)

@@ -7,7 +7,7 @@ documented; O3 edit standard is used by public integrations; no O3 video-to-vide
 
 from __future__ import annotations
 
-from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
+from kling_core.sdk import ModelCapabilities, ProviderCapabilities
 
 QUEUE_BASE = "https://queue.fal.run"
 # The owner/app part of every Kling model id: status/result/cancel URLs use only this.

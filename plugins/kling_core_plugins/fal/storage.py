@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from kling_core.errors import ProtocolError, UnsafeMediaError
-from kling_core.http import register_secret, try_json
+from kling_core.sdk import ProtocolError, UnsafeMediaError, register_secret, try_json
 
 if TYPE_CHECKING:
     from kling_core_plugins.fal.provider import FalProvider
@@ -96,8 +95,8 @@ class FalStorage:
             self._auth = (f"{token_type} {token}", base)
         return self._auth
 
-    async def upload(self, path: Path) -> str:
-        """Upload one local file; return its public URL."""
+    async def upload(self, path: Path, mime: str | None = None, /) -> str:
+        """Upload one local file; return its public URL (fal's MIME table decides the type)."""
         if not path.is_file():
             raise UnsafeMediaError(f"not a regular file: {path}")
         size = path.stat().st_size

@@ -1,12 +1,13 @@
 """Kling official API provider plugin (provider name ``kling``): ``/v1/videos/omni-video``."""
 
-from kling_core import hookimpl
-from kling_core_plugins.kling.provider import KlingProvider
-from kling_core_plugins.kling.wire import parse_callback
+from collections.abc import Callable
 
-__all__ = ["KlingProvider", "kling_register_providers", "parse_callback"]
+from kling_core.sdk import hookimpl
+from kling_core_plugins.kling.provider import KlingProvider
+
+__all__ = ["KlingProvider", "kling_register_providers"]
 
 
 @hookimpl
-def kling_register_providers(register: object) -> None:
-    register(KlingProvider)  # type: ignore[operator]
+def kling_register_providers(register: Callable[..., None]) -> None:
+    register(KlingProvider)

@@ -13,7 +13,9 @@ import hmac
 import json
 from collections.abc import Callable
 
-from kling_core.settings import Secret
+import httpx
+
+from kling_core.sdk import RefreshingAuth, Secret, field_code, register_secret, try_json
 
 TOKEN_TTL = 1800.0  # seconds, as in Kling's sample
 NOT_BEFORE_SKEW = 5.0  # nbf a little in the past: tolerates a host clock slightly behind ours
@@ -108,3 +110,27 @@ class TokenCache:
     def invalidate(self) -> None:
         """Forget the cached token (after the host said it was not valid)."""
         self._token = None
+
+
+class KlingTokenAuth(RefreshingAuth):
+    """Signs each request with the cached token; a GET refused for its token (clock codes
+    1003/1004) is signed again once with a fresh one. Every minted token is a secret too."""
+
+    def __init__(self, provider: str, allowed_hosts: Callable[[], frozenset[str]], tokens: TokenCache,
+                 *, rejected_codes: frozenset[str]) -> None:
+        super().__init__(provider, allowed_hosts)
+        self.tokens = tokens
+        self.rejected_codes = rejected_codes
+
+    def token(self) -> str:
+        fresh = self.tokens.minted
+        value = self.tokens.token().reveal()
+        if self.tokens.minted != fresh:
+            register_secret(value)
+        return value
+
+    def invalidate(self) -> None:
+        self.tokens.invalidate()
+
+    def rejected(self, response: httpx.Response) -> bool:
+        return field_code(try_json(response), "code") in self.rejected_codes

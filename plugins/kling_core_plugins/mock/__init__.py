@@ -7,14 +7,14 @@ another process, cancellable) and can be told to fail in each of the ways hosts 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from kling_core import hookimpl
+from kling_core.sdk import hookimpl
 from kling_core_plugins.mock.provider import MockProvider
 
 __all__ = ["MockProvider"]
 
 
 @hookimpl
-def kling_register_providers(register: Any) -> None:
+def kling_register_providers(register: Callable[..., None]) -> None:
     register(MockProvider)

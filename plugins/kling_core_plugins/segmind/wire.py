@@ -9,20 +9,21 @@ its field list was not captured, so it gets the O3 edit fields (inferred).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
-from kling_core.contract.models import EditRequest
-from kling_core.errors import (
+from kling_core.sdk import (
     AuthenticationError,
+    EditRequest,
+    ErrorRule,
+    ErrorTable,
     InsufficientCreditsError,
+    ModelCapabilities,
+    ProviderCapabilities,
     ProviderError,
     ProviderValidationError,
     RateLimitedError,
+    fal_style_edit_body,
 )
-from kling_core.http import ErrorRule, ErrorTable
-from kling_core.http.bodies import fal_style_edit_body
 
 API_BASE = "https://api.segmind.com"
 SLUGS: dict[tuple[str, str], str] = {
@@ -34,11 +35,8 @@ SLUGS: dict[tuple[str, str], str] = {
 O3_FIELDS = frozenset({"mode", "duration", "aspect_ratio"})
 MODEL_FIELDS: Mapping[str, frozenset[str]] = {"kling-o1": frozenset(), "kling-o3": O3_FIELDS}
 
-STATES_QUEUED = frozenset({"QUEUED"})
-STATES_RUNNING = frozenset({"PROCESSING"})
-STATE_COMPLETED = "COMPLETED"
-STATE_FAILED = "FAILED"
-KNOWN_STATES = STATES_QUEUED | STATES_RUNNING | {STATE_COMPLETED, STATE_FAILED}
+STATES: Mapping[str, str] = {"QUEUED": "queued", "PROCESSING": "running", "COMPLETED": "completed",
+                              "FAILED": "failed"}
 CREDITS_HEADER = "x-remaining-credits"
 RESET_HEADER = "x-rate-limit-reset-at-utc"  # third-party report (providers.md §2.4)
 
@@ -94,19 +92,13 @@ def submit_body(request: EditRequest) -> dict[str, Any]:
     return body
 
 
-def output_url(doc: Mapping[str, Any]) -> str | None:
-    """The video URL of a result document. ``output`` is documented as "the video URL" for
-    video models; a list or an object holding ``url`` is accepted too (exact shape unrecorded).
-    """
-    for key in ("output", "video_url", "video", "url"):
-        value = doc.get(key)
-        if isinstance(value, str) and value.startswith(("https://", "http://")):
-            return value
-        if isinstance(value, list) and value and isinstance(value[0], str) and value[0].startswith(("https://", "http://")):
-            return value[0]
-        if isinstance(value, Mapping) and isinstance(value.get("url"), str):
-            return str(value["url"])
-    return None
+# Where the video URL is: ``output`` is documented as "the video URL" for video models; a list
+# or an object holding ``url`` is accepted too (exact shape unrecorded).
+OUTPUT_PATHS = ("output", "output.0", "output.url", "video_url", "video", "video.url", "url")
+REQUEST_SCHEMAS: Mapping[str, str] = {
+    "kling-o1": "segmind-kling-o1-edit-request.schema.json",
+    "kling-o3": "segmind-kling-o3-edit-request.schema.json",
+}
 
 
 def credits(headers: Mapping[str, str]) -> float | None:
@@ -118,16 +110,3 @@ def credits(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None
     return value if value == value and value not in (float("inf"), float("-inf")) else None
-
-
-def reset_wait(value: str | None, now: float) -> float | None:
-    """Seconds until an ISO-8601 reset time (``x-rate-limit-reset-at-utc``), or None."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)

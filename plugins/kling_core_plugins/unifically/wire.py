@@ -1,4 +1,4 @@
-"""Unifically's unified task API (``/v1/tasks``) as data and pure functions.
+"""Unifically's unified task API (``/v1/tasks``) as data, plus the request body.
 
 Shapes follow docs.unifically.com (api-reference/v1-tasks, callbacks, error-handling and the
 ``kuaishou/kling-o1-video-edit`` model page). Where the docs are silent (the failed-poll shape,
@@ -11,21 +11,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kling_core.contract.models import EditRequest, EditResult, Element, OutputVideo, Timings
-from kling_core.contract.prompt import render_prompt, spell_snake
-from kling_core.contract.status import Failed, JobError, JobStatus, Queued, Running, Succeeded
-from kling_core.errors import (
+import attrs
+
+from kling_core.sdk import (
     AuthenticationError,
+    BodyError,
+    CallbackShape,
+    EditRequest,
+    Element,
+    ErrorRule,
+    ErrorShape,
+    ErrorTable,
+    HostSpec,
+    HostState,
     InsufficientCreditsError,
+    ModelCapabilities,
     Problem,
-    ProtocolError,
+    ProviderCapabilities,
     ProviderError,
     ProviderValidationError,
     RateLimitedError,
+    ResultShape,
+    Routes,
+    StatusShape,
+    SubmitShape,
     UnsupportedError,
+    render_prompt,
+    spell_snake,
 )
-from kling_core.http.base import clip
-from kling_core.http.errormap import ErrorRule, ErrorTable
 
 PROVIDER = "unifically"
 DEFAULT_BASE_URL = "https://api.unifically.com"
@@ -40,10 +53,10 @@ MODEL_IDS: Mapping[str, str] = {"kling-o1": "kuaishou/kling-o1-video-edit"}
 VIDEO_MODES: Mapping[str, str] = {"edit": "transform", "reference": "reference"}
 
 # Host task status -> canonical state.
-STATES: Mapping[str, str] = {
+STATES: Mapping[str, HostState] = {
     "pending": "queued",
     "processing": "running",
-    "completed": "succeeded",
+    "completed": "completed",
     "failed": "failed",
 }
 
@@ -80,10 +93,58 @@ ERRORS = ErrorTable(
         500: _INTERNAL,
     },
 )
-# Body codes the docs define, for job failures reported inside a task's `data.error`.
-VALIDATION_CODES = frozenset({"validation_error"})
+CAPABILITIES = ProviderCapabilities(
+    models=(
+        ModelCapabilities(
+            model="kling-o1",
+            edit_modes=tuple(VIDEO_MODES),
+            qualities=("std", "pro"),
+            max_references=REFERENCE_POOL,
+            max_images=4,
+            max_elements=4,
+            element_reference_images=(1, 3),  # + the frontal image = the host's 1–4 image_urls
+            accepts_elements=True,
+            accepts_aspect_ratio=True,  # documented input (16:9, 9:16, 1:1); sent only when given
+            accepts_duration=False,  # "output length follows input length"
+            element_name_max=ELEMENT_NAME_MAX,
+            element_description_max=ELEMENT_DESCRIPTION_MAX,
+            endpoints={"model": MODEL_IDS["kling-o1"]},
+        ),
+    ),
+    can_cancel=False,  # no cancel endpoint documented
+    accepts_webhook=True,
+    accepts_local_files=False,  # URLs only: no upload API documented
+    supports_dry_run=True,
+    reports_progress=False,
+    reports_cost=False,
+)
 
-MESSAGE_MAX = 500  # host messages are echoed into errors, bounded
+# A failed task's message: `error.message`, or a bare `error` / `error_message` string [INF].
+_FAILURE_MESSAGE = ("error.message", "error", "error_message")
+_TASK_STATUS = StatusShape(
+    state="status", states=STATES, error_message=_FAILURE_MESSAGE, error_code=("error.code",),
+    failure_kinds={"validation_error": "validation"}, default_failure="the host reported the task as failed",
+)
+
+SPEC = HostSpec(
+    routes=Routes(submit=TASKS_PATH, status=f"{TASKS_PATH}/{{job_id}}"),
+    submit=SubmitShape(job_id="data.task_id"),
+    # Task documents come in a {"code", "success", "data"} envelope.
+    status=attrs.evolve(_TASK_STATUS, state="data.status", error_message=tuple(f"data.{p}" for p in _FAILURE_MESSAGE),
+                        error_code=("data.error.code",)),
+    # A failed task may come back with a 400 and its task document (the legacy routes did).
+    status_accept=frozenset({400}),
+    result=ResultShape(url=("data.output.video_url",)),
+    errors=ErrorShape(
+        message=("data.message", *(f"data.{p}" for p in _FAILURE_MESSAGE), "message", "error"),
+        code=("data.code",),
+        # A 2xx whose envelope says "success": false created nothing; its numeric `code` is the
+        # only status it has.
+        body_error=BodyError(path="success", error=(False,)), body_status="code",
+    ),
+    # Callbacks are unsigned [DOC]: task_id, status, and data.video_url or error_message.
+    callback=CallbackShape(job_id="task_id", status=_TASK_STATUS, result=ResultShape(url=("data.video_url",))),
+)
 
 
 # --- request ---------------------------------------------------------------------------
@@ -169,160 +230,3 @@ def build_task(request: EditRequest, *, dry_run: bool = False) -> dict[str, Any]
     if dry_run:
         body["dry_run"] = True
     return body
-
-
-# --- responses -------------------------------------------------------------------------
-
-
-def _protocol(message: str, *, job_id: str | None = None, status_code: int | None = None) -> ProtocolError:
-    return ProtocolError(message, provider=PROVIDER, job_id=job_id, status_code=status_code)
-
-
-def envelope_data(body: object, *, what: str, job_id: str | None = None) -> Mapping[str, Any]:
-    """``data`` of a ``{"code", "success", "data"}`` envelope, checked."""
-    if not isinstance(body, Mapping):
-        raise _protocol(f"{what}: expected a JSON object", job_id=job_id)
-    data = body.get("data")
-    if not isinstance(data, Mapping):
-        raise _protocol(f"{what}: missing object 'data'", job_id=job_id)
-    return data
-
-
-def parse_task_id(body: object) -> str:
-    data = envelope_data(body, what="submit response")
-    task_id = data.get("task_id")
-    if not isinstance(task_id, str) or not task_id.strip():
-        raise _protocol("submit response: missing string 'data.task_id'")
-    return task_id
-
-
-def _text(value: object) -> str | None:
-    # Host text ends up in exceptions and logs: scrubbed of registered secrets, bounded.
-    if isinstance(value, str) and value.strip():
-        return clip(value, MESSAGE_MAX)
-    return None
-
-
-def failure_of(data: Mapping[str, Any]) -> tuple[str, str | None]:
-    """Message and code of a failed task: ``error.{message,code}`` or ``error_message`` [INF]."""
-    error = data.get("error")
-    message = code = None
-    if isinstance(error, Mapping):
-        message, code = _text(error.get("message")), _text(error.get("code"))
-    elif isinstance(error, str):
-        message = _text(error)
-    message = message or _text(data.get("error_message")) or "the host reported the task as failed"
-    return message, code
-
-
-def _job_error(message: str, code: str | None) -> JobError:
-    kind: Any = "validation" if code in VALIDATION_CODES else "job_failed"
-    return JobError(message=message, code=code, retryable=False, kind=kind)
-
-
-def status_from_data(
-    data: Mapping[str, Any],
-    *,
-    job_id: str,
-    model: str,
-    submitted_at: float | None,
-    video_url: object,
-) -> JobStatus:
-    status = data.get("status")
-    state = STATES.get(status) if isinstance(status, str) else None
-    if state is None:
-        raise _protocol(f"unknown task status {status!r} (known: {', '.join(STATES)})", job_id=job_id)
-    if state == "queued":
-        return Queued(job_id=job_id, provider=PROVIDER)
-    if state == "running":
-        return Running(job_id=job_id, provider=PROVIDER)
-    if state == "failed":
-        message, code = failure_of(data)
-        return Failed(job_id=job_id, provider=PROVIDER, error=_job_error(message, code))
-    if not isinstance(video_url, str) or not video_url.startswith(("https://", "http://")):
-        raise _protocol("completed task without an http(s) video URL", job_id=job_id)
-    result = EditResult(
-        video=OutputVideo(url=video_url),
-        job_id=job_id,
-        provider=PROVIDER,
-        model=model,
-        timings=Timings(submitted_at=submitted_at),
-    )
-    return Succeeded(job_id=job_id, provider=PROVIDER, result=result)
-
-
-def parse_task(body: object, *, job_id: str, model: str, submitted_at: float | None = None) -> JobStatus:
-    """A ``GET /v1/tasks/{id}`` body; the result is at ``data.output.video_url``."""
-    data = envelope_data(body, what="task status", job_id=job_id)
-    output = data.get("output")
-    url = output.get("video_url") if isinstance(output, Mapping) else None
-    return status_from_data(data, job_id=job_id, model=model, submitted_at=submitted_at, video_url=url)
-
-
-def parse_callback(body: object, *, model: str = "kling-o1") -> JobStatus:
-    """A callback POST body: ``task_id``, ``status``, and ``data.video_url`` or ``error_message``.
-
-    Callbacks are unsigned [DOC]: treat one as a hint to poll, not as proof of the result.
-    """
-    if not isinstance(body, Mapping):
-        raise _protocol("callback: expected a JSON object")
-    task_id = body.get("task_id")
-    if not isinstance(task_id, str) or not task_id:
-        raise _protocol("callback: missing string 'task_id'")
-    data = body.get("data")
-    url = data.get("video_url") if isinstance(data, Mapping) else None
-    return status_from_data(body, job_id=task_id, model=model, submitted_at=None, video_url=url)
-
-
-# --- errors ----------------------------------------------------------------------------
-
-
-def error_fields(body: object) -> tuple[str | None, str | None, int | None]:
-    """Message, string code and numeric body code of an error body, where present."""
-    if not isinstance(body, Mapping):
-        return None, None, None
-    data = body.get("data")
-    message = code = None
-    if isinstance(data, Mapping):
-        message, code = _text(data.get("message")), _text(data.get("code"))
-        if message is None:
-            message = failure_of(data)[0] if ("error" in data or "error_message" in data) else None
-    message = message or _text(body.get("message")) or _text(body.get("error"))
-    if code is None and isinstance(body.get("code"), str):
-        code = _text(body.get("code"))
-    number = body.get("code")
-    return message, code, number if isinstance(number, int) and not isinstance(number, bool) else None
-
-
-def error_from(
-    http_status: int,
-    body: object,
-    *,
-    job_id: str | None = None,
-    retry_after: float | None = None,
-    text: str | None = None,
-) -> ProviderError:
-    """The canonical error for an error response (status, parsed JSON body or None)."""
-    message, code, number = error_fields(body)
-    # A 2xx carrying an error body: the body's numeric code is the only status there is.
-    status = http_status if http_status >= 400 or number is None else number
-    rule = ERRORS.lookup(status, code)
-    if message is None and text and not isinstance(body, Mapping):
-        message = clip(text, 200) if text.strip() else None
-    meaning = rule.message or f"HTTP error {status}"
-    reason = f"{meaning}: {message}" if message else meaning
-    ok = 200 <= http_status < 300
-    if ok:
-        reason += f" (in an HTTP {http_status} answer)"
-    kw: dict[str, Any] = {
-        "provider": PROVIDER,
-        # A 2xx that carries an error has no HTTP error status to report.
-        "status_code": None if ok else http_status,
-        "code": code or (str(number) if number is not None else None),
-        "retryable": rule.retryable,
-        "job_id": job_id,
-        "details": (Problem("", message),) if message and issubclass(rule.error, ProviderValidationError) else (),
-    }
-    if issubclass(rule.error, RateLimitedError):
-        return rule.error(reason, retry_after=retry_after, **kw)
-    return rule.error(reason, **kw)

@@ -1,0 +1,149 @@
+"""A host's wire format as data: where things are in its URLs and JSON documents.
+
+An :class:`~kling_core.http.base.HttpProvider` declares one :class:`HostSpec`; the base class
+reads it to build every request but the submit body and to parse every response. Paths are
+dotted JSON paths (:mod:`kling_core.http.fields`); URL templates take ``{job_id}``,
+``{client_key}`` (both quoted as one path segment) and are joined to the base URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+from attrs import field
+
+# What a host state means. "completed": the host is done but the result is fetched next
+# (or read from the same document when the host puts it there).
+HostState = Literal["queued", "running", "completed", "failed", "cancelled"]
+FailureKind = Literal["job_failed", "content_policy", "validation", "insufficient_credits", "timeout", "provider"]
+
+
+@attrs.frozen
+class Routes:
+    """URL templates for each step; a URL the host returned (``JobHandle.urls``) wins."""
+
+    submit: str = ""
+    status: str | None = None
+    result: str | None = None  # None: the result is in the status document
+    cancel: str | None = None
+    cancel_method: str = "POST"
+    lookup: str | None = None  # a job by client key (reconcile after a lost submit answer)
+    status_query: Mapping[str, str] = field(factory=dict)
+
+
+@attrs.frozen
+class SubmitShape:
+    """The submit answer: the job id, host URLs to keep, and other values to remember."""
+
+    job_id: str = "id"
+    urls: Mapping[str, str] = field(factory=dict)  # handle URL key -> path ("status": "status_url")
+    data: Mapping[str, str] = field(factory=dict)  # handle data key -> path
+    headers: Mapping[str, str] = field(factory=dict)  # handle data key -> response header
+
+
+@attrs.frozen
+class StatusShape:
+    """A status document: the host's state name, and what comes with each state."""
+
+    state: str = "status"
+    states: Mapping[str, HostState] = field(factory=dict)
+    position: str | None = None
+    progress: str | None = None  # percent, 0-100
+    logs: str | None = None  # a list of strings or of {"message": ...}
+    # A failed job's message and code, tried in order.
+    error_message: tuple[str, ...] = ("error",)
+    error_code: tuple[str, ...] = ()
+    # "completed" with an error present is a failed job, never a success.
+    completed_error: tuple[str, ...] = ()
+    failure_kinds: Mapping[str, FailureKind] = field(factory=dict)  # host error code -> kind
+    retryable_codes: frozenset[str] = frozenset()
+    default_failure: str = "the job failed"
+
+
+@attrs.frozen
+class ResultShape:
+    """Where the output video is, in a result (or completed status) document."""
+
+    url: tuple[str, ...] = ("video.url",)
+    file_size: str | None = None
+    content_type: str | None = None
+    file_name: str | None = None
+    credits: str | None = None  # what the job cost, in host credits
+    remaining_credits_header: str | None = None
+    duration: str | None = None  # output seconds, reported back
+    created_at_ms: str | None = None  # host timestamps, milliseconds since the epoch
+    completed_at_ms: str | None = None
+
+
+@attrs.frozen
+class CancelShape:
+    """A cancel answer: True (accepted), False (too late) or an error."""
+
+    state: str | None = None  # None: any 2xx is an accepted cancel
+    accepted: frozenset[str] = frozenset()
+    too_late: frozenset[str] = frozenset()
+    not_found: frozenset[str] = frozenset()
+    too_late_statuses: frozenset[int] = frozenset()
+
+
+@attrs.frozen
+class BodyError:
+    """An error carried inside a 2xx answer, told by one field's value."""
+
+    path: str
+    ok: tuple[object, ...] = ()  # the answer is fine when the value is one of these
+    error: tuple[object, ...] = ()  # ... or an error when it is one of these
+
+    def holds(self, value: object) -> bool:
+        from kling_core.http.fields import MISSING
+
+        if value is MISSING:
+            return False
+        if self.error:
+            return any(value == e and type(value) is type(e) for e in self.error)
+        return not any(value == o and type(value) is type(o) for o in self.ok)
+
+
+@attrs.frozen
+class ErrorShape:
+    """Where an error answer puts its message, code and request id."""
+
+    message: tuple[str, ...] = ("error", "message", "detail", "error.message")
+    code: tuple[str, ...] = ("code",)
+    code_header: str | None = None
+    request_id: str | None = None
+    details: str | None = None  # a FastAPI-style list of {loc, msg, type}
+    retryable_header: str | None = None  # the host's own "retry this" hint ("true"/"false")
+    reset_header: str | None = None  # epoch time the rate limit resets, when no Retry-After
+    # A 2xx answer whose body holds an error: the status to look its code up under is read
+    # from this path (the envelope's numeric code), else the HTTP status is used.
+    body_error: BodyError | None = None
+    body_status: str | None = None
+
+
+@attrs.frozen
+class CallbackShape:
+    """A callback (webhook) body the host posts: its job id and how to read its status."""
+
+    job_id: str = "id"
+    status: StatusShape = field(factory=StatusShape)
+    result: ResultShape = field(factory=ResultShape)
+
+
+@attrs.frozen
+class HostSpec:
+    routes: Routes = field(factory=Routes)
+    submit: SubmitShape = field(factory=SubmitShape)
+    status: StatusShape = field(factory=StatusShape)
+    result: ResultShape = field(factory=ResultShape)
+    cancel: CancelShape = field(factory=CancelShape)
+    errors: ErrorShape = field(factory=ErrorShape)
+    # HTTP statuses whose body is still a status (or result) document, e.g. FAILED as 422.
+    status_accept: frozenset[int] = frozenset()
+    result_accept: frozenset[int] = frozenset()
+    # 404/410 on a status or result GET: the host no longer holds the job (the message says why).
+    expired: Mapping[str, str] = field(factory=dict)  # phase ("status"/"result") -> message
+    lookup_not_found: frozenset[str] = frozenset()  # host codes meaning "no job under that key"
+    callback: CallbackShape | None = None

@@ -1,0 +1,161 @@
+"""The provider SDK: everything a provider plugin imports, and nothing else.
+
+A plugin imports from here (and from :mod:`kling_core.testing` in its tests); every other
+``kling_core`` module is internal and may change without notice. The first-party plugins in
+``kling_core_plugins`` are held to the same rule by a test.
+
+A hosted provider is mostly data::
+
+    class AcmeProvider(HttpProvider):
+        name = "acme"
+        credentials = (CredentialSpec("api_key", "ACME_API_KEY"),)
+        capabilities = ProviderCapabilities(models=(ModelCapabilities(model="kling-o1"),))
+        default_base_url = "https://api.acme.test"
+        spec = HostSpec(routes=Routes(submit="/v1/edits", status="/v1/edits/{job_id}"), ...)
+        error_table = ErrorTable(by_code={...})
+
+        def submit_body(self, request: EditRequest) -> dict[str, Any]:
+            return {"prompt": render_prompt(request.prompt, spell_snake), "video_url": request.video}
+
+See docs/plugin-tutorial.md for the whole walk-through and docs/http-providers.md for the
+reference of :class:`HostSpec`.
+"""
+
+from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
+from kling_core.contract.checks import local_path
+from kling_core.contract.models import MODELS, Cost, EditRequest, EditResult, Element, OutputVideo, Timings
+from kling_core.contract.prompt import render_prompt, spell_canonical, spell_snake, spell_triple_angle
+from kling_core.contract.status import (
+    Cancelled,
+    Completed,
+    Failed,
+    HostStatus,
+    JobError,
+    JobStatus,
+    Queued,
+    Running,
+    Succeeded,
+)
+from kling_core.errors import (
+    AuthenticationError,
+    ContentPolicyError,
+    InsufficientCreditsError,
+    KlingError,
+    Problem,
+    ProtocolError,
+    ProviderError,
+    ProviderValidationError,
+    RateLimitedError,
+    ResultExpiredError,
+    SubmitUncertainError,
+    UnsafeMediaError,
+    UnsupportedError,
+)
+from kling_core.hookspecs import hookimpl
+from kling_core.http.auth import CredentialAuth, HeaderAuth, RefreshingAuth
+from kling_core.http.base import HttpProvider, clip, detail_problems, host_of, saved_body, try_json
+from kling_core.http.bodies import fal_style_edit_body
+from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
+from kling_core.http.fields import MISSING
+from kling_core.http.fields import code as field_code
+from kling_core.http.fields import get as field
+from kling_core.http.fields import integer as field_int
+from kling_core.http.fields import text as field_text
+from kling_core.http.hostspec import (
+    BodyError,
+    CallbackShape,
+    CancelShape,
+    ErrorShape,
+    FailureKind,
+    HostSpec,
+    HostState,
+    ResultShape,
+    Routes,
+    StatusShape,
+    SubmitShape,
+)
+from kling_core.http.redact import register_secret
+from kling_core.http.retry import parse_retry_after
+from kling_core.provider import JobHandle, MediaUploader, Provider, ProviderContext
+from kling_core.settings import CredentialSpec, PollSettings, Secret
+from kling_core.uploads import content_type, replace_local_media
+
+__all__ = [
+    "MISSING",
+    "MODELS",
+    "AuthenticationError",
+    "BodyError",
+    "CallbackShape",
+    "CancelShape",
+    "Cancelled",
+    "Completed",
+    "ContentPolicyError",
+    "Cost",
+    "CredentialAuth",
+    "CredentialSpec",
+    "EditRequest",
+    "EditResult",
+    "Element",
+    "ErrorInfo",
+    "ErrorRule",
+    "ErrorShape",
+    "ErrorTable",
+    "Failed",
+    "FailureKind",
+    "HeaderAuth",
+    "HostSpec",
+    "HostState",
+    "HostStatus",
+    "HttpProvider",
+    "InsufficientCreditsError",
+    "JobError",
+    "JobHandle",
+    "JobStatus",
+    "KlingError",
+    "MediaUploader",
+    "ModelCapabilities",
+    "OutputVideo",
+    "PollSettings",
+    "Problem",
+    "ProtocolError",
+    "Provider",
+    "ProviderCapabilities",
+    "ProviderContext",
+    "ProviderError",
+    "ProviderValidationError",
+    "Queued",
+    "RateLimitedError",
+    "RefreshingAuth",
+    "ResultExpiredError",
+    "ResultShape",
+    "Routes",
+    "Running",
+    "Secret",
+    "StatusShape",
+    "SubmitShape",
+    "SubmitUncertainError",
+    "Succeeded",
+    "Timings",
+    "UnsafeMediaError",
+    "UnsupportedError",
+    "clip",
+    "content_type",
+    "detail_problems",
+    "fal_style_edit_body",
+    "field",
+    "field_code",
+    "field_int",
+    "field_text",
+    "hookimpl",
+    "host_of",
+    "local_path",
+    "parse_retry_after",
+    "register_secret",
+    "render_prompt",
+    "replace_local_media",
+    "saved_body",
+    "spell_canonical",
+    "spell_snake",
+    "spell_triple_angle",
+    "try_json",
+]
