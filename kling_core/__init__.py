@@ -1,8 +1,116 @@
-"""kling-core: one contract over every host of the Kling O1/O3 video-to-video edit models."""
+"""kling-core: one contract over every host of the Kling O1/O3 video-to-video edit models.
 
-from kling_core.contract.models import EditRequest, EditResult, Element, OutputVideo
-from kling_core.errors import KlingError
-from kling_core.hookspecs import hookimpl
+The public API for users is what this package exports (``__all__``): the one-shot
+:func:`edit`/:func:`aedit`, the clients, the request/result models, job statuses and the
+error hierarchy. Plugin authors import from :mod:`kling_core.sdk`, and test with
+:mod:`kling_core.testing`. Every other module is internal. See docs/api.md.
 
-__all__ = ["EditRequest", "EditResult", "Element", "KlingError", "OutputVideo", "hookimpl"]
+Names load on first use, so ``import kling_core`` (and ``kling --help``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kling_core.client import AsyncEditClient, EditClient, aedit, edit
+    from kling_core.config import KlingConfig, load_config
+    from kling_core.contract.models import EditRequest, EditResult, Element, OutputVideo
+    from kling_core.contract.status import Cancelled, Failed, JobStatus, Queued, Running, Succeeded
+    from kling_core.errors import (
+        AuthenticationError,
+        ConfigError,
+        ContentPolicyError,
+        InsufficientCreditsError,
+        JobCancelledError,
+        JobFailedError,
+        JobTimeoutError,
+        KlingError,
+        MediaError,
+        MissingKeyError,
+        Problem,
+        ProtocolError,
+        ProviderError,
+        ProviderValidationError,
+        RateLimitedError,
+        ResultExpiredError,
+        SubmitUncertainError,
+        UnsafeMediaError,
+        UnsupportedError,
+        ValidationError,
+    )
+    from kling_core.hookspecs import hookimpl
+    from kling_core.provider import JobHandle
+
+_WHERE = {
+    "kling_core.client": ("AsyncEditClient", "EditClient", "aedit", "edit"),
+    "kling_core.config": ("KlingConfig", "load_config"),
+    "kling_core.contract.models": ("EditRequest", "EditResult", "Element", "OutputVideo"),
+    "kling_core.contract.status": ("Cancelled", "Failed", "JobStatus", "Queued", "Running", "Succeeded"),
+    "kling_core.errors": (
+        "AuthenticationError", "ConfigError", "ContentPolicyError", "InsufficientCreditsError",
+        "JobCancelledError", "JobFailedError", "JobTimeoutError", "KlingError", "MediaError",
+        "MissingKeyError", "Problem", "ProtocolError", "ProviderError", "ProviderValidationError",
+        "RateLimitedError", "ResultExpiredError", "SubmitUncertainError", "UnsafeMediaError",
+        "UnsupportedError", "ValidationError",
+    ),
+    "kling_core.hookspecs": ("hookimpl",),
+    "kling_core.provider": ("JobHandle",),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = [
+    "AsyncEditClient",
+    "AuthenticationError",
+    "Cancelled",
+    "ConfigError",
+    "ContentPolicyError",
+    "EditClient",
+    "EditRequest",
+    "EditResult",
+    "Element",
+    "Failed",
+    "InsufficientCreditsError",
+    "JobCancelledError",
+    "JobFailedError",
+    "JobHandle",
+    "JobStatus",
+    "JobTimeoutError",
+    "KlingConfig",
+    "KlingError",
+    "MediaError",
+    "MissingKeyError",
+    "OutputVideo",
+    "Problem",
+    "ProtocolError",
+    "ProviderError",
+    "ProviderValidationError",
+    "Queued",
+    "RateLimitedError",
+    "ResultExpiredError",
+    "Running",
+    "SubmitUncertainError",
+    "Succeeded",
+    "UnsafeMediaError",
+    "UnsupportedError",
+    "ValidationError",
+    "aedit",
+    "edit",
+    "hookimpl",
+    "load_config",
+]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kling_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

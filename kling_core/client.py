@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -25,26 +22,22 @@ from urllib.parse import unquote, urlparse
 import attrs
 
 from kling_core.config import KlingConfig, load_config
-from kling_core.contract.checks import URLS_ONLY, check_against, check_local_media, check_references
 from kling_core.contract.models import EditRequest, EditResult, Element
 from kling_core.contract.status import Cancelled, Failed, JobStatus, Succeeded
 from kling_core.errors import (
-    ContentPolicyError,
-    InsufficientCreditsError,
     JobCancelledError,
-    JobFailedError,
     JobTimeoutError,
     KlingError,
-    Problem,
     ProviderError,
-    ProviderValidationError,
     SubmitUncertainError,
-    UnsupportedError,
     ValidationError,
+    failure_error,
 )
+from kling_core.files import copy_atomic
 from kling_core.http.retry import backoff_delays
 from kling_core.journal import Journal, JournalEntry, request_hash
 from kling_core.plugins import PluginHost
+from kling_core.preflight import check_request
 from kling_core.provider import JobHandle, Provider, ProviderContext
 from kling_core.serialization import structure, unstructure
 
@@ -53,22 +46,10 @@ log = logging.getLogger(__name__)
 StatusCallback = Callable[[JobStatus], None]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _failed_error(status: Failed) -> KlingError:
     err = status.error
-    common: dict[str, Any] = {"provider": status.provider, "job_id": status.job_id, "code": err.code}
-    if err.kind == "content_policy":
-        return ContentPolicyError(err.message, retryable=err.retryable, **common)
-    if err.kind == "validation":
-        return ProviderValidationError(err.message, retryable=err.retryable, **common)
-    if err.kind == "insufficient_credits":
-        return InsufficientCreditsError(err.message, retryable=err.retryable, **common)
-    return JobFailedError(err.message, retryable=err.retryable, cause_type=err.kind, **common)
+    return failure_error(status.provider, status.job_id, err.message, kind=err.kind, code=err.code,
+                         retryable=err.retryable)
 
 
 class AsyncEditClient:
@@ -117,6 +98,8 @@ class AsyncEditClient:
                 sleep=self._sleep,
                 clock=self._clock,
                 work_dir=Path(self.config.media.work_dir) if self.config.media.work_dir else None,
+                uploader=self.host.uploader(cls.name),
+                events=self.host.job_event,
             )
             self._providers[name] = cls(ctx)
         return self._providers[name]
@@ -175,18 +158,8 @@ class AsyncEditClient:
 
     def check(self, request: EditRequest, provider: str | None = None) -> None:
         """Every problem with this request on this provider, before any network call."""
-        prov = self.provider(provider)
-        own = check_references(request) + check_local_media(request)
-        caps = check_against(request, prov.capabilities, prov.name) + prov.check(request)
-        uploader = None
-        if caps and not prov.capabilities.accepts_local_files:
-            uploader = self.host.uploader(prov.name)
-        if uploader is not None:  # an uploader plugin turns local files into URLs
-            caps = [p for p in caps if p.message != URLS_ONLY]
-        if own:
-            raise ValidationError(own + [Problem(p.path, f"{p.message} (provider {prov.name!r})") for p in caps])
-        if caps:
-            raise UnsupportedError(prov.name, caps)
+        # The same function the contract suite runs, so the suite tests what users get.
+        check_request(self.provider(provider), request, find_uploader=self.host.uploader)
 
     # -- job operations ---------------------------------------------------------------
     async def submit(self, request: EditRequest, *, provider: str | None = None) -> JobHandle:
@@ -301,7 +274,8 @@ class AsyncEditClient:
             log.debug("%s job %s: %s", handle.provider, handle.job_id, status.state)
             if on_status is not None:
                 on_status(status)
-            self.host.job_event(handle.provider, handle.job_id, status.state, status)
+            if prov.ctx.events is not None:
+                prov.ctx.events(handle.provider, handle.job_id, status.state, status)
             if isinstance(status, Succeeded):
                 self._record(handle, "succeeded", result=unstructure(status.result))
                 return status.result
@@ -327,15 +301,7 @@ class AsyncEditClient:
         url = result.video.url
         if url.lower().startswith("file://") or "://" not in url:
             src = Path(unquote(urlparse(url).path)) if "://" in url else Path(url)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-            os.close(fd)
-            try:
-                await asyncio.to_thread(shutil.copyfile, src, tmp)
-                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
-                os.replace(tmp, dest)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            await copy_atomic(src, dest)
         else:
             from kling_core.http.download import download_result
 

@@ -7,7 +7,7 @@ Messages never interpolate secrets: callers pass field names and reasons, not va
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -239,3 +239,25 @@ class ResultExpiredError(ProviderError):
 
 class MediaError(KlingError):
     """Local media processing failed (ffmpeg crashed, timed out, or output unusable)."""
+
+
+# A failed job's kind (JobError.kind) -> the error the client raises for it. One table, read by
+# the client and by the contract suite's judge.
+FAILURE_ERRORS: Mapping[str, type[KlingError]] = {
+    "content_policy": ContentPolicyError,
+    "validation": ProviderValidationError,
+    "insufficient_credits": InsufficientCreditsError,
+    "job_failed": JobFailedError,
+    "timeout": JobFailedError,  # the host gave up on the job: it failed, it is not our deadline
+    "provider": JobFailedError,
+}
+
+
+def failure_error(provider: str, job_id: str, message: str, *, kind: str, code: str | None,
+                  retryable: bool) -> KlingError:
+    """The canonical error for a job that ended failed on the host."""
+    cls = FAILURE_ERRORS.get(kind, JobFailedError)
+    if issubclass(cls, ProviderError):
+        error: KlingError = cls(message, provider=provider, job_id=job_id, code=code, retryable=retryable)
+        return error
+    return JobFailedError(message, provider=provider, job_id=job_id, code=code, retryable=retryable, cause_type=kind)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from typing import Any, Literal
 import attrs
 
 from kling_core.contract.models import EditRequest
+from kling_core.files import write_text_atomic
 from kling_core.provider import JobHandle
 from kling_core.serialization import structure, unstructure
 
@@ -72,17 +72,8 @@ class Journal:
 
     def put(self, entry: JournalEntry) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self._path(entry.client_key)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(unstructure(entry), fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        text = json.dumps(unstructure(entry), indent=2, sort_keys=True)
+        write_text_atomic(self._path(entry.client_key), text, perms=0o600)  # private: entries name jobs and result URLs
 
     def update(self, client_key: str, **changes: Any) -> JournalEntry | None:
         entry = self.get(client_key)

@@ -18,10 +18,11 @@ A hosted provider is mostly data::
             return {"prompt": render_prompt(request.prompt, spell_snake), "video_url": request.video}
 
 See docs/plugin-tutorial.md for the whole walk-through and docs/http-providers.md for the
-reference of :class:`HostSpec`.
+reference of :class:`HostSpec`. Providers that render locally (the mock) also get the
+hardened media tools: :func:`run_ffmpeg`, :func:`probe_video`, :func:`local_media` and friends.
 """
 
-from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
+from kling_core.contract.capabilities import ImageLimits, ModelCapabilities, ProviderCapabilities, VideoLimits
 from kling_core.contract.checks import local_path
 from kling_core.contract.models import MODELS, Cost, EditRequest, EditResult, Element, OutputVideo, Timings
 from kling_core.contract.prompt import render_prompt, spell_canonical, spell_snake, spell_triple_angle
@@ -38,6 +39,7 @@ from kling_core.contract.status import (
 )
 from kling_core.errors import (
     AuthenticationError,
+    ConfigError,
     ContentPolicyError,
     InsufficientCreditsError,
     KlingError,
@@ -50,7 +52,9 @@ from kling_core.errors import (
     SubmitUncertainError,
     UnsafeMediaError,
     UnsupportedError,
+    ValidationError,
 )
+from kling_core.files import write_text_atomic
 from kling_core.hookspecs import hookimpl
 from kling_core.http.auth import CredentialAuth, HeaderAuth, RefreshingAuth
 from kling_core.http.base import HttpProvider, clip, detail_problems, host_of, saved_body, try_json
@@ -76,19 +80,29 @@ from kling_core.http.hostspec import (
 )
 from kling_core.http.redact import register_secret
 from kling_core.http.retry import parse_retry_after
+from kling_core.media.formats import IMAGE_FORMATS, VIDEO_FORMATS
+from kling_core.media.locate import find_ffmpeg
+from kling_core.media.probe import ImageInfo, VideoInfo, probe_image, probe_video
+from kling_core.media.resolve import local_media
+from kling_core.media.runner import FfmpegInput, run_ffmpeg
+from kling_core.media.workdir import work_dir
 from kling_core.provider import JobHandle, MediaUploader, Provider, ProviderContext
-from kling_core.settings import CredentialSpec, PollSettings, Secret
+from kling_core.serialization import structure, unstructure
+from kling_core.settings import CredentialSpec, MediaSettings, PollSettings, Secret
 from kling_core.uploads import content_type, replace_local_media
 
 __all__ = [
+    "IMAGE_FORMATS",
     "MISSING",
     "MODELS",
+    "VIDEO_FORMATS",
     "AuthenticationError",
     "BodyError",
     "CallbackShape",
     "CancelShape",
     "Cancelled",
     "Completed",
+    "ConfigError",
     "ContentPolicyError",
     "Cost",
     "CredentialAuth",
@@ -102,16 +116,20 @@ __all__ = [
     "ErrorTable",
     "Failed",
     "FailureKind",
+    "FfmpegInput",
     "HeaderAuth",
     "HostSpec",
     "HostState",
     "HostStatus",
     "HttpProvider",
+    "ImageInfo",
+    "ImageLimits",
     "InsufficientCreditsError",
     "JobError",
     "JobHandle",
     "JobStatus",
     "KlingError",
+    "MediaSettings",
     "MediaUploader",
     "ModelCapabilities",
     "OutputVideo",
@@ -138,6 +156,9 @@ __all__ = [
     "Timings",
     "UnsafeMediaError",
     "UnsupportedError",
+    "ValidationError",
+    "VideoInfo",
+    "VideoLimits",
     "clip",
     "content_type",
     "detail_problems",
@@ -146,16 +167,25 @@ __all__ = [
     "field_code",
     "field_int",
     "field_text",
+    "find_ffmpeg",
     "hookimpl",
     "host_of",
+    "local_media",
     "local_path",
     "parse_retry_after",
+    "probe_image",
+    "probe_video",
     "register_secret",
     "render_prompt",
     "replace_local_media",
+    "run_ffmpeg",
     "saved_body",
     "spell_canonical",
     "spell_snake",
     "spell_triple_angle",
+    "structure",
     "try_json",
+    "unstructure",
+    "work_dir",
+    "write_text_atomic",
 ]

@@ -1,20 +1,29 @@
-"""fal plugin: the wire mapping, error reading and options, table-driven (no I/O)."""
+"""fal plugin: the wire mapping, error reading and options, table-driven (no I/O but the
+sent request, over a mock transport, where the credential is added)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import httpx
 import pytest
-from kling_core_plugins.fal import FalProvider, wire
+from kling_core_plugins.fal import FalProvider
 from kling_core_plugins.fal.endpoints import CAPABILITIES, ENDPOINTS
 
 from kling_core.contract.checks import check_against
 from kling_core.contract.models import EditRequest, Element
-from kling_core.contract.status import Failed, Queued, Running, Succeeded
-from kling_core.errors import ContentPolicyError, ProtocolError, ProviderError, ProviderValidationError
+from kling_core.contract.status import Completed, Failed, Queued, Running, Succeeded
+from kling_core.errors import (
+    ContentPolicyError,
+    ProtocolError,
+    ProviderError,
+    ProviderValidationError,
+    SubmitUncertainError,
+)
 from kling_core.provider import ProviderContext
+from kling_core.sdk import fal_style_edit_body
 
 KEY = "sk-CANARY-fal-wire-0000"
 VIDEO = "https://v3b.fal.media/files/b/rabbit/in.mp4"
@@ -26,14 +35,42 @@ def provider(**options: Any) -> FalProvider:
     return FalProvider(ProviderContext(name="fal", environ={"FAL_KEY": KEY}, settings=ProviderSettings(options=options)))
 
 
+def submit_answer(request_id: str = "r1") -> dict[str, str]:
+    base = f"https://queue.fal.run/fal-ai/kling-video/requests/{request_id}"
+    return {"request_id": request_id, "status_url": f"{base}/status", "response_url": base, "cancel_url": f"{base}/cancel"}
+
+
+def sent_submit(req: EditRequest) -> httpx.Request:
+    """The request fal receives for ``req`` (the credential is added at send time)."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=submit_answer())
+
+    p = FalProvider(ProviderContext(name="fal", environ={"FAL_KEY": KEY}, transport=httpx.MockTransport(handler)))
+
+    async def go() -> None:
+        try:
+            await p.submit(req)
+        finally:
+            await p.aclose()
+
+    asyncio.run(go())
+    assert len(seen) == 1
+    return seen[0]
+
+
 @pytest.mark.parametrize(("key", "path"), sorted(ENDPOINTS.items()))
 def test_every_endpoint_is_reachable_and_claimed(key: tuple[str, str, str], path: str) -> None:
     model, mode, quality = key
     req = EditRequest(prompt="x", video=VIDEO, model=model, edit_mode=mode, quality=quality)  # type: ignore[arg-type]
     assert check_against(req, CAPABILITIES, "fal") == []
     built = provider().build_submit(req)
-    assert str(built.url) == f"https://queue.fal.run/{path}"
-    assert built.method == "POST" and built.headers["authorization"] == f"Key {KEY}"
+    assert str(built.url) == f"https://queue.fal.run/{path}" and built.method == "POST"
+    sent = sent_submit(req)
+    assert str(sent.url) == f"https://queue.fal.run/{path}"
+    assert sent.method == "POST" and sent.headers["authorization"] == f"Key {KEY}"
 
 
 def test_o3_reference_is_not_claimed() -> None:
@@ -45,8 +82,10 @@ def test_o3_reference_is_not_claimed() -> None:
 @pytest.mark.parametrize("keep_audio", [False, True])
 @pytest.mark.parametrize("model", ["kling-o1", "kling-o3"])
 def test_keep_audio_is_always_explicit(model: str, keep_audio: bool) -> None:
-    body = wire.submit_body(EditRequest(prompt="x", video=VIDEO, model=model, keep_audio=keep_audio))  # type: ignore[arg-type]
-    assert body == {"prompt": "x", "video_url": VIDEO, "keep_audio": keep_audio}
+    req = EditRequest(prompt="x", video=VIDEO, model=model, keep_audio=keep_audio)  # type: ignore[arg-type]
+    expected = {"prompt": "x", "video_url": VIDEO, "keep_audio": keep_audio}
+    assert fal_style_edit_body(req) == expected
+    assert json.loads(provider().build_submit(req).content) == expected
 
 
 def test_full_field_mapping_and_prompt_spelling() -> None:
@@ -56,8 +95,7 @@ def test_full_field_mapping_and_prompt_spelling() -> None:
         images=("https://a.example/1.png", "https://a.example/2.png"),
         elements=(Element("https://a.example/f.png", ("https://a.example/r1.png", "https://a.example/r2.png"), name="Bob"),),
     )
-    body = wire.submit_body(req)
-    assert body == {
+    expected = {
         "prompt": "Put @Element1 in front of @Image2 and keep @Video1",
         "video_url": VIDEO,
         "keep_audio": False,
@@ -65,6 +103,9 @@ def test_full_field_mapping_and_prompt_spelling() -> None:
         "elements": [{"frontal_image_url": "https://a.example/f.png",
                       "reference_image_urls": ["https://a.example/r1.png", "https://a.example/r2.png"]}],
     }
+    assert fal_style_edit_body(req) == expected
+    assert json.loads(provider().build_submit(req).content) == expected  # what fal receives, nothing added
+    assert json.loads(sent_submit(req).content) == expected
 
 
 def test_webhook_goes_in_the_query_and_options_in_headers() -> None:
@@ -93,6 +134,9 @@ def test_resume_follows_the_subpath_rule() -> None:
     assert h.urls["status"] == "https://queue.fal.run/fal-ai/kling-video/requests/80e7%2F..%2Fx/status"
     assert h.urls["response"].endswith("/requests/80e7%2F..%2Fx") and h.urls["cancel"].endswith("/cancel")
     assert "o3" not in h.urls["status"]
+    h = provider().resume("a?b=1#c")
+    assert h.urls["response"] == "https://queue.fal.run/fal-ai/kling-video/requests/a%3Fb%3D1%23c"
+    assert h.urls["cancel"] == "https://queue.fal.run/fal-ai/kling-video/requests/a%3Fb%3D1%23c/cancel"
 
 
 def resp(status: int, doc: Any, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -120,6 +164,28 @@ def test_error_mapping(status: int, doc: Any, headers: dict[str, str], cls: type
     assert err.status_code == status and err.job_id == "j"
 
 
+@pytest.mark.parametrize(
+    ("status", "doc", "headers", "parts"),
+    [
+        (503, {"detail": "no runner", "error_type": "runner_scheduling_failure"}, {},
+         ["fal could not schedule a runner", "no runner"]),
+        (504, {"detail": "took too long"}, {"x-fal-error-type": "request_timeout"}, ["timed out", "took too long"]),
+        (422, {"detail": [{"loc": ["body", "prompt"], "msg": "nsfw", "type": "content_policy_violation"}]}, {},
+         ["content checker", "prompt: nsfw"]),
+        (401, {"detail": "Invalid key"}, {}, ["Invalid key"]),
+        (500, "<html>oops</html>", {"content-type": "text/html"}, ["server error"]),
+    ],
+)
+def test_error_messages_name_the_meaning_and_what_fal_said(
+    status: int, doc: Any, headers: dict[str, str], parts: list[str],
+) -> None:
+    response = httpx.Response(status, text=doc, headers=headers, request=httpx.Request("GET", "https://queue.fal.run/x")) \
+        if isinstance(doc, str) else resp(status, doc, headers)
+    text = str(provider().map_error(response, job_id="j"))
+    assert all(part in text for part in parts), text
+    assert "<html>" not in text
+
+
 def test_detail_list_becomes_one_problem_per_field() -> None:
     doc = {"detail": [{"loc": ["body", "elements", 0, "frontal_image_url"], "msg": "image too small", "type": "image_too_small"},
                       {"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]}
@@ -134,14 +200,28 @@ def test_status_documents_parse() -> None:
     h = p.resume("r1", model="kling-o1")
     assert p.parse_status(resp(202, {"status": "IN_QUEUE", "queue_position": 3}), h) == Queued("r1", "fal", 3)
     assert p.parse_status(resp(202, {"status": "IN_QUEUE", "queue_position": -1}), h) == Queued("r1", "fal", None)
-    running = p.parse_status(resp(202, {"status": "IN_PROGRESS", "logs": [{"message": "a"}, {"oops": 1}, "x"]}), h)
+    running = p.parse_status(resp(202, {"status": "IN_PROGRESS", "logs": [{"message": "a"}, {"oops": 1}]}), h)
     assert isinstance(running, Running) and running.logs == ("a",)
     failed = p.parse_status(resp(200, {"status": "COMPLETED", "error": "boom", "error_type": "content_policy_violation"}), h)
     assert isinstance(failed, Failed) and failed.error.kind == "content_policy" and failed.error.code == "content_policy_violation"
+    assert failed.error.message == "boom" and failed.error.retryable is False
+    timeout = p.parse_status(resp(200, {"status": "COMPLETED", "error": "slow", "error_type": "startup_timeout"}), h)
+    assert isinstance(timeout, Failed) and timeout.error.kind == "timeout" and timeout.error.retryable is True
     done = p.parse_status(resp(200, {"status": "COMPLETED", "error": None, "error_type": None}), h)
-    assert isinstance(done, Running) and done.progress == 100.0  # finished; the result GET comes next
-    ok = p.parse_status(resp(200, {"video": {"url": "https://v3b.fal.media/o.mp4", "file_size": 12}}), h)
+    assert done == Completed("r1", "fal")  # finished; the result GET comes next
+    ok = p.parse_result(resp(200, {"video": {"url": "https://v3b.fal.media/o.mp4", "file_size": 12}}), h)
     assert isinstance(ok, Succeeded) and ok.result.video.file_size == 12 and ok.result.model == "kling-o1"
+    assert ok.result.video.url == "https://v3b.fal.media/o.mp4" and ok.result.video.content_type == "video/mp4"
+    for size in (-1, True, "12", 2**64):  # a size fal cannot mean is dropped, not trusted
+        odd = p.parse_result(resp(200, {"video": {"url": "https://v3b.fal.media/o.mp4", "file_size": size}}), h)
+        assert isinstance(odd, Succeeded) and odd.result.video.file_size is None
+
+
+def test_log_entries_that_are_not_fal_log_objects_are_dropped() -> None:
+    p = provider()
+    running = p.parse_status(resp(202, {"status": "IN_PROGRESS", "logs": [{"message": "a"}, {"oops": 1}, "x"]}),
+                             p.resume("r1"))
+    assert isinstance(running, Running) and running.logs == ("a",)
 
 
 @pytest.mark.parametrize(
@@ -152,6 +232,16 @@ def test_bad_status_shapes_are_protocol_errors(doc: Any) -> None:
     p = provider()
     with pytest.raises(ProtocolError):
         p.parse_status(resp(200, doc), p.resume("r1"))
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{"video": {}}, {"video": {"url": ""}}, {"video": "https://v3b.fal.media/o.mp4"}, {}, [], "x", 3, None],
+)
+def test_bad_result_shapes_are_protocol_errors(doc: Any) -> None:
+    p = provider()
+    with pytest.raises(ProtocolError):
+        p.parse_result(resp(200, doc), p.resume("r1"))
 
 
 @pytest.mark.parametrize(
@@ -167,3 +257,24 @@ def test_submit_answers_without_usable_urls_are_refused(doc: Any) -> None:
     p = provider()
     with pytest.raises(ProtocolError):
         p.parse_submit(resp(200, doc), EditRequest(prompt="x", video=VIDEO))
+
+
+def test_submit_answer_keeps_the_urls_fal_returned() -> None:
+    answer = {**submit_answer("abc"), "status_url": "https://queue.falrun.com/fal-ai/kling-video/requests/abc/status"}
+    h = provider().parse_submit(resp(200, answer), EditRequest(prompt="x", video=VIDEO, model="kling-o3"))
+    assert h.job_id == "abc" and h.model == "kling-o3"
+    assert h.urls == {"status": answer["status_url"], "response": answer["response_url"], "cancel": answer["cancel_url"]}
+
+
+def test_an_unusable_2xx_submit_answer_is_uncertain() -> None:
+    """The job probably exists: the caller is told so, and nothing is sent again."""
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, json={"request_id": "r"})
+
+    p = FalProvider(ProviderContext(name="fal", environ={"FAL_KEY": KEY}, transport=httpx.MockTransport(handler)))
+    with pytest.raises(SubmitUncertainError, match="status_url"):
+        asyncio.run(p.submit(EditRequest(prompt="x", video=VIDEO, client_key="ck")))
+    assert len(calls) == 1

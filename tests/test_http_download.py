@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import ipaddress
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from kling_core.contract.models import EditResult, OutputVideo
 from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError
 from kling_core.http import download, download_result
 from kling_core.http.download import MAX_ATTEMPTS, MAX_REDIRECTS
+from kling_core.media.netguard import IPAddress
 from kling_core.provider import ProviderContext
 from kling_core.settings import MediaSettings
 
@@ -29,9 +31,32 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
+# An injected transport no longer switches the address guard off: every name is resolved
+# and checked. These tests inject a fake resolver (public addresses, never contacted), and
+# since the request then goes to the pinned address, the router matches on its Host header.
+DNS = {"v3b.fal.media": "93.184.216.34", "other.example.com": "151.101.1.69", "loop.example.com": "104.16.1.1"}
+
+
+def fake_resolve(host: str, port: int) -> list[IPAddress]:
+    if host not in DNS:
+        raise UnsafeMediaError(f"cannot resolve host {host!r}")
+    return [ipaddress.ip_address(DNS[host])]
+
+
+def unpinned(request: httpx.Request) -> httpx.Request:
+    """The request as addressed by name: the Host header back in the URL."""
+    assert request.url.host in DNS.values(), request.url  # it went to the checked address
+    url = request.url.copy_with(netloc=request.headers["host"].encode())
+    return httpx.Request(request.method, url, headers=request.headers, extensions=request.extensions)
+
+
+def by_name(router: respx.Router) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: router.handler(unpinned(request)))
+
+
 def ctx_for(router: respx.Router | None = None, **media: Any) -> tuple[ProviderContext, Sleeps]:
     sleeps = Sleeps()
-    transport = httpx.MockTransport(router.handler) if router is not None else None
+    transport = by_name(router) if router is not None else None
     return ProviderContext(name="fal", media=MediaSettings(**media), transport=transport, sleep=sleeps), sleeps
 
 
@@ -44,7 +69,7 @@ def test_streams_to_disk_and_checks_content_length(tmp_path: Path) -> None:
     router.get(URL).mock(return_value=httpx.Response(200, content=BODY, headers={"content-length": str(len(BODY))}))
     ctx, _ = ctx_for(router)
     dest = tmp_path / "out" / "result.mp4"
-    assert asyncio.run(download(URL, dest, len(BODY), ctx=ctx)) == dest
+    assert asyncio.run(download(URL, dest, len(BODY), ctx=ctx, resolve=fake_resolve)) == dest
     assert dest.read_bytes() == BODY
     assert leftovers(dest.parent) == []
 
@@ -59,7 +84,7 @@ def test_truncated_body_is_retried_as_a_get(tmp_path: Path) -> None:
     )
     ctx, sleeps = ctx_for(router)
     dest = tmp_path / "r.mp4"
-    asyncio.run(download(URL, dest, None, ctx=ctx))
+    asyncio.run(download(URL, dest, None, ctx=ctx, resolve=fake_resolve))
     assert route.call_count == 2 and len(sleeps) == 1
     assert dest.read_bytes() == BODY and leftovers(tmp_path) == []
 
@@ -70,7 +95,7 @@ def test_size_mismatch_with_reported_size_is_retried(tmp_path: Path) -> None:
         side_effect=[httpx.Response(200, content=BODY[:10]), httpx.Response(200, content=BODY)]
     )
     ctx, _ = ctx_for(router)
-    asyncio.run(download(URL, tmp_path / "r.mp4", len(BODY), ctx=ctx))
+    asyncio.run(download(URL, tmp_path / "r.mp4", len(BODY), ctx=ctx, resolve=fake_resolve))
     assert route.call_count == 2
 
 
@@ -80,7 +105,7 @@ def test_gone_results_raise_result_expired_without_retry(tmp_path: Path, status:
     route = router.get(URL).mock(return_value=httpx.Response(status))
     ctx, sleeps = ctx_for(router)
     with pytest.raises(ResultExpiredError) as info:
-        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx, provider="fal", job_id="j1"))
+        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx, provider="fal", job_id="j1", resolve=fake_resolve))
     assert route.call_count == 1 and sleeps == []
     assert info.value.job_id == "j1" and info.value.status_code == status
     assert not (tmp_path / "r.mp4").exists()
@@ -91,7 +116,7 @@ def test_transient_failures_are_bounded(tmp_path: Path) -> None:
     route = router.get(URL).mock(side_effect=[httpx.ReadTimeout("slow")] * 3 + [httpx.Response(503)] * 10)
     ctx, sleeps = ctx_for(router)
     with pytest.raises(ProviderError) as info:
-        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx))
+        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx, resolve=fake_resolve))
     assert route.call_count == MAX_ATTEMPTS and len(sleeps) == MAX_ATTEMPTS - 1
     assert info.value.retryable and info.value.code == "download_failed"
     assert leftovers(tmp_path) == []
@@ -102,7 +127,7 @@ def test_other_4xx_is_not_retried(tmp_path: Path) -> None:
     route = router.get(URL).mock(return_value=httpx.Response(403))
     ctx, _ = ctx_for(router)
     with pytest.raises(ProviderError):
-        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx))
+        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx, resolve=fake_resolve))
     assert route.call_count == 1
 
 
@@ -111,14 +136,14 @@ def test_size_cap_aborts_and_leaves_nothing(tmp_path: Path) -> None:
     router.get(URL).mock(return_value=httpx.Response(200, content=BODY))  # no content-length check first
     ctx, _ = ctx_for(router, max_download_bytes=1000)
     with pytest.raises(UnsafeMediaError):
-        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx))
+        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx, resolve=fake_resolve))
     assert list(tmp_path.iterdir()) == []
 
     router = respx.Router()
     route = router.get(URL).mock(return_value=httpx.Response(200, content=BODY, headers={"content-length": str(len(BODY))}))
     ctx, _ = ctx_for(router, max_download_bytes=1000)
     with pytest.raises(UnsafeMediaError, match="exceeds"):
-        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx))
+        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx, resolve=fake_resolve))
     assert route.call_count == 1 and list(tmp_path.iterdir()) == []
 
 
@@ -129,11 +154,11 @@ def test_redirects_are_followed_revalidated_and_carry_no_credentials(tmp_path: P
     router.get("https://other.example.com/v.mp4").mock(return_value=httpx.Response(200, content=BODY))
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return router.handler(request)
+        seen.append(unpinned(request))
+        return router.handler(seen[-1])
 
     ctx = ProviderContext(name="fal", transport=httpx.MockTransport(handler))
-    asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx))
+    asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx, resolve=fake_resolve))
     assert [str(r.url) for r in seen] == [URL, "https://other.example.com/v.mp4"]
     for r in seen:
         assert not {"authorization", "x-api-key", "x-key"} & set(r.headers.keys())
@@ -145,7 +170,7 @@ def test_redirect_to_a_private_address_is_refused(tmp_path: Path) -> None:
     meta = router.get("https://169.254.169.254/latest/meta-data").mock(return_value=httpx.Response(200, content=b"x"))
     ctx, _ = ctx_for(router)
     with pytest.raises(UnsafeMediaError):
-        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx))
+        asyncio.run(download(URL, tmp_path / "r.mp4", ctx=ctx, resolve=fake_resolve))
     assert meta.call_count == 0
 
 
@@ -156,7 +181,7 @@ def test_too_many_redirects(tmp_path: Path) -> None:
     )
     ctx, _ = ctx_for(router)
     with pytest.raises(ProviderError, match="redirects"):
-        asyncio.run(download("https://loop.example.com/0", tmp_path / "r.mp4", ctx=ctx))
+        asyncio.run(download("https://loop.example.com/0", tmp_path / "r.mp4", ctx=ctx, resolve=fake_resolve))
     assert MAX_REDIRECTS == 5
 
 
@@ -180,7 +205,7 @@ def test_unsafe_urls_are_refused_before_any_request(tmp_path: Path, url: str) ->
     route = router.route().mock(return_value=httpx.Response(200, content=BODY))
     ctx, _ = ctx_for(router)
     with pytest.raises(UnsafeMediaError):
-        asyncio.run(download(url, tmp_path / "r.mp4", ctx=ctx))
+        asyncio.run(download(url, tmp_path / "r.mp4", ctx=ctx, resolve=fake_resolve))
     assert route.call_count == 0
 
 

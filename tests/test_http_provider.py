@@ -1,8 +1,10 @@
-"""HttpProvider: at-most-once submits, bounded GET retries, credential guard, error tables."""
+"""HttpProvider: at-most-once submits, bounded GET retries, credential guard (HeaderAuth, auth=False),
+the result GET after a "completed" status, route templates, error tables."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, ClassVar
 
 import httpx
@@ -11,7 +13,7 @@ import respx
 
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
 from kling_core.contract.models import EditRequest
-from kling_core.contract.status import JobStatus, Running
+from kling_core.contract.status import Completed, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import (
     AuthenticationError,
     InsufficientCreditsError,
@@ -24,7 +26,8 @@ from kling_core.errors import (
 from kling_core.http import ErrorRule, ErrorTable, HttpProvider
 from kling_core.http.base import SUBMIT_CONNECT_RETRIES
 from kling_core.provider import JobHandle, ProviderContext
-from kling_core.settings import CredentialSpec, PollSettings, ProviderSettings
+from kling_core.sdk import HeaderAuth, HostSpec, ResultShape, Routes, StatusShape
+from kling_core.settings import CredentialSpec, PollSettings, ProviderSettings, Secret
 
 KEY = "sk-CANARY-0123456789abcdef"
 BASE = "https://api.example.com"
@@ -273,25 +276,187 @@ def test_make_request_refuses_credentials_for_other_hosts() -> None:
     assert "x-api-key" not in req.headers
 
 
-def test_request_hook_strips_credential_headers_for_foreign_hosts() -> None:
+def seen_by() -> tuple[Demo, list[httpx.Request]]:
+    """A Demo provider whose transport answers 200 {} and keeps every request."""
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(200, json={})
 
-    p = Demo(ProviderContext(name="demo", environ={"DEMO_KEY": KEY}, transport=httpx.MockTransport(handler)))
+    return Demo(ProviderContext(name="demo", environ={"DEMO_KEY": KEY}, transport=httpx.MockTransport(handler))), seen
+
+
+def test_header_auth_refuses_a_foreign_host_and_nothing_is_sent() -> None:
+    p, seen = seen_by()
 
     async def go() -> None:
-        # A hand-built request smuggling the key to another host: the hook removes it.
-        rogue = httpx.Request("GET", "https://evil.example.org/x", headers={"x-api-key": KEY, "x-other": f"k={KEY}"})
-        await p.client.send(rogue)
-        await p.client.send(p.make_request("GET", STATUS))
-        await p.aclose()
+        try:
+            # A hand-built request (no auth=False mark) to another host: the credential object
+            # itself refuses to sign it, so it never leaves.
+            with pytest.raises(ProtocolError, match=re.escape("refusing to send the demo credential to 'evil.example.org'")):
+                await p.send_get(httpx.Request("GET", "https://evil.example.org/x"))
+            with pytest.raises(ProtocolError, match="refusing"):
+                await p.client.send(httpx.Request("GET", "https://evil.example.org/x"), auth=p.auth)
+            await p.send_get(p.make_request("GET", STATUS))
+        finally:
+            await p.aclose()
 
     run(go())
-    assert "x-api-key" not in seen[0].headers and "x-other" not in seen[0].headers
-    assert seen[1].headers["x-api-key"] == KEY
+    assert [str(r.url) for r in seen] == [STATUS]
+    assert seen[0].headers["x-api-key"] == KEY
+
+
+def test_header_auth_on_its_own() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    auth = HeaderAuth("demo", lambda: frozenset({"api.example.com"}), secret=Secret(KEY), header="authorization",
+                      scheme="Key")
+    assert KEY not in repr(auth)
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            for url in ("https://evil.example.org/x", "https://api.example.com.evil.example.org/x",
+                        "https://user@evil.example.org/api.example.com"):
+                with pytest.raises(ProtocolError, match="not its API host"):
+                    await client.get(url, auth=auth)
+            await client.get(STATUS, auth=auth)
+
+    run(go())
+    assert len(seen) == 1 and seen[0].headers["authorization"] == f"Key {KEY}"
+
+
+def test_a_request_built_with_auth_false_carries_no_credential() -> None:
+    p, seen = seen_by()
+
+    async def go() -> None:
+        try:
+            await p.send_get(p.make_request("GET", STATUS, auth=False))  # even to the API host
+            await p.send_get(p.make_request("GET", "https://cdn.example.net/file.mp4", auth=False))
+            await p.send_get(p.make_request("GET", STATUS))
+        finally:
+            await p.aclose()
+
+    run(go())
+    assert [("x-api-key" in r.headers) for r in seen] == [False, False, True]
+    for r in seen[:2]:
+        assert not any(KEY in v for v in r.headers.values())
+
+
+def test_a_key_smuggled_into_a_hand_built_request_never_reaches_another_host() -> None:
+    p, seen = seen_by()
+
+    async def go() -> None:
+        try:
+            # A plugin bug: its own header (fal storage puts a token in authorization) holding the key.
+            rogue = p.make_request("GET", "https://evil.example.org/x", auth=False,
+                                   headers={"authorization": f"Key {KEY}", "x-other": f"k={KEY}"})
+            await p.send_get(rogue)
+        finally:
+            await p.aclose()
+
+    with pytest.raises(ProtocolError, match=r"refusing to send the .* credential to 'evil\.example\.org'"):
+        run(go())
+    assert seen == []  # refused before anything left
+
+
+# -- a host described as data: the result GET after "completed", route templates ---------------
+
+
+class Spec(HttpProvider):
+    name: ClassVar[str] = "spec"
+    credentials = (CredentialSpec("api_key", "DEMO_KEY"),)
+    capabilities = ProviderCapabilities(models=(ModelCapabilities("kling-o1"),))
+    default_base_url: ClassVar[str] = BASE
+    auth_header: ClassVar[str] = "x-api-key"
+    auth_scheme: ClassVar[str] = ""
+    spec = HostSpec(
+        routes=Routes(submit="v1/jobs", status="v1/jobs/{job_id}", result="v1/jobs/{job_id}/result",
+                      cancel="v1/jobs/{job_id}/cancel"),
+        status=StatusShape(states={"waiting": "queued", "working": "running", "done": "completed", "broken": "failed"}),
+        result=ResultShape(url=("video.url",)),
+    )
+
+    def submit_body(self, request: EditRequest) -> dict[str, Any]:
+        return {"prompt": request.prompt}
+
+
+def spec_host(status: dict[str, Any], result: httpx.Response | None = None) -> tuple[Spec, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.raw_path.endswith(b"/result"):
+            return result or httpx.Response(200, json={"video": {"url": "https://cdn.example.net/out.mp4"}})
+        return httpx.Response(200, json=status)
+
+    return Spec(ProviderContext(name="spec", environ={"DEMO_KEY": KEY}, transport=httpx.MockTransport(handler))), seen
+
+
+def _spec_status(p: Spec, handle: JobHandle) -> JobStatus:
+    async def go() -> JobStatus:
+        try:
+            return await p.status(handle)
+        finally:
+            await p.aclose()
+
+    return run(go())  # type: ignore[no-any-return]
+
+
+def test_completed_triggers_exactly_one_result_get() -> None:
+    p, seen = spec_host({"status": "done"})
+    assert p.parse_status(httpx.Response(200, json={"status": "done"}, request=httpx.Request("GET", STATUS)),
+                          JobHandle(provider="spec", job_id="j1")) == Completed("j1", "spec")
+    status = _spec_status(p, JobHandle(provider="spec", job_id="j1", model="kling-o1"))
+    assert isinstance(status, Succeeded) and status.result.video.url == "https://cdn.example.net/out.mp4"
+    assert [r.url.path for r in seen] == ["/v1/jobs/j1", "/v1/jobs/j1/result"]
+    assert all(r.method == "GET" and r.headers["x-api-key"] == KEY for r in seen)
+
+
+@pytest.mark.parametrize(("state", "cls"), [("waiting", Queued), ("working", Running)])
+def test_an_unfinished_status_fetches_no_result(state: str, cls: type) -> None:
+    p, seen = spec_host({"status": state})
+    assert isinstance(_spec_status(p, JobHandle(provider="spec", job_id="j1")), cls)
+    assert [r.url.path for r in seen] == ["/v1/jobs/j1"]
+
+
+def test_the_result_url_the_host_gave_wins_over_the_template() -> None:
+    p, seen = spec_host({"status": "done"})
+    handle = JobHandle(provider="spec", job_id="j1", urls={"response": f"{BASE}/elsewhere/j1/result"})
+    assert isinstance(_spec_status(p, handle), Succeeded)
+    assert [r.url.path for r in seen] == ["/v1/jobs/j1", "/elsewhere/j1/result"]
+
+
+@pytest.mark.parametrize(
+    ("job_id", "raw"),
+    [("a/b", b"/v1/jobs/a%2Fb"), ("a?b=1", b"/v1/jobs/a%3Fb%3D1"), ("../admin", b"/v1/jobs/..%2Fadmin"),
+     ("a#b", b"/v1/jobs/a%23b"), ("a b%2F", b"/v1/jobs/a%20b%252F")],
+)
+def test_route_templates_quote_a_job_id_as_one_path_segment(job_id: str, raw: bytes) -> None:
+    p, seen = spec_host({"status": "waiting"})
+    handle = JobHandle(provider="spec", job_id=job_id)
+    assert p.route(p.spec.routes.status or "", handle) == f"{BASE}{raw.decode()}"
+    resumed = p.resume(job_id)
+    assert resumed.urls == {"status": f"{BASE}{raw.decode()}", "response": f"{BASE}{raw.decode()}/result",
+                            "cancel": f"{BASE}{raw.decode()}/cancel"}
+    assert _spec_status(p, handle) == Queued(job_id, "spec")
+    assert [r.url.raw_path for r in seen] == [raw]  # no query, no fragment, no parent-directory hop
+
+
+def test_a_journaled_url_on_another_host_is_refused_before_sending() -> None:
+    p, seen = spec_host({"status": "done"})
+    tampered = JobHandle(provider="spec", job_id="j1", urls={"status": "https://evil.example.org/j1"})
+    with pytest.raises(ProtocolError, match="refusing"):
+        _spec_status(p, tampered)
+    p, seen = spec_host({"status": "done"})
+    tampered = JobHandle(provider="spec", job_id="j1", urls={"response": "https://evil.example.org/j1/result"})
+    with pytest.raises(ProtocolError, match="refusing"):  # the result step too, after a real status GET
+        _spec_status(p, tampered)
+    assert [r.url.host for r in seen] == ["api.example.com"]
 
 
 def test_api_redirects_are_not_followed() -> None:

@@ -7,11 +7,13 @@ import hashlib
 import hmac
 import json
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kling_core_plugins.kling import jwt
 
+from kling_core.errors import ProtocolError
 from kling_core.settings import Secret
 
 AK = "ak-CANARY-access"
@@ -111,3 +113,50 @@ def test_every_token_handed_out_is_valid_then_and_verifies(
         # Valid now, and still valid for at least the refresh margin (minus rounding).
         assert claims["nbf"] <= clock.now  # type: ignore[operator]
         assert claims["exp"] - clock.now >= jwt.REFRESH_MARGIN - 1  # type: ignore[operator]
+
+
+# --- KlingTokenAuth: the httpx.Auth that signs each request -------------------------------
+
+
+def _auth(clock: Clock) -> jwt.KlingTokenAuth:
+    cache = jwt.TokenCache(Secret(AK), Secret(SK), clock)
+    return jwt.KlingTokenAuth("kling", lambda: frozenset({"api-singapore.klingai.com"}), cache,
+                              rejected_codes=frozenset({"1003", "1004"}))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "rejected"),
+    [
+        (401, {"code": 1004, "message": "expired"}, True),
+        (401, {"code": 1003, "message": "not yet valid"}, True),
+        (200, {"code": 1004, "message": "expired"}, True),
+        (401, {"code": 1002, "message": "invalid"}, False),
+        (401, {"code": 1000}, False),
+        (200, {"code": 0, "data": {}}, False),
+        (401, None, False),
+    ],
+)
+def test_token_auth_recognises_only_the_token_codes(status: int, body: object, rejected: bool) -> None:
+    response = httpx.Response(status, json=body) if body is not None else httpx.Response(status, text="nope")
+    assert _auth(Clock(1e9)).rejected(response) is rejected
+
+
+def test_token_auth_signs_with_a_bearer_jwt_and_registers_it_as_a_secret() -> None:
+    from kling_core.http.redact import scrub
+
+    auth = _auth(Clock(1_763_700_000.0))
+    request = httpx.Request("GET", "https://api-singapore.klingai.com/v1/videos/omni-video/1")
+    flow = auth.sync_auth_flow(request)
+    signed = next(flow)
+    token = signed.headers["authorization"].removeprefix("Bearer ")
+    assert jwt.verify(token, SK)["iss"] == AK
+    assert token not in scrub(f"echoed {token}")
+
+
+def test_token_auth_refuses_a_host_that_is_not_the_api() -> None:
+    auth = _auth(Clock(1e9))
+    request = httpx.Request("GET", "https://elsewhere.example.com/steal")
+    with pytest.raises(ProtocolError, match="not its API host"):
+        next(auth.sync_auth_flow(request))
+    assert "authorization" not in request.headers
+    assert auth.tokens.minted == 0

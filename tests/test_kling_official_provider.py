@@ -11,13 +11,17 @@ from typing import Any
 import httpx
 import pytest
 from kling_core_plugins.kling import KlingProvider, jwt
+from kling_core_plugins.kling.jwt import KlingTokenAuth, TokenCache
 
 from kling_core.contract.models import EditRequest, Element
+from kling_core.contract.status import Failed, Running, Succeeded
 from kling_core.errors import (
     AuthenticationError,
+    ContentPolicyError,
     InsufficientCreditsError,
     MissingKeyError,
     ProviderError,
+    ProviderValidationError,
     SubmitUncertainError,
     UnsupportedError,
 )
@@ -59,22 +63,30 @@ def task(status: str, **extra: Any) -> dict[str, Any]:
 
 
 class Host:
-    """A scripted host: answers in order and keeps every request."""
+    """A scripted host: answers in order and keeps every request.
 
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
+    With a ``clock``, each answer takes a second, so a token minted after it differs.
+    """
+
+    def __init__(self, *answers: httpx.Response | Exception, clock: Clock | None = None) -> None:
         self.answers = list(answers)
         self.requests: list[httpx.Request] = []
+        self.signed: list[str] = []  # as sent: a re-signed retry is the same request object
+        self.clock = clock
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         request.read()
         self.requests.append(request)
+        self.signed.append(request.headers.get("authorization", ""))
+        if self.clock is not None:
+            self.clock.now += 1.0
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer
 
     def tokens(self) -> list[str]:
-        return [r.headers["authorization"].removeprefix("Bearer ") for r in self.requests]
+        return [value.removeprefix("Bearer ") for value in self.signed]
 
 
 async def _no_sleep(seconds: float) -> None:
@@ -93,6 +105,12 @@ def provider(host: Host, clock: Clock | None = None, **settings: Any) -> KlingPr
         clock=clock or Clock(),
     )
     return KlingProvider(ctx)
+
+
+def token_cache(p: KlingProvider) -> TokenCache:
+    """The provider's token cache (it lives in the auth object that signs each request)."""
+    assert isinstance(p.auth, KlingTokenAuth)
+    return p.auth.tokens
 
 
 def run(coro: Any) -> Any:
@@ -118,7 +136,7 @@ def test_bearer_jwt_is_signed_with_the_secret_and_reused() -> None:
     claims = jwt.verify(tokens[0], SK)
     assert claims["iss"] == AK
     assert claims["nbf"] <= clock.now < claims["exp"]  # type: ignore[operator]
-    assert p.tokens.minted == 1
+    assert token_cache(p).minted == 1
 
 
 def test_a_new_token_is_minted_near_expiry() -> None:
@@ -135,35 +153,197 @@ def test_a_new_token_is_minted_near_expiry() -> None:
 
     run(go())
     first, second = host.tokens()
-    assert first != second and p.tokens.minted == 2
+    assert first != second and token_cache(p).minted == 2
     assert jwt.verify(second, SK)["exp"] == int(clock.now + jwt.TOKEN_TTL)
 
 
-def test_clock_error_says_so_and_drops_the_cached_token() -> None:
-    host = Host(kerr(401, 1004, "token expired"), ok(task("processing")))
-    p = provider(host)
+def status_of(p: KlingProvider, job_id: str = "867") -> Any:
+    async def go() -> Any:
+        try:
+            return await p.status(p.resume(job_id))
+        finally:
+            await p.aclose()
+
+    return run(go())
+
+
+# --- token auth: a GET refused for its token is signed again once; a POST never ----------
+
+
+@pytest.mark.parametrize("code", [1003, 1004])
+@pytest.mark.parametrize("http_status", [401, 200])
+def test_a_get_refused_for_its_token_is_retried_once_with_a_fresh_token(code: int, http_status: int) -> None:
+    clock = Clock()
+    host = Host(kerr(http_status, code, "Authorization has expired"), ok(task("processing")), clock=clock)
+    p = provider(host, clock)
+    st = status_of(p)
+    assert isinstance(st, Running) and st.job_id == "867"
+    assert [r.method for r in host.requests] == ["GET", "GET"]
+    assert str(host.requests[0].url) == str(host.requests[1].url) == f"{BASE}/867"
+    first, second = host.tokens()
+    assert first != second, "the retry carries a freshly minted token"
+    assert token_cache(p).minted == 2
+    assert jwt.verify(second, SK)["iss"] == AK
+
+
+def test_clock_error_says_so_when_the_fresh_token_is_refused_too() -> None:
+    clock = Clock()
+    host = Host(kerr(401, 1004, "Authorization has expired"), kerr(401, 1004, "Authorization has expired"),
+                clock=clock)
+    p = provider(host, clock)
+    with pytest.raises(AuthenticationError, match="system clock") as exc:
+        status_of(p)
+    assert exc.value.code == "1004" and not exc.value.retryable and exc.value.status_code == 401
+    assert exc.value.job_id == "867"
+    assert "Authorization has expired" in str(exc.value)
+    assert len(host.requests) == 2, "one retry, not a loop"
+    first, second = host.tokens()
+    assert first != second
+
+
+def test_a_token_refused_on_the_retry_is_dropped_too() -> None:
+    clock = Clock()
+    host = Host(kerr(401, 1004), kerr(401, 1004), ok(task("processing")), clock=clock)
+    p = provider(host, clock)
 
     async def go() -> None:
         handle = p.resume("867")
-        with pytest.raises(AuthenticationError, match="system clock") as exc:
+        with pytest.raises(AuthenticationError):
             await p.status(handle)
-        assert exc.value.code == "1004" and not exc.value.retryable
         await p.status(handle)
         await p.aclose()
 
     run(go())
-    assert p.tokens.minted == 2  # the refused token was dropped, not reused
+    tokens = host.tokens()
+    assert len(tokens) == 3 and tokens[2] not in tokens[:2]
+    assert token_cache(p).minted == 3  # the refused token was dropped, not reused
 
 
-def test_submit_timeout_is_sent_once_and_says_how_to_reconcile() -> None:
+@pytest.mark.parametrize("http_status", [401, 200])
+def test_a_post_refused_for_its_token_is_never_repeated_but_the_token_is_dropped(http_status: int) -> None:
+    clock = Clock()
+    host = Host(kerr(http_status, 1004, "Authorization has expired"), ok(task("processing")), clock=clock)
+    p = provider(host, clock)
+
+    async def go() -> None:
+        try:
+            with pytest.raises(AuthenticationError, match="system clock") as exc:
+                await p.submit(REQ)
+            assert exc.value.code == "1004" and not exc.value.retryable
+            assert exc.value.status_code == (None if http_status == 200 else 401)
+            assert len(host.requests) == 1, "a submit is never sent twice"
+            await p.status(p.resume("867"))
+        finally:
+            await p.aclose()
+
+    run(go())
+    assert [r.method for r in host.requests] == ["POST", "GET"]
+    first, second = host.tokens()
+    assert first != second and token_cache(p).minted == 2  # the refused token was not reused
+
+
+@pytest.mark.parametrize(("status", "code"), [(401, 1000), (401, 1001), (401, 1002), (429, 1102), (200, 1002)])
+def test_other_codes_do_not_resign_the_request(status: int, code: int) -> None:
+    host = Host(kerr(status, code), ok(task("processing")))
+    p = provider(host)
+    with pytest.raises(ProviderError) as exc:
+        status_of(p)
+    assert exc.value.code == str(code)
+    assert len(host.requests) == 1 and token_cache(p).minted == 1
+
+
+# --- errors inside an HTTP 200 answer -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "cls", "retryable"),
+    [
+        (1102, InsufficientCreditsError, False),
+        (1203, ProviderError, False),
+        (1301, ContentPolicyError, False),
+        (5000, ProviderError, True),
+    ],
+)
+def test_an_error_code_in_a_200_status_answer_is_raised(code: int, cls: type[ProviderError], retryable: bool) -> None:
+    host = Host(kerr(200, code, "host says no"))
+    with pytest.raises(ProviderError) as exc:
+        status_of(provider(host))
+    assert type(exc.value) is cls
+    assert (exc.value.code, exc.value.retryable, exc.value.status_code, exc.value.job_id) == (
+        str(code), retryable, None, "867")
+    assert "host says no" in str(exc.value) and "HTTP 200" in str(exc.value)
+    assert len(host.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [(1200, ProviderValidationError), (1201, ProviderValidationError), (1102, InsufficientCreditsError),
+     (1301, ContentPolicyError), (5001, ProviderError)],
+)
+def test_an_error_code_in_a_200_submit_answer_is_raised_not_uncertain(code: int, cls: type[ProviderError]) -> None:
+    host = Host(kerr(200, code, "model_name invalid"))
+    p = provider(host)
+    with pytest.raises(ProviderError) as exc:
+        run(_job(p, 0))
+    assert type(exc.value) is cls and not isinstance(exc.value, SubmitUncertainError)
+    assert exc.value.code == str(code) and exc.value.status_code is None
+    assert "model_name invalid" in str(exc.value) and "HTTP 200" in str(exc.value)
+    assert len(host.requests) == 1
+
+
+def test_a_200_answer_with_code_0_but_no_task_is_an_uncertain_submit() -> None:
+    host = Host(httpx.Response(200, json={"code": 0, "message": "SUCCEED", "data": {}}))
+    p = provider(host)
+    with pytest.raises(SubmitUncertainError) as exc:
+        run(_job(p, 0))
+    assert exc.value.client_key == "edit-0001" and len(host.requests) == 1
+
+
+def test_a_whole_job_polls_to_the_result() -> None:
+    video = {"url": "https://cdn.klingai.com/o.mp4", "duration": "5.1"}
+    host = Host(
+        ok(task("submitted")),
+        ok(task("processing")),
+        ok(task("succeed", task_result={"videos": [video]}, final_unit_deduction="4",
+                created_at=1_763_700_000_000, updated_at=1_763_700_100_000)),
+    )
+    p = provider(host)
+    handle, running, done = run(_job(p, 2))
+    assert handle.client_key == "edit-0001" and handle.submitted_at == Clock().now
+    assert isinstance(running, Running)
+    assert isinstance(done, Succeeded)
+    assert done.result.video.url == video["url"] and done.result.model == "kling-o1"
+    assert done.result.cost is not None and done.result.cost.credits == 4.0
+    assert done.result.report == {"duration": 5.1}
+    assert [r.method for r in host.requests] == ["POST", "GET", "GET"]
+    assert str(host.requests[2].url) == f"{BASE}/867"
+
+
+def test_a_failed_task_is_a_failed_status_not_an_error() -> None:
+    host = Host(ok(task("failed", task_status_msg="Failure to pass the risk control system")))
+    st = status_of(provider(host))
+    assert isinstance(st, Failed) and st.error.message == "Failure to pass the risk control system"
+
+
+# --- lost submits --------------------------------------------------------------------
+
+
+def test_submit_timeout_is_sent_once_and_names_the_client_key() -> None:
     host = Host(httpx.ReadTimeout("lost"))
     p = provider(host)
     with pytest.raises(SubmitUncertainError) as exc:
         run(_job(p, 0))
     assert len(host.requests) == 1
-    assert "kling status kling edit-0001" in str(exc.value)
+    assert "edit-0001" in str(exc.value)
     assert exc.value.client_key == "edit-0001" and not exc.value.retryable
     assert json.loads(host.requests[0].content)["external_task_id"] == "edit-0001"
+
+
+def test_submit_timeout_says_how_to_reconcile() -> None:
+    host = Host(httpx.ReadTimeout("lost"))
+    with pytest.raises(SubmitUncertainError) as exc:
+        run(_job(provider(host), 0))
+    assert "kling status kling edit-0001" in str(exc.value)
 
 
 def test_submit_timeout_without_a_client_key_still_reports_uncertainty() -> None:
@@ -256,6 +436,34 @@ def test_may_retry_reads_the_service_code(response: httpx.Response, retry: bool)
     assert provider(Host()).may_retry(response) is retry
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "retry"),
+    [
+        (429, {"code": 1102, "message": "m"}, False),
+        (429, {"code": 1100, "message": "m"}, False),
+        (429, {"code": 1304, "message": "m"}, False),
+        (429, {"code": 1302, "message": "m"}, True),
+        (429, {"code": 1303, "message": "m"}, True),
+        (503, {"code": 5001, "message": "m"}, True),
+        (504, {"code": 5002, "message": "m"}, True),
+        (429, "slow down", False),
+        (502, "bad gateway", True),
+    ],
+)
+def test_a_status_get_is_retried_only_where_the_code_says_it_can_help(status: int, body: Any, retry: bool) -> None:
+    first = httpx.Response(status, text=body) if isinstance(body, str) else httpx.Response(status, json=body)
+    host = Host(first, ok(task("processing")))
+    p = provider(host)
+    if retry:
+        assert isinstance(status_of(p), Running)
+        assert len(host.requests) == 2
+    else:
+        with pytest.raises(ProviderError) as exc:
+            status_of(p)
+        assert exc.value.status_code == status and not exc.value.retryable
+        assert len(host.requests) == 1
+
+
 def test_elements_are_refused_before_any_call() -> None:
     host = Host()
     p = provider(host)
@@ -290,7 +498,7 @@ def test_no_secret_or_token_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFix
         httpx.ReadTimeout("lost"),
     )
     p = provider(host)
-    texts: list[str] = [repr(p), str(p), repr(vars(p)), repr(p.tokens)]
+    texts: list[str] = [repr(p), str(p), repr(vars(p)), repr(token_cache(p))]
 
     async def go() -> None:
         handle = await p.submit(REQ)
@@ -333,6 +541,7 @@ def test_a_token_echoed_by_the_host_is_scrubbed_from_the_error() -> None:
         def __call__(self, request: httpx.Request) -> httpx.Response:
             self.requests.append(request)
             token = request.headers["authorization"]
+            self.signed.append(token)
             return httpx.Response(401, json={"code": 1002, "message": f"bad token {token} for {AK}"})
 
     host = Echo()

@@ -18,6 +18,7 @@ from kling_core.testing.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "kling-example-provider" / "kling_example" / "cassettes"
+FAL = ROOT / "plugins" / "kling_core_plugins" / "fal" / "cassettes"
 ALL_CASSETTES = sorted(
     p for p in ROOT.glob("**/cassettes/*.json") if not {".git", ".nox", "build"} & set(p.parts)
 )
@@ -128,7 +129,38 @@ def test_request_matching_exact_subset_and_query() -> None:
     assert q.startswith("query: recorded [], sent [('x', '1')]")
     assert request_problems(attrs.evolve(rec, match_query="ignore"), _sent(body, url="https://api.example-video.test/v1/edits?x=1")) == []
     [h] = request_problems(rec, _sent(body, headers={"content-type": "application/json", "authorization": "Key tok"}))
-    assert h == "header 'authorization': recorded 'Bearer <SECRET>', sent <a value>"
+    assert h == "header authorization: expected 'Bearer <SECRET>', got 'Key <SECRET>'"
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        ("Token sk-live-abc123", "'Token <SECRET>'"),  # the scheme word shows, the key does not
+        ("Bearer tok1 tok2", "'Bearer <SECRET> <SECRET>'"),
+        ("SG_abcdef123456", "'<SECRET>'"),  # a bare key is never taken for a scheme word
+        ("sk-live-1 tok", "'<SECRET>'"),
+    ],
+)
+def test_auth_mismatch_shows_the_scheme_never_the_key(sent: str, shown: str) -> None:
+    rec = _recorded_submit()
+    [h] = request_problems(rec, _sent(copy.deepcopy(rec.json), headers={"authorization": sent, "content-type": "application/json"}))
+    assert h == f"header authorization: expected 'Bearer <SECRET>', got {shown}"
+    assert not any(part in h for part in sent.split()[1:] or [sent])
+
+
+def test_covers_declares_completed_with_error(tmp_path: Path) -> None:
+    doc = _doc("job-failed-content.json")
+    assert load_cassette(FAL / "completed-with-error.json").covers == ("completed_with_error",)
+    assert load_cassette(EXAMPLE / "job-failed-content.json").covers == ()
+    doc["covers"] = ["completed-with-error"]
+    with pytest.raises(ValidationError, match=r"covers\[0\]: 'completed-with-error' is not one of"):
+        parse_cassette(doc, tmp_path / "x.json")
+    # Only a scenario ending in a failed job can show it.
+    success = _doc()
+    success["covers"] = ["completed_with_error"]
+    with pytest.raises(ValidationError, match="covers: 'completed_with_error' needs a last step expecting a failed status"):
+        parse_cassette(success, tmp_path / "success-o1.json")
+    assert load_cassette(EXAMPLE / "success-o1.json").covers == ()
 
 
 def test_replay_reports_step_interaction_and_diff(tmp_path: Path) -> None:

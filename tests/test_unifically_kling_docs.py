@@ -82,3 +82,54 @@ def test_edit_modes_aspect_ratio_duration(
 @pytest.mark.parametrize("name", [n for n in PROVIDERS if n != "mock"])
 def test_base_urls(name: str, classes: dict[str, type[Provider]], rows: dict[str, dict[str, str]]) -> None:
     assert f"`{classes[name].default_base_url}`" in rows["Base URL"][name]  # type: ignore[attr-defined]
+
+
+# --- the error tables under "## Unifically" and "## Kling (official API)" ---------------
+
+
+def section(title: str) -> list[str]:
+    """The lines of one ``## title`` section."""
+    lines = DOC.read_text("utf-8").splitlines()
+    start = lines.index(f"## {title}")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start + 1 : end]
+
+
+def error_rows(title: str) -> list[list[str]]:
+    """Rows of the 4-column error table in a section: cells stripped of backticks and notes."""
+    rows = []
+    for line in section(title):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and line.strip().startswith("|") and not set(cells[0]) <= {"-"}:
+            rows.append(cells)
+    assert rows[0][-1] == "retryable", rows[0]
+    return rows[1:]
+
+
+def _class_name(cell: str) -> str:
+    return cell.split("`")[1]
+
+
+def test_kling_error_table_matches_the_docs() -> None:
+    from kling_core_plugins.kling import wire
+
+    documented: set[str] = set()
+    for codes, _http, error, retryable in error_rows("Kling (official API)"):
+        for code in re.findall(r"\d{4}", codes):
+            documented.add(code)
+            rule = wire.ERRORS.by_code[code]
+            assert rule.error.__name__ == _class_name(error), code
+            assert rule.retryable is (retryable == "yes"), code
+    assert documented == set(wire.ERRORS.by_code)
+
+
+def test_unifically_error_table_matches_the_docs() -> None:
+    from kling_core_plugins.unifically import wire
+
+    rows = error_rows("Unifically")
+    assert rows
+    for http, code_cell, error, retryable in rows:
+        code = code_cell.split("`")[1] if "`" in code_cell else None
+        rule = wire.ERRORS.lookup(int(http), code)
+        assert rule.error.__name__ == _class_name(error), (http, code)
+        assert rule.retryable is (retryable == "yes"), (http, code)

@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from kling_core_plugins.unifically import UnificallyProvider, parse_callback
+from kling_core_plugins.unifically import UnificallyProvider
 
 from kling_core.contract.models import EditRequest, Element
+from kling_core.contract.status import Failed, Running, Succeeded
 from kling_core.errors import (
     AuthenticationError,
+    InsufficientCreditsError,
     MissingKeyError,
     ProviderError,
     ProviderValidationError,
@@ -58,13 +60,14 @@ async def _no_sleep(seconds: float) -> None:
     return None
 
 
-def provider(host: Host, **settings: Any) -> UnificallyProvider:
+def provider(host: Host, uploader: Any = None, **settings: Any) -> UnificallyProvider:
     ctx = ProviderContext(
         name="unifically",
         settings=ProviderSettings(**settings),
         environ={"UNIFICALLY_API_KEY": KEY},
         transport=httpx.MockTransport(host),
         sleep=_no_sleep,
+        uploader=uploader,
     )
     return UnificallyProvider(ctx)
 
@@ -123,6 +126,108 @@ def test_success_false_on_a_2xx_is_an_error_not_an_uncertain_submit() -> None:
     assert exc.value.status_code is None and "HTTP 200" in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("number", "code", "cls", "retryable"),
+    [
+        (401, "authentication_failed", AuthenticationError, False),
+        (422, "validation_error", ProviderValidationError, False),
+        (429, "rate_limit_exceeded", RateLimitedError, True),
+        (500, "internal_error", ProviderError, True),
+        (402, None, InsufficientCreditsError, False),
+    ],
+)
+def test_success_false_on_a_2xx_submit_is_its_mapped_error(
+    number: int, code: str | None, cls: type[ProviderError], retryable: bool
+) -> None:
+    data = {"message": "host says no", **({"code": code} if code else {})}
+    host = Host(httpx.Response(200, json={"code": number, "success": False, "data": data}))
+    req = EditRequest(prompt="x", video=V, client_key="k-1")
+    with pytest.raises(ProviderError) as exc:
+        run(provider(host), lambda p: p.submit(req))
+    assert type(exc.value) is cls and not isinstance(exc.value, SubmitUncertainError)
+    assert (exc.value.code, exc.value.retryable, exc.value.status_code) == (code, retryable, None)
+    assert "host says no" in str(exc.value) and "HTTP 200" in str(exc.value)
+    assert len(host.requests) == 1, "a submit is never sent twice"
+
+
+@pytest.mark.parametrize(
+    ("number", "code", "cls", "retryable"),
+    [
+        (401, "authentication_failed", AuthenticationError, False),
+        (429, "rate_limit_exceeded", RateLimitedError, True),
+        (500, "internal_error", ProviderError, True),
+        (400, "generation_failed", ProviderError, False),
+    ],
+)
+def test_success_false_on_a_2xx_status_answer_is_raised_not_read_as_a_task(
+    number: int, code: str, cls: type[ProviderError], retryable: bool
+) -> None:
+    # Even with a task-looking document inside: "success": false is an error answer.
+    body = {"code": number, "success": False, "data": {"task_id": "t1", "status": "processing",
+                                                       "message": "host says no", "code": code}}
+    host = Host(httpx.Response(200, json=body), ok({"task_id": "t1", "status": "processing"}))
+    with pytest.raises(ProviderError) as exc:
+        run(provider(host), lambda p: p.status(p.resume("t1")))
+    assert type(exc.value) is cls
+    assert (exc.value.code, exc.value.retryable, exc.value.status_code, exc.value.job_id) == (
+        code, retryable, None, "t1")
+    assert "host says no" in str(exc.value) and "HTTP 200" in str(exc.value)
+    if not retryable:
+        assert len(host.requests) == 1
+
+
+def test_success_false_on_a_dry_run_is_its_mapped_error() -> None:
+    host = Host(httpx.Response(200, json={"code": 422, "success": False,
+                                          "data": {"message": "prompt too long", "code": "validation_error"}}))
+    with pytest.raises(ProviderValidationError, match="prompt too long") as exc:
+        run(provider(host), lambda p: p.dry_run(REQ))
+    assert exc.value.status_code is None and len(host.requests) == 1
+
+
+def test_a_whole_job_polls_to_the_result() -> None:
+    video = "https://cdn.unifically.com/outputs/a.mp4"
+    host = Host(
+        ok({"task_id": "t1", "status": "pending"}),
+        ok({"task_id": "t1", "status": "processing"}),
+        ok({"task_id": "t1", "status": "completed", "output": {"video_url": video}}),
+    )
+
+    async def go(p: UnificallyProvider) -> list[Any]:
+        handle = await p.submit(REQ)
+        return [handle, await p.status(handle), await p.status(handle)]
+
+    handle, running, done = run(provider(host), go)
+    assert handle.job_id == "t1" and handle.submitted_at is not None
+    assert isinstance(running, Running)
+    assert isinstance(done, Succeeded) and done.result.video.url == video
+    assert done.result.timings.submitted_at == handle.submitted_at
+    assert [(r.method, str(r.url)) for r in host.requests] == [("POST", BASE), ("GET", f"{BASE}/t1"), ("GET", f"{BASE}/t1")]
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in host.requests)
+
+
+def test_a_failed_task_answered_with_http_400_is_a_failed_status() -> None:
+    body = {"code": 400, "success": False,
+            "data": {"task_id": "t1", "status": "failed", "error": {"message": "face not found", "code": "generation_failed"}}}
+    host = Host(httpx.Response(400, json=body))
+    st = run(provider(host), lambda p: p.status(p.resume("t1")))
+    assert isinstance(st, Failed) and st.error.message == "face not found" and st.error.code == "generation_failed"
+    assert len(host.requests) == 1
+
+
+def test_a_rate_limited_status_get_is_retried() -> None:
+    host = Host(uerr(429, "rate_limit_exceeded", "slow down", {"retry-after": "1"}),
+                ok({"task_id": "t1", "status": "processing"}))
+    st = run(provider(host), lambda p: p.status(p.resume("t1")))
+    assert isinstance(st, Running) and len(host.requests) == 2
+
+
+def test_an_auth_failure_on_a_status_get_is_not_retried() -> None:
+    host = Host(uerr(401, "authentication_failed", "Invalid API key"))
+    with pytest.raises(AuthenticationError) as exc:
+        run(provider(host), lambda p: p.status(p.resume("t1")))
+    assert exc.value.status_code == 401 and exc.value.job_id == "t1" and len(host.requests) == 1
+
+
 def test_unreadable_2xx_submit_is_uncertain_with_the_client_key() -> None:
     host = Host(httpx.Response(200, json={"code": 200, "success": True, "data": {}}))
     req = EditRequest(prompt="x", video=V, client_key="k-1")
@@ -167,9 +272,15 @@ def test_local_files_and_long_element_names_are_refused_before_any_call() -> Non
     assert host.requests == []
 
 
-def test_callback_parser_is_exported() -> None:
-    st = parse_callback({"task_id": "t1", "status": "completed", "data": {"video_url": "https://cdn.unifically.com/o.mp4"}})
-    assert st.state == "succeeded"
+def test_callback_parser_is_on_the_provider_and_sends_nothing() -> None:
+    host = Host()
+    p = provider(host)
+    st = p.parse_callback({"task_id": "t1", "status": "completed", "data": {"video_url": "https://cdn.unifically.com/o.mp4"}})
+    assert isinstance(st, Succeeded) and st.job_id == "t1"
+    assert st.result.video.url == "https://cdn.unifically.com/o.mp4"
+    failed = p.parse_callback({"task_id": "t1", "status": "failed", "error_message": "Description"})
+    assert isinstance(failed, Failed) and failed.error.message == "Description"
+    assert host.requests == []
 
 
 def test_no_key_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
@@ -221,24 +332,20 @@ class Uploader:
         return f"https://uploads.example.com/{path.name}"
 
 
-def test_prepare_uploads_local_files_through_an_uploader_plugin(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kling_core.uploads
-
+def test_prepare_uploads_local_files_through_an_uploader_plugin(tmp_path: Any) -> None:
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"x")
-    up = Uploader()
-    monkeypatch.setattr(kling_core.uploads, "find_uploader", lambda provider: up)
+    up = Uploader()  # what the plugin host's kling_media_uploader hook hands the provider
     req = EditRequest(prompt="x", video=str(clip), images=[str(tmp_path / "a.png"), str(tmp_path / "a.png")])
-    prepared = run(provider(Host()), lambda p: p.prepare(req))
+    host = Host()
+    prepared = run(provider(host, uploader=up), lambda p: p.prepare(req))
     assert prepared.video == "https://uploads.example.com/clip.mp4"
     assert prepared.images == ("https://uploads.example.com/a.png",) * 2
     assert up.sent == [("clip.mp4", "video/mp4"), ("a.png", "image/png")]
+    assert host.requests == []  # the uploader's business, not a request to Unifically
 
 
-def test_prepare_without_an_uploader_refuses_local_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    import kling_core.uploads
-
-    monkeypatch.setattr(kling_core.uploads, "find_uploader", lambda provider: None)
+def test_prepare_without_an_uploader_refuses_local_files() -> None:
     with pytest.raises(UnsupportedError, match="http\\(s\\) URLs only"):
         run(provider(Host()), lambda p: p.prepare(EditRequest(prompt="x", video="/tmp/clip.mp4")))
     assert run(provider(Host()), lambda p: p.prepare(REQ)) == REQ

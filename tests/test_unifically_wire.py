@@ -1,11 +1,22 @@
-"""Unifically's pure request builder, status/callback parsers and error table."""
+"""Unifically's request builder, and its spec read through the provider's pure parsers.
+
+The request body comes from ``wire.build_task``; every answer is read by the provider's
+``parse_submit`` / ``parse_status`` / ``parse_callback`` / ``error_in_body`` / ``map_error``
+(the spec tables in ``wire`` interpreted by ``HttpProvider``). No request is sent here.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import attrs
+import httpx
 import pytest
-from kling_core_plugins.unifically import wire
+from kling_core_plugins.unifically import UnificallyProvider, wire
 
 from kling_core.contract.models import EditRequest, Element
+from kling_core.contract.status import Completed, Failed, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import (
     AuthenticationError,
     InsufficientCreditsError,
@@ -15,8 +26,10 @@ from kling_core.errors import (
     RateLimitedError,
     UnsupportedError,
 )
+from kling_core.provider import ProviderContext
 
 V = "https://media.example.com/src.mp4"
+API = "https://api.unifically.com/v1/tasks"
 
 
 def img(n: int) -> str:
@@ -121,6 +134,44 @@ def test_dry_run_flag() -> None:
     assert wire.build_task(EditRequest(prompt="x", video=V), dry_run=True)["dry_run"] is True
 
 
+# --- the provider's parsers ----------------------------------------------------------
+
+
+def _refuse(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"no request expected here: {request.method} {request.url}")
+
+
+def provider() -> UnificallyProvider:
+    ctx = ProviderContext(name="unifically", environ={"UNIFICALLY_API_KEY": "sk-CANARY-wire"},
+                          transport=httpx.MockTransport(_refuse))
+    return UnificallyProvider(ctx)
+
+
+def answer(status: int, body: Any = None, *, text: str | None = None, method: str = "GET",
+           headers: dict[str, str] | None = None) -> httpx.Response:
+    request = httpx.Request(method, f"{API}/t1")
+    if text is not None:
+        return httpx.Response(status, text=text, headers=headers, request=request)
+    return httpx.Response(status, json=body, headers=headers, request=request)
+
+
+def parse(body: Any, *, status: int = 200, submitted_at: float | None = None) -> Any:
+    p = provider()
+    handle = attrs.evolve(p.resume("t1"), submitted_at=submitted_at)
+    return p.parse_status(answer(status, body), handle)
+
+
+def test_the_provider_sends_the_wire_body() -> None:
+    req = EditRequest(prompt="x @Image1", video=V, images=[img(1)], webhook_url="https://hooks.example.com/u")
+    p = provider()
+    built = p.build_submit(req)
+    assert (built.method, str(built.url)) == ("POST", API)
+    assert json.loads(built.content) == wire.build_task(req)
+    dry = p.build_dry_run(req)
+    assert (dry.method, str(dry.url)) == ("POST", API)
+    assert json.loads(dry.content) == wire.build_task(req, dry_run=True)
+
+
 # --- statuses --------------------------------------------------------------------------
 
 
@@ -129,39 +180,56 @@ def poll(data: dict[str, object]) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(
-    ("status", "state"), [("pending", "queued"), ("processing", "running")]
+    ("status", "state", "cls"), [("pending", "queued", Queued), ("processing", "running", Running)]
 )
-def test_non_terminal_statuses(status: str, state: str) -> None:
-    st = wire.parse_task(poll({"status": status}), job_id="t1", model="kling-o1")
+def test_non_terminal_statuses(status: str, state: str, cls: type[JobStatus]) -> None:
+    st = parse(poll({"status": status}))
+    assert isinstance(st, cls)
     assert st.state == state and st.job_id == "t1" and st.provider == "unifically"
 
 
 def test_completed_carries_the_video_url() -> None:
-    st = wire.parse_task(
+    st = parse(
         poll({"status": "completed", "output": {"video_url": "https://cdn.unifically.com/outputs/a.mp4"}}),
-        job_id="t1",
-        model="kling-o1",
         submitted_at=100.0,
     )
-    assert st.state == "succeeded"
-    assert st.result.video.url == "https://cdn.unifically.com/outputs/a.mp4"  # type: ignore[union-attr]
-    assert st.result.timings.submitted_at == 100.0  # type: ignore[union-attr]
+    assert isinstance(st, Succeeded) and st.state == "succeeded"
+    assert st.result.video.url == "https://cdn.unifically.com/outputs/a.mp4"
+    assert st.result.timings.submitted_at == 100.0
+    assert st.result.model == "kling-o1" and st.result.job_id == "t1" and st.result.cost is None
 
 
-@pytest.mark.parametrize(
-    ("data", "message", "code", "kind"),
-    [
-        ({"error": {"message": "face not found", "code": "generation_failed"}}, "face not found", "generation_failed", "job_failed"),
-        ({"error": {"message": "bad fps", "code": "validation_error"}}, "bad fps", "validation_error", "validation"),
-        ({"error_message": "Description of what went wrong"}, "Description of what went wrong", None, "job_failed"),
-        ({"error": "plain text reason"}, "plain text reason", None, "job_failed"),
-        ({}, "the host reported the task as failed", None, "job_failed"),
-    ],
-)
+FAILURES = [
+    ({"error": {"message": "face not found", "code": "generation_failed"}}, "face not found", "generation_failed", "job_failed"),
+    ({"error": {"message": "bad fps", "code": "validation_error"}}, "bad fps", "validation_error", "validation"),
+    ({"error_message": "Description of what went wrong"}, "Description of what went wrong", None, "job_failed"),
+    ({"error": "plain text reason"}, "plain text reason", None, "job_failed"),
+    ({}, "the host reported the task as failed", None, "job_failed"),
+]
+
+
+@pytest.mark.parametrize(("data", "message", "code", "kind"), FAILURES)
 def test_failed_parses_both_error_shapes(data: dict[str, object], message: str, code: str | None, kind: str) -> None:
-    st = wire.parse_task(poll({"status": "failed", **data}), job_id="t1", model="kling-o1")
-    assert st.state == "failed"
-    assert (st.error.message, st.error.code, st.error.kind) == (message, code, kind)  # type: ignore[union-attr]
+    st = parse(poll({"status": "failed", **data}))
+    assert isinstance(st, Failed) and st.state == "failed"
+    assert (st.error.message, st.error.code, st.error.kind) == (message, code, kind)
+    assert not st.error.retryable
+
+
+@pytest.mark.parametrize(("data", "message", "code", "kind"), FAILURES)
+def test_a_failed_task_answered_with_http_400_is_still_a_failed_status(
+    data: dict[str, object], message: str, code: str | None, kind: str
+) -> None:
+    st = parse({"code": 400, "success": False, "data": {"task_id": "t1", "status": "failed", **data}}, status=400)
+    assert isinstance(st, Failed)
+    assert (st.error.message, st.error.code, st.error.kind) == (message, code, kind)
+
+
+def test_a_400_without_a_failed_task_is_an_error_not_a_status() -> None:
+    with pytest.raises(ProviderError) as exc:
+        parse({"code": 400, "data": {"message": "task generation failed", "code": "generation_failed"}}, status=400)
+    assert exc.value.code == "generation_failed" and exc.value.status_code == 400 and exc.value.job_id == "t1"
+    assert not exc.value.retryable and "task generation failed" in str(exc.value)
 
 
 @pytest.mark.parametrize(
@@ -178,34 +246,80 @@ def test_failed_parses_both_error_shapes(data: dict[str, object], message: str, 
     ],
 )
 def test_bad_shapes_are_protocol_errors(body: object) -> None:
-    with pytest.raises(ProtocolError):
-        wire.parse_task(body, job_id="t1", model="kling-o1")
+    p = provider()
+    with pytest.raises(ProtocolError) as exc:
+        if body is None:
+            p.parse_status(answer(200, text="<not json>"), p.resume("t1"))
+        else:
+            parse(body)
+    assert exc.value.job_id == "t1"
+
+
+def test_completed_is_never_left_for_a_result_fetch() -> None:
+    # Unifically has no result route: the status document must carry the video.
+    assert wire.SPEC.routes.result is None
+    assert not isinstance(parse(poll({"status": "processing"})), Completed)
 
 
 def test_submit_task_id() -> None:
-    assert wire.parse_task_id({"code": 200, "success": True, "data": {"task_id": "abc", "status": "pending"}}) == "abc"
+    p = provider()
+    req = EditRequest(prompt="x", video=V, client_key="k-1")
+    body = {"code": 200, "success": True, "data": {"task_id": "abc", "status": "pending"}}
+    handle = p.parse_submit(answer(200, body, method="POST"), req)
+    assert (handle.job_id, handle.provider, handle.model, handle.client_key) == ("abc", "unifically", "kling-o1", "k-1")
+    bad: object
     for bad in ({"data": {}}, {"data": {"task_id": ""}}, {"data": {"task_id": 5}}, "x"):
         with pytest.raises(ProtocolError):
-            wire.parse_task_id(bad)
+            p.parse_submit(answer(200, bad, method="POST"), req)
+
+
+# --- callbacks -------------------------------------------------------------------------
 
 
 def test_callback_success_uses_data_video_url() -> None:
-    st = wire.parse_callback(
+    st = provider().parse_callback(
         {"task_id": "abc", "status": "completed", "data": {"video_url": "https://cdn.unifically.com/o.mp4"}}
     )
-    assert st.state == "succeeded" and st.job_id == "abc"
-    assert st.result.video.url == "https://cdn.unifically.com/o.mp4"  # type: ignore[union-attr]
+    assert isinstance(st, Succeeded) and st.state == "succeeded" and st.job_id == "abc"
+    assert st.result.video.url == "https://cdn.unifically.com/o.mp4"
+    assert st.result.provider == "unifically" and st.result.job_id == "abc"
 
 
 def test_callback_failure_uses_error_message() -> None:
-    st = wire.parse_callback({"task_id": "abc", "status": "failed", "error_message": "Description"})
-    assert st.state == "failed" and st.error.message == "Description"  # type: ignore[union-attr]
+    st = provider().parse_callback({"task_id": "abc", "status": "failed", "error_message": "Description"})
+    assert isinstance(st, Failed) and st.state == "failed" and st.error.message == "Description"
 
 
-@pytest.mark.parametrize("body", [{}, {"status": "completed"}, {"task_id": "a", "status": "completed"}, 3])
+@pytest.mark.parametrize(("data", "message", "code", "kind"), FAILURES)
+def test_callback_failure_reads_the_same_shapes_as_a_poll(
+    data: dict[str, object], message: str, code: str | None, kind: str
+) -> None:
+    st = provider().parse_callback({"task_id": "abc", "status": "failed", **data})
+    assert isinstance(st, Failed)
+    assert (st.error.message, st.error.code, st.error.kind) == (message, code, kind)
+
+
+@pytest.mark.parametrize(("status", "state"), [("pending", "queued"), ("processing", "running")])
+def test_callback_non_terminal(status: str, state: str) -> None:
+    assert provider().parse_callback({"task_id": "abc", "status": status}).state == state
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"status": "completed"},
+        {"task_id": "a", "status": "completed"},
+        # the poll's spelling is not a callback's: the video is at data.video_url there
+        {"task_id": "a", "status": "completed", "output": {"video_url": "https://cdn.unifically.com/o.mp4"}},
+        {"task_id": "a", "status": "weird"},
+        3,
+        [],
+    ],
+)
 def test_bad_callbacks(body: object) -> None:
     with pytest.raises(ProtocolError):
-        wire.parse_callback(body)
+        provider().parse_callback(body)
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -230,32 +344,77 @@ def err(code: str, message: str = "m", number: int = 0) -> dict[str, object]:
 )
 def test_documented_error_table(status: int, code: str | None, cls: type[ProviderError], retryable: bool) -> None:
     body = err(code, "Missing required parameter: prompt", status) if code else {"message": "Missing required parameter: prompt"}
-    e = wire.error_from(status, body, job_id="t9")
+    e = provider().map_error(answer(status, body), job_id="t9")
     assert type(e) is cls
     assert e.retryable is retryable and e.status_code == status and e.job_id == "t9"
+    assert e.code == code
     assert "Missing required parameter: prompt" in str(e)
 
 
 def test_body_code_alone_is_not_trusted() -> None:
+    p = provider()
     # A 500 whose body claims a validation error is still a (retryable) server error.
-    e = wire.error_from(500, err("validation_error", "odd", 422))
+    e = p.map_error(answer(500, err("validation_error", "odd", 422)))
     assert type(e) is ProviderError and e.retryable
     # A 422 whose body claims an auth failure is a validation error by its status.
-    e = wire.error_from(422, err("authentication_failed", "odd", 401))
+    e = p.map_error(answer(422, err("authentication_failed", "odd", 401)))
     assert type(e) is ProviderValidationError
 
 
 def test_rate_limit_keeps_retry_after() -> None:
-    e = wire.error_from(429, err("rate_limit_exceeded", "slow down", 429), retry_after=7.0)
+    e = provider().map_error(answer(429, err("rate_limit_exceeded", "slow down", 429), headers={"retry-after": "7"}))
     assert isinstance(e, RateLimitedError) and e.retry_after == 7.0
 
 
 def test_validation_error_names_the_host_message_as_detail() -> None:
-    e = wire.error_from(422, err("validation_error", "Missing required parameter: prompt", 422))
+    e = provider().map_error(answer(422, err("validation_error", "Missing required parameter: prompt", 422)))
     assert isinstance(e, ProviderValidationError)
     assert [d.message for d in e.details] == ["Missing required parameter: prompt"]
 
 
 def test_non_json_error_body() -> None:
-    e = wire.error_from(502, None, text="upstream connect error")
-    assert e.retryable and "upstream connect error" in str(e)
+    e = provider().map_error(answer(502, text="upstream connect error"))
+    assert e.retryable and "upstream connect error" in str(e) and e.status_code == 502
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"code": 400, "data": {"error": {"message": "face not found", "code": "generation_failed"}}}, "face not found"),
+        ({"code": 400, "data": {"error_message": "bad input"}}, "bad input"),
+        ({"code": 400, "message": "top-level message"}, "top-level message"),
+        ({"error": "bare error"}, "bare error"),
+    ],
+)
+def test_error_messages_are_found_in_every_known_spelling(body: dict[str, object], message: str) -> None:
+    assert message in str(provider().map_error(answer(400, body)))
+
+
+# --- errors inside a 2xx answer: "success": false ---------------------------------------
+
+
+def test_success_false_marks_a_2xx_as_an_error() -> None:
+    p = provider()
+    assert p.error_in_body(answer(200, {"code": 401, "success": False, "data": {"message": "bad key"}}))
+    assert not p.error_in_body(answer(200, poll({"status": "pending"})))
+    assert not p.error_in_body(answer(200, {"code": 200, "data": {"task_id": "t1"}}))  # no flag: a document
+
+
+@pytest.mark.parametrize(
+    ("number", "code", "cls", "retryable"),
+    [
+        (401, "authentication_failed", AuthenticationError, False),
+        (422, "validation_error", ProviderValidationError, False),
+        (429, "rate_limit_exceeded", RateLimitedError, True),
+        (500, "internal_error", ProviderError, True),
+        (402, None, InsufficientCreditsError, False),
+    ],
+)
+def test_success_false_is_mapped_by_the_bodys_numeric_code(
+    number: int, code: str | None, cls: type[ProviderError], retryable: bool
+) -> None:
+    data = {"message": "host says no", **({"code": code} if code else {})}
+    e = provider().map_error(answer(200, {"code": number, "success": False, "data": data}), job_id="t1")
+    assert type(e) is cls and e.retryable is retryable
+    assert e.status_code is None and e.code == code and e.job_id == "t1"
+    assert "host says no" in str(e) and "HTTP 200" in str(e)

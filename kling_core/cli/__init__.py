@@ -61,11 +61,7 @@ def _load_commands() -> None:
 
 def _register_plugin_commands() -> None:
     # Plugins add their own commands; a broken plugin is reported by `State.host`, not here.
-    from kling_core.plugins import PluginHost
-
-    host = PluginHost()
-    host.pm.hook.kling_register_commands(cli=cli)
-    State.preloaded_host = host
+    State.plugin_host(fresh=True).pm.hook.kling_register_commands(cli=cli)
 
 
 _load_commands()

@@ -16,7 +16,15 @@ from kling_core.plugins import PluginHost
 class State:
     """Loaded on first use, so `kling --help` works even with a broken config."""
 
-    preloaded_host: ClassVar[PluginHost | None] = None
+    # The one plugin host of this process: built by `plugin_host()` before parsing (plugins may
+    # add commands), then shared by every command and client.
+    _process_host: ClassVar[PluginHost | None] = None
+
+    @classmethod
+    def plugin_host(cls, *, fresh: bool = False) -> PluginHost:
+        if cls._process_host is None or fresh:
+            cls._process_host = PluginHost()
+        return cls._process_host
 
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
@@ -32,7 +40,7 @@ class State:
     @property
     def host(self) -> PluginHost:
         if self._host is None:
-            self._host = State.preloaded_host or PluginHost()
+            self._host = State.plugin_host()
             for failure in self._host.failures:
                 click.echo(f"warning: {failure}", err=True)
         return self._host

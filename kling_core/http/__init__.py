@@ -1,5 +1,7 @@
 """Shared machinery for providers reached over HTTP.
 
+Internal: plugins import these through :mod:`kling_core.sdk`, users through :mod:`kling_core`.
+
 - :class:`HttpProvider` — base class: at-most-once submit, retried status GETs, redaction.
 - :func:`classify`, :func:`backoff_delays`, :func:`parse_retry_after` — retry policy.
 - :func:`download_result`, :func:`download` — streamed, verified, credential-free downloads.

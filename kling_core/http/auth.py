@@ -87,4 +87,6 @@ class RefreshingAuth(CredentialAuth):
             self.invalidate()  # the next request (or this retry) mints a fresh token
             if request.method in IDEMPOTENT:
                 self._sign(request)
-                yield request
+                response = yield request
+                if self.rejected(response):
+                    self.invalidate()  # refused again (a clock far off): never reuse it

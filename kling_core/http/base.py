@@ -187,6 +187,12 @@ class HttpProvider(Provider):
             )
 
     async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        if request.url.host not in self.api_hosts():
+            # Last line of defence: a key written into a header by hand never leaves for another host.
+            secrets = [s.reveal() for s in self.secrets.values()]
+            if any(secret in value for value in request.headers.values() for secret in secrets):
+                raise ProtocolError(f"refusing to send the {self.name} credential to {request.url.host!r}, "
+                                    "which is not its API host", provider=self.name)
         auth = self.auth if request.extensions.get(_AUTH, True) else None
         return await self.client.send(request, auth=auth, stream=stream)
 
@@ -290,24 +296,28 @@ class HttpProvider(Provider):
             return Queued(job_id, self.name, position=fields.integer(doc, shape.position, 0, 2**31))
         if state == "running":
             return Running(job_id, self.name, progress=fields.number(doc, shape.progress, 0, 100),
-                           logs=self.log_lines(doc))
+                           logs=self.log_lines(doc))  # type: ignore[arg-type]  # attrs converter
         if state == "cancelled":
             return Cancelled(job_id, self.name)
-        if state == "failed" or fields.first(doc, shape.completed_error) is not fields.MISSING:
+        if state == "failed" or any(fields.get(doc, path) not in (fields.MISSING, None, "", False)
+                                    for path in shape.completed_error):
             return Failed(job_id, self.name, self.job_error(doc, shape))
         if fields.first(doc, result.url) is fields.MISSING:
             return None
         return Succeeded(job_id, self.name, self.result_from(doc, handle, response, result))
 
-    def parse_callback(self, body: Any) -> JobStatus:
-        """A host callback (webhook) body, read by ``spec.callback``: a hint to poll, not proof."""
+    def parse_callback(self, body: Any, *, model: str | None = None) -> JobStatus:
+        """A host callback (webhook) body, read by ``spec.callback``: a hint to poll, not proof.
+
+        ``model``: the job's model, when the caller knows it (callbacks do not say).
+        """
         cb = self.spec.callback
         if cb is None or not isinstance(body, Mapping):
             raise ProtocolError(f"{self.name}: not a callback this provider reads", provider=self.name)
         job_id = fields.code(body, cb.job_id)
         if job_id is None:
             raise ProtocolError(f"{self.name}: the callback lacks {cb.job_id!r}", provider=self.name)
-        handle = JobHandle(provider=self.name, job_id=job_id, model=self.capabilities.models[0].model)
+        handle = JobHandle(provider=self.name, job_id=job_id, model=model or self.capabilities.models[0].model)
         status = self.status_from(body, handle, cb.status, cb.result)
         if status is None:
             raise ProtocolError(f"{self.name}: a completed callback without an output video", provider=self.name,
@@ -333,6 +343,10 @@ class HttpProvider(Provider):
         url = fields.text(doc, shape.url)
         if url is None:
             raise self.protocol_error(f"the result lacks {' or '.join(shape.url)}", response, job_id=handle.job_id)
+        if host_of(url) is None:
+            # A host names its output by URL; a local path or another scheme is never fetched.
+            raise self.protocol_error(f"the output video is not an http(s) URL: {clip(url, 100)!r}", response,
+                                      job_id=handle.job_id)
         remaining = None
         if response is not None:
             remaining = fields.header_number(response.headers, shape.remaining_credits_header)
@@ -376,7 +390,7 @@ class HttpProvider(Provider):
             return ()
         out = []
         for entry in entries:
-            line = entry if isinstance(entry, str) else fields.text(entry, "message")
+            line = fields.text(entry, "message")  # log objects ({"message": ...}); anything else is dropped
             if line:
                 out.append(clip(line, 300))
         return tuple(out)
@@ -506,8 +520,9 @@ class HttpProvider(Provider):
 
     def _uncertain_hint(self, client_key: str | None) -> str:
         if client_key and self.capabilities.can_reconcile:
-            return (f". {self.name} knows the job by client key {client_key!r}: running the same edit again "
-                    "with that key looks it up instead of submitting twice")
+            return (f". {self.name} knows the job by client key {client_key!r}: `kling status {self.name} "
+                    f"{client_key}` looks it up (a 'not found' there means it was never created), and "
+                    "re-running the same edit with that key picks it up instead of submitting twice")
         return ""
 
     async def send_get(

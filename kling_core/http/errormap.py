@@ -106,8 +106,14 @@ class ErrorTable:
         rule = self.lookup(lookup_status if lookup_status is not None else status, info.code)
         retryable = rule.retryable if info.retryable is None else info.retryable
         meaning, said = rule.message, info.message
-        if meaning and said and said.lower() not in meaning.lower() and meaning.lower() not in said.lower():
-            message = f"{meaning}: {said}"
+        if meaning and said:
+            # Keep both unless one already says the other (the table's meaning may carry advice).
+            if said.lower() in meaning.lower():
+                message = meaning
+            elif meaning.lower() in said.lower():
+                message = said
+            else:
+                message = f"{meaning}: {said}"
         else:
             message = said or meaning or f"HTTP error {status}"
         if info.request_id:

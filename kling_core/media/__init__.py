@@ -1,5 +1,7 @@
 """Local media handling: locating ffmpeg, probing, hardened ffmpeg runs, safe URL fetches.
 
+Internal: plugins import these through :mod:`kling_core.sdk`, users through :mod:`kling_core`.
+
 Everything here treats media as untrusted input: files are opened with a container
 whitelist and the ``file`` protocol only, ffmpeg gets argv lists with per-input whitelists and
 a wall-clock timeout, and URL fetches refuse private addresses unless explicitly allowed.

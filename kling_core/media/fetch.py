@@ -1,48 +1,254 @@
-"""Download a media URL to a local file, refusing private addresses and oversized bodies.
+"""The one guarded fetch for every URL we download: input media and job results alike.
 
-Redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop re-resolved and
-re-checked; the connection goes to the address that was checked, with the original host in
-the ``Host`` header and TLS SNI. The body streams to a temporary file in the destination
-folder that is renamed only when complete.
+- http(s) only, never ``user:password@``; https only when the caller requires it;
+- every address the host resolves to must be public unless ``media.allow_private_urls``
+  (:mod:`kling_core.media.netguard`); a name that does not resolve is refused. A test may
+  inject a transport and a resolver, but neither switches the check off;
+- the connection goes to the address that was checked, with the original host in the
+  ``Host`` header and TLS SNI, so a second DNS answer cannot swap in another one (rebinding);
+- redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop checked again;
+- a fresh client: no credential, no cookie carried between hops, no proxy or netrc from the
+  environment; only GETs;
+- the body streams to a ``.part`` file beside the target (:mod:`kling_core.files`), capped at
+  ``media.max_download_bytes`` and checked against Content-Length and the expected size;
+- transient failures (408, 429, 5xx, transport errors, a short body) are retried as GETs,
+  ``MAX_ATTEMPTS`` in all.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import hashlib
-import ipaddress
 import os
+import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import attrs
 import httpx
 
-from kling_core.errors import UnsafeMediaError, ValidationError
-from kling_core.media.netguard import checked_address
-from kling_core.media.runner import temp_name
-from kling_core.settings import MediaSettings
+from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError, ValidationError
+from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, write_chunks_atomic
+from kling_core.media import netguard
+from kling_core.media.netguard import IPAddress, Resolver
+from kling_core.settings import MediaSettings, PollSettings
 
+MAX_ATTEMPTS = 5
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0
-_CHUNK = 1 << 16
+DNS_TIMEOUT = 10.0
+RETRY_BACKOFF = PollSettings(initial=1.0, factor=2.0, max=16.0, jitter=0.25)
+TOO_MANY_REDIRECTS = "too_many_redirects"  # ProviderError.code
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
-def _pinned(url: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> tuple[str, dict[str, str], dict[str, Any]]:
+class _Transient(Exception):
+    """One attempt failed in a way another GET may fix."""
+
+
+async def fetch(
+    url: str,
+    dest: Path,
+    *,
+    settings: MediaSettings,
+    field: str,
+    expected_size: int | None = None,
+    require_https: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+    resolve: Resolver | None = None,
+    sleep: Sleep = asyncio.sleep,
+    provider: str = "download",
+    job_id: str | None = None,
+) -> Path:
+    """GET ``url`` into the file ``dest`` under every guard above; return ``dest``.
+
+    ``settings.allow_private_urls`` is the only switch for private addresses. ``resolve``
+    replaces DNS (tests with a fake host name); ``transport`` replaces the network (tests).
+    Raises UnsafeMediaError (naming ``field``) for what is refused: scheme, address, a name
+    that does not resolve, the size cap. The host's failures are ProviderError (with
+    ``provider``/``job_id``): ResultExpiredError for 404/410, code ``download_failed`` when
+    the retries ran out, code ``TOO_MANY_REDIRECTS``.
+    """
+    # kling_core.http imports this module (result downloads): take its retry policy late.
+    from kling_core.http.retry import backoff_delays
+
+    job = _Fetch(
+        url=_canonical(url, field), dest=Path(dest), settings=settings, field=field, expected_size=expected_size,
+        require_https=require_https, resolve=resolve, provider=provider, job_id=job_id,
+    )
+    delays = backoff_delays(RETRY_BACKOFF)
+    timeout = httpx.Timeout(settings.download_timeout, connect=min(CONNECT_TIMEOUT, settings.download_timeout))
+    last = ""
+    async with httpx.AsyncClient(
+        transport=transport, follow_redirects=False, timeout=timeout, trust_env=False, verify=_tls()
+    ) as client:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await job.attempt(client)
+                return job.dest
+            except _Transient as exc:
+                last = str(exc)
+                if attempt < MAX_ATTEMPTS:
+                    await sleep(next(delays))
+    raise ProviderError(
+        f"downloading failed after {MAX_ATTEMPTS} attempts: {last}",
+        provider=provider, code="download_failed", retryable=True, job_id=job_id,
+    )
+
+
+@attrs.frozen
+class _Fetch:
+    url: str
+    dest: Path
+    settings: MediaSettings
+    field: str
+    expected_size: int | None
+    require_https: bool
+    resolve: Resolver | None
+    provider: str
+    job_id: str | None
+
+    async def attempt(self, client: httpx.AsyncClient) -> None:
+        """One GET, redirects included, from the first URL again."""
+        current = self.url
+        for _hop in range(MAX_REDIRECTS + 1):
+            addr, port = await self._checked(current)
+            pinned, headers, extensions = _pinned(current, addr, port)
+            client.cookies.clear()  # a hop's Set-Cookie must not travel to the next host
+            request = client.build_request("GET", pinned, headers=headers, extensions=extensions)
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise _Transient(f"{type(exc).__name__} while fetching {safe_url(current)}") from exc
+            try:
+                if response.status_code in _REDIRECT_STATUSES:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise self._error(f"redirect without a Location header from {safe_url(current)}")
+                    current = _canonical(urljoin(current, location), self.field)
+                    continue
+                self._check_status(response, current)
+                await self._save(response, current)
+                return
+            except httpx.TransportError as exc:  # the body broke off
+                raise _Transient(f"{type(exc).__name__} while reading {safe_url(current)}") from exc
+            finally:
+                await response.aclose()
+        raise self._error(f"more than {MAX_REDIRECTS} redirects from {safe_url(self.url)}", code=TOO_MANY_REDIRECTS)
+
+    async def _checked(self, url: str) -> tuple[IPAddress, int]:
+        if self.require_https and urlsplit(url).scheme.lower() == "http":
+            raise UnsafeMediaError(
+                "plain http downloads are refused (https only); set media.allow_private_urls for a test server",
+                field=self.field,
+            )
+        # The resolver may block (getaddrinfo): off the event loop, with a deadline.
+        check = asyncio.to_thread(
+            netguard.checked_address, url, field=self.field,
+            allow_private=self.settings.allow_private_urls, resolver=self.resolve,
+        )
+        try:
+            return await asyncio.wait_for(check, DNS_TIMEOUT)
+        except TimeoutError:
+            raise UnsafeMediaError(f"resolving the host of {safe_url(url)} timed out", field=self.field) from None
+
+    def _check_status(self, response: httpx.Response, url: str) -> None:
+        from kling_core.http.retry import classify
+
+        status = response.status_code
+        if status == 200:
+            return
+        if status in (404, 410):
+            raise ResultExpiredError(
+                f"the host no longer holds {safe_url(url)} (it expired or was deleted)",
+                provider=self.provider, status_code=status, job_id=self.job_id,
+            )
+        if classify("download", status, response.headers).retry:
+            raise _Transient(f"HTTP {status} from {safe_url(url)}")
+        raise self._error(f"downloading {safe_url(url)} failed", status_code=status)
+
+    async def _save(self, response: httpx.Response, url: str) -> None:
+        self.dest.parent.mkdir(parents=True, exist_ok=True)  # not for a refused URL
+        limit = self.settings.max_download_bytes
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise UnsafeMediaError(
+                f"download exceeds the size limit: {declared} bytes is over the {limit}-byte limit", field=self.field
+            )
+        try:
+            await write_stream(response, self.dest, cap=limit, expected_size=self.expected_size)
+        except StreamTooLarge:
+            raise UnsafeMediaError(f"download exceeds the size limit: over the {limit}-byte limit", field=self.field) from None
+        except StreamIncomplete as exc:
+            raise _Transient(f"{exc} from {safe_url(url)}") from None
+
+    def _error(self, message: str, *, status_code: int | None = None, code: str | None = None) -> ProviderError:
+        return ProviderError(message, provider=self.provider, status_code=status_code, code=code, job_id=self.job_id)
+
+
+async def write_stream(response: httpx.Response, dest: Path, *, cap: int, expected_size: int | None = None) -> int:
+    """Stream a response body to ``dest`` atomically, never whole in memory; return the byte count.
+
+    The file appears at ``dest`` only when complete: at most ``cap`` bytes (else
+    StreamTooLarge), matching the Content-Length and ``expected_size`` where given (else
+    StreamIncomplete: a truncated body is an error, not a shorter file).
+    """
+    declared = response.headers.get("content-length")
+    length = int(declared) if declared and declared.isdigit() else None
+
+    def verify(count: int) -> None:
+        if length is not None and count != length:
+            raise StreamIncomplete(f"truncated: {count} of {length} bytes")
+        if expected_size is not None and count != expected_size:
+            raise StreamIncomplete(f"size mismatch: {count} bytes, the host reported {expected_size}")
+
+    return await write_chunks_atomic(dest, response.aiter_bytes(CHUNK), limit=cap, verify=verify)
+
+
+def _tls() -> ssl.SSLContext | bool:
+    # trust_env is off (it would send ~/.netrc credentials and hand the checked address to a
+    # proxy that sees another network), but a CA bundle the user points at still counts.
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    return ssl.create_default_context(cafile=cafile, capath=capath) if cafile or capath else True
+
+
+def _canonical(url: str, field: str) -> str:
+    """The URL as httpx will send it (IDNA host, escaped path), so every check sees that form."""
+    try:
+        return str(httpx.URL(url))
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise UnsafeMediaError(f"not a valid URL: {exc}", field=field) from None
+
+
+def _pinned(url: str, addr: IPAddress, port: int) -> tuple[str, dict[str, str], dict[str, Any]]:
     """The URL rewritten to the checked address, plus the Host header and SNI that keep it honest."""
     parts = urlsplit(url)
     host_literal = f"[{addr}]" if addr.version == 6 else str(addr)
-    netloc = f"{host_literal}:{port}"
-    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    pinned = urlunsplit((parts.scheme, f"{host_literal}:{port}", parts.path or "/", parts.query, ""))
     hostname = parts.hostname or ""
     default_port = 443 if parts.scheme.lower() == "https" else 80
-    host_header = hostname if port == default_port else f"{hostname}:{port}"
-    if ":" in hostname and not hostname.startswith("["):
-        host_header = f"[{hostname}]" if port == default_port else f"[{hostname}]:{port}"
+    name = f"[{hostname}]" if ":" in hostname else hostname
+    host_header = name if port == default_port else f"{name}:{port}"
+    # identity: the byte count must match Content-Length, which a decoded body would not.
+    headers = {"host": host_header, "accept-encoding": "identity"}
     extensions: dict[str, Any] = {}
     if parts.scheme.lower() == "https":
         extensions["sni_hostname"] = hostname
-    return pinned, {"host": host_header}, extensions
+    return pinned, headers, extensions
+
+
+def safe_url(url: str) -> str:
+    """The URL without user info or query string (either may carry a secret)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+# -- input media ---------------------------------------------------------------------------
 
 
 def url_file_name(url: str, suffix: str = "") -> str:
@@ -61,67 +267,22 @@ async def download(
     field: str,
     settings: MediaSettings | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    resolve: Resolver | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> Path:
-    """Fetch ``url`` into ``dest_dir``; return the local path. Raises UnsafeMediaError / ValidationError."""
+    """Fetch the input media ``url`` into ``dest_dir``; return the local path.
+
+    A URL that cannot be fetched is a bad input: ValidationError naming ``field``; what the
+    guard refuses (too many redirects included) is UnsafeMediaError.
+    """
     settings = settings or MediaSettings()
-    dest = dest_dir / url_file_name(url)
-    timeout = httpx.Timeout(settings.download_timeout, connect=CONNECT_TIMEOUT)
-    async with httpx.AsyncClient(
-        follow_redirects=False, timeout=timeout, transport=transport, trust_env=False
-    ) as client:
-        current = url
-        for _hop in range(MAX_REDIRECTS + 1):
-            addr, port = checked_address(current, field=field, allow_private=settings.allow_private_urls)
-            pinned, headers, extensions = _pinned(current, addr, port)
-            request = client.build_request("GET", pinned, headers=headers, extensions=extensions)
-            try:
-                response = await client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise ValidationError.single(field, f"could not download {_safe(current)}: {type(exc).__name__}") from None
-            try:
-                if response.status_code in (301, 302, 303, 307, 308):
-                    location = response.headers.get("location")
-                    if not location:
-                        raise ValidationError.single(field, f"redirect without a Location from {_safe(current)}")
-                    current = urljoin(current, location)
-                    continue
-                if response.status_code != 200:
-                    raise ValidationError.single(
-                        field, f"could not download {_safe(current)}: HTTP {response.status_code}"
-                    )
-                dest_dir.mkdir(parents=True, exist_ok=True)
-                await _save(response, dest, field=field, limit=settings.max_download_bytes)
-                return dest
-            finally:
-                await response.aclose()
-    raise UnsafeMediaError(f"more than {MAX_REDIRECTS} redirects from {_safe(url)}", field=field)
-
-
-async def _save(response: httpx.Response, dest: Path, *, field: str, limit: int) -> None:
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise UnsafeMediaError(f"download is {int(declared)} bytes, over the {limit}-byte limit", field=field)
-    tmp = temp_name(dest)
-    done = False
     try:
-        written = 0
-        with tmp.open("wb") as fh:
-            async for chunk in response.aiter_bytes(_CHUNK):
-                written += len(chunk)
-                if written > limit:
-                    raise UnsafeMediaError(f"download exceeds the {limit}-byte limit", field=field)
-                fh.write(chunk)
-        if declared and declared.isdigit() and written != int(declared):
-            raise ValidationError.single(field, f"download truncated: {written} of {declared} bytes")
-        os.replace(tmp, dest)
-        done = True
-    finally:
-        if not done:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-
-
-def _safe(url: str) -> str:
-    """The URL without its query string (which may carry a signed token)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        return await fetch(
+            url, dest_dir / url_file_name(url), settings=settings, field=field,
+            transport=transport, resolve=resolve, sleep=sleep,
+        )
+    except ProviderError as exc:
+        if exc.code == TOO_MANY_REDIRECTS:
+            raise UnsafeMediaError(exc.reason, field=field) from None
+        why = f"HTTP {exc.status_code}" if exc.status_code is not None else exc.reason
+        raise ValidationError.single(field, f"could not download {safe_url(url)}: {why}") from None

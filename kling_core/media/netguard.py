@@ -3,18 +3,24 @@
 Resolved once; every address must be public (``ipaddress.is_global``) and not one of the
 special ranges below, unless ``allow_private`` is set (tests with a loopback server). The
 caller then connects to the address that was checked, so a second DNS answer cannot swap in
-a private one (rebinding).
+a private one (rebinding). A name that does not resolve is refused, not let through.
+
+The resolver can be injected (``resolve=``) so tests with a fake host name need no DNS; it is
+never a way to skip the check.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from kling_core.errors import UnsafeMediaError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) -> every address the name resolves to; raises UnsafeMediaError when it cannot.
+Resolver = Callable[[str, int], Sequence[IPAddress]]
 
 # Ranges refused even where a library might call them global, listed for clarity.
 _BLOCKED_NETS = tuple(
@@ -58,19 +64,47 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return out
 
 
-def checked_address(url: str, *, field: str, allow_private: bool) -> tuple[IPAddress, int]:
-    """The address to connect to for ``url``, after checking every resolved address."""
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _is_localhost(host: str) -> bool:
+    # RFC 6761: these names are loopback whatever a (possibly fake) resolver answers.
+    host = host.lower().rstrip(".")
+    return host in ("localhost", "localhost.localdomain") or host.endswith(".localhost")
+
+
+def checked_address(
+    url: str, *, field: str, allow_private: bool, resolver: Resolver | None = None
+) -> tuple[IPAddress, int]:
+    """The address to connect to for ``url``, after checking every resolved address.
+
+    ``resolver`` defaults to this module's :func:`resolve`, looked up at call time.
+    """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise UnsafeMediaError(f"only http(s) URLs can be fetched, not {scheme or 'a bare path'}", field=field)
     if parts.username or parts.password:
         raise UnsafeMediaError("URLs with user:password are refused", field=field)
-    host = parts.hostname
+    try:
+        host, port = parts.hostname, parts.port or (443 if scheme == "https" else 80)
+    except ValueError:  # a port out of range or not a number
+        raise UnsafeMediaError("URL has an invalid port", field=field) from None
     if not host:
         raise UnsafeMediaError("URL has no host", field=field)
-    port = parts.port or (443 if scheme == "https" else 80)
-    addresses = resolve(host, port)
+    if not allow_private and _is_localhost(host):
+        raise UnsafeMediaError(
+            f"refusing to fetch {host}: a local name; set media.allow_private_urls to allow it", field=field
+        )
+    literal = _literal(host)
+    try:
+        addresses = [literal] if literal is not None else list((resolver or resolve)(host, port))
+    except UnsafeMediaError as exc:
+        raise UnsafeMediaError(exc.reason, field=field) from None
     if not addresses:
         raise UnsafeMediaError(f"host {host!r} resolves to no address", field=field)
     if not allow_private:

@@ -16,7 +16,6 @@ import asyncio
 import collections
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import IO, Any
 import attrs
 
 from kling_core.errors import MediaError
+from kling_core.files import atomic_path
 from kling_core.media.formats import whitelist
 
 DEFAULT_THREADS = 2
@@ -73,10 +73,6 @@ def build_argv(
     return argv
 
 
-def temp_name(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
-
-
 async def run_ffmpeg(
     ffmpeg: str,
     inputs: Sequence[FfmpegInput],
@@ -91,18 +87,10 @@ async def run_ffmpeg(
     """Run one ffmpeg job writing ``output`` atomically; raise MediaError on any failure."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(output)
-    argv = build_argv(ffmpeg, inputs, output_args, tmp, output_format=output_format, threads=threads)
-    done = False
-    try:
+    with atomic_path(output) as tmp:
+        argv = build_argv(ffmpeg, inputs, output_args, tmp, output_format=output_format, threads=threads)
         await _run(argv, timeout=timeout, on_progress=on_progress)
-        os.replace(tmp, output)
-        done = True
-        return output
-    finally:
-        if not done:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+    return output
 
 
 async def _run(argv: list[str], *, timeout: float, on_progress: ProgressCallback | None) -> None:

@@ -6,7 +6,6 @@ images of distinct solid colours, so a rendered edit can be checked by sampling 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -14,8 +13,8 @@ from pathlib import Path
 import attrs
 
 from kling_core.errors import MediaError
+from kling_core.files import atomic_path
 from kling_core.media.locate import find_ffmpeg
-from kling_core.media.runner import temp_name
 
 # RGB of the generated reference images, far apart in hue so a test can tell them apart.
 IMAGE_COLOURS: tuple[tuple[int, int, int], ...] = ((230, 40, 40), (40, 90, 230), (40, 200, 70))
@@ -37,19 +36,15 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 def generate(ffmpeg: str, args: list[str], dest: Path, *, fmt: str, timeout: float = _TIMEOUT) -> Path:
     """Run ffmpeg on built-in sources and write ``dest`` atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(dest)
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args, "-f", fmt, f"file:{tmp}"]
-    try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+    with atomic_path(dest) as tmp:
+        argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args, "-f", fmt, f"file:{tmp}"]
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise MediaError(f"ffmpeg timed out generating {dest.name}") from None
         if proc.returncode != 0:
             raise MediaError(f"ffmpeg could not generate {dest.name}: {proc.stderr.decode(errors='replace')[-800:]}")
-        os.replace(tmp, dest)
-        return dest
-    except subprocess.TimeoutExpired:
-        raise MediaError(f"ffmpeg timed out generating {dest.name}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    return dest
 
 
 def make_clip(

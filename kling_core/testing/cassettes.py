@@ -88,6 +88,7 @@ class Cassette:
     base_url: str | None
     steps: tuple[Step, ...]
     raw: Mapping[str, Any] = field(repr=False, eq=False)
+    covers: tuple[str, ...] = ()
 
     @property
     def interactions(self) -> list[Interaction]:
@@ -205,6 +206,15 @@ def parse_cassette(doc: object, path: Path) -> Cassette:
                 args=s.get("args", {}),
             )
         )
+    # "covers": cases the scenario shows beyond what its last step says (the schema lists them).
+    # completed_with_error: the host reports the job done but its answer carries an error, and
+    # the plugin must report a failed job; only a scenario ending in one can show that.
+    covers = tuple(doc.get("covers", ()))
+    last = steps[-1] if steps else None
+    if "completed_with_error" in covers and not (
+        last is not None and last.expect_kind == "status" and last.expect["status"].get("state") == "failed"
+    ):
+        problems.append(Problem("covers", "'completed_with_error' needs a last step expecting a failed status"))
     if problems or request is None:
         raise cassette_error(problems, path)
     settings = doc.get("settings", {})
@@ -219,6 +229,7 @@ def parse_cassette(doc: object, path: Path) -> Cassette:
         base_url=settings.get("base_url"),
         steps=tuple(steps),
         raw=doc,
+        covers=covers,
     )
 
 

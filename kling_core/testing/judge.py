@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from kling_core import errors
 from kling_core.contract.models import MODELS
 from kling_core.contract.status import Cancelled, Failed, Queued, Running, Succeeded, is_terminal
-from kling_core.errors import KlingError, ProviderError
+from kling_core.errors import FAILURE_ERRORS, KlingError, ProviderError
 from kling_core.provider import JobHandle
 from kling_core.testing.replay import ReplayOutcome, describe_exception
 
@@ -23,14 +25,8 @@ RETRYABLE: Mapping[str, bool] = {
     "ResultExpiredError": False,
 }
 # Failed.error.kind → the canonical error class a client raises for it.
-KIND_ERRORS: Mapping[str, str] = {
-    "job_failed": "JobFailedError",
-    "content_policy": "ContentPolicyError",
-    "validation": "ProviderValidationError",
-    "insufficient_credits": "InsufficientCreditsError",
-    "timeout": "JobTimeoutError",
-    "provider": "ProviderError",
-}
+# The client's own table, by class name (a failed job's kind -> the error it raises).
+KIND_ERRORS: Mapping[str, str] = {kind: cls.__name__ for kind, cls in FAILURE_ERRORS.items()}
 
 
 def error_problems(exc: BaseException, provider: str) -> list[str]:
@@ -102,3 +98,48 @@ def trail_problems(trail: list[Any], provider: str) -> list[str]:
         return "submit" if isinstance(value, JobHandle) else ("cancel" if isinstance(value, bool) else "status")
 
     return lifecycle_problems([(op(v), v, None) for v in trail], provider)
+
+
+@attrs.frozen
+class JobRun:
+    """One job as a behaviour test judges it, whatever drove it (a cassette or a real run)."""
+
+    label: str  # the cassette's file name, or what the suite ran
+    trail: Trail
+    failures: Sequence[str] = ()  # what the driver already found (a replay's expect mismatches)
+
+    @property
+    def final(self) -> Any:
+        """The last step's value, or the error it raised."""
+        if not self.trail:
+            return None
+        _, value, error = self.trail[-1]
+        return error if error is not None else value
+
+    def problems(self, provider: str) -> list[str]:
+        return [f"{self.label}: {p}" for p in [*self.failures, *lifecycle_problems(self.trail, provider)]]
+
+
+@attrs.frozen
+class JobRuns:
+    """The jobs a fixture drove for one behaviour, and where they came from (for messages)."""
+
+    source: str
+    runs: Sequence[JobRun] = ()
+
+
+@attrs.frozen
+class Resumed:
+    """A job found again from its bare id, and (when the suite could read one) its status."""
+
+    job_id: str
+    handle: Any
+    status: Any = None
+    expected_state: str | None = None
+
+
+def ended(value: Any) -> str:
+    """How a job ended, for a message: a state, or the error it raised."""
+    if isinstance(value, BaseException):
+        return f"with {describe_exception(value)}"
+    return str(getattr(value, "state", repr(value)))

@@ -11,19 +11,31 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from kling_core.http.redact import SENSITIVE_HEADERS
 from kling_core.testing.cassettes import SECRET, RecordedRequest
 
 # Header names that carry credentials on the hosts we know (R7/R8).
-AUTH_HEADERS = frozenset(
-    {"authorization", "x-api-key", "x-key", "cookie", "set-cookie", "proxy-authorization", "api-key"}
-)
+AUTH_HEADERS = SENSITIVE_HEADERS  # one list: what logs mask is what cassettes keep as <SECRET>
 _TOKEN = r"\S+"
+# A scheme word (Bearer, Key, Token, Basic): letters only, so a bare key is never taken for one.
+_SCHEME_WORD = re.compile(r"^[A-Za-z]{1,20}$")
 
 
 def secret_pattern(recorded: str) -> re.Pattern[str]:
     """``Key <SECRET>`` matches ``Key`` followed by any non-empty token without whitespace."""
     parts = [re.escape(p) for p in recorded.split(SECRET)]
     return re.compile("^" + _TOKEN.join(parts) + "$", re.DOTALL)
+
+
+def mask_credential(value: str) -> str:
+    """An auth header value fit to print: the scheme word kept, every token after it masked.
+
+    ``Token sk-abc`` -> ``Token <SECRET>``, so a wrong scheme shows and the key does not.
+    """
+    parts = value.split()
+    if len(parts) >= 2 and _SCHEME_WORD.match(parts[0]):
+        return " ".join([parts[0], *[SECRET] * (len(parts) - 1)])
+    return SECRET if value.strip() else value
 
 
 def value_matches(recorded: str, actual: str) -> bool:
@@ -108,10 +120,10 @@ def request_problems(recorded: RecordedRequest, actual: httpx.Request) -> list[s
     for name, value in recorded.headers.items():
         sent = actual.headers.get(name)
         if sent is None:
-            problems.append(f"header {name!r}: recorded {value!r}, not sent")
+            problems.append(f"header {name}: expected {value!r}, not sent")
         elif not value_matches(value, sent):
-            shown = "<a value>" if name in AUTH_HEADERS else repr(sent)
-            problems.append(f"header {name!r}: recorded {value!r}, sent {shown}")
+            shown = mask_credential(sent) if name in AUTH_HEADERS else sent
+            problems.append(f"header {name}: expected {value!r}, got {shown!r}")
     if recorded.match_json != "ignore":
         has_body, body = request_body_json(actual)
         if not recorded.has_json:

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 import httpx
 
+from kling_core.contract import status as _status
 from kling_core.contract.models import EditRequest
 from kling_core.contract.status import Cancelled, Failed, Queued, Running, Succeeded
 from kling_core.errors import ProtocolError, ProviderError
@@ -22,6 +23,13 @@ class RawBody:
 
     text: str
 
+
+# What a status parser may return: a job status, or (hosts with a result-fetch step) the
+# ``Completed`` marker meaning "fetch the result now", where kling-core has it.
+_COMPLETED = getattr(_status, "Completed", None)
+PARSED_STATUSES: tuple[type, ...] = (
+    Queued, Running, Succeeded, Failed, Cancelled, *([_COMPLETED] if isinstance(_COMPLETED, type) else []),
+)
 
 NOT_JSON_BODIES = ("", "<html><body>502 Bad Gateway</body></html>", '{"id": "ed_1", "sta', "null", "OK")
 
@@ -57,7 +65,7 @@ def feed_parser(provider: Provider, kind: str, doc: Any, data: Any) -> None:
             assert isinstance(value, JobHandle), f"parse_submit returned {value!r}, not a JobHandle"
         else:
             value = provider.parse_status(response, handle)  # type: ignore[attr-defined]
-            assert isinstance(value, (Queued, Running, Succeeded, Failed, Cancelled)), (
+            assert isinstance(value, PARSED_STATUSES), (
                 f"parse_status returned {value!r}, not a JobStatus"
             )
     except ProtocolError:

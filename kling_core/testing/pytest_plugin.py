@@ -1,7 +1,8 @@
 """pytest plugin (``pytest11`` entry point ``kling``): contract-suite option and fixtures.
 
 Installing kling-core with the ``test`` extra makes these available in any pytest run, so a
-plugin author needs no conftest: subclass :class:`kling_core.testing.ProviderContractTests`.
+plugin author needs no conftest: subclass :class:`kling_core.testing.ProviderContractTests`
+(or one of the compositions in :mod:`kling_core.testing.suite`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ import pytest
 
 from kling_core.provider import Provider
 from kling_core.testing.cassettes import Cassette, load_cassettes
+from kling_core.testing.doubles import (
+    CallLog,
+    build_provider,
+    canary_credentials,
+    no_sleep,
+    refusing_transport,
+)
 from kling_core.testing.media import SampleMedia, render_sample_media
-from kling_core.testing.replay import CallLog, build_provider, canary_credentials, refusing_transport
 
 
 def _env_record() -> bool:
@@ -57,9 +64,6 @@ def kling_provider_factory(tmp_path: Path, kling_call_log: CallLog) -> Callable[
     canary credentials, a no-wait sleep and, by default, a transport that refuses (and logs)
     every request, so a test proves "no network call" by checking ``kling_call_log``. Close
     what you open (``await provider.aclose()``) inside the event loop that used it."""
-
-    async def no_sleep(seconds: float) -> None:
-        return None
 
     def factory(provider_cls: type[Provider], *, transport: Any = None, options: Any = None,
                 base_url: str | None = None, environ: dict[str, str] | None = None) -> Provider:

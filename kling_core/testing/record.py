@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
-import os
 import re
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,13 @@ import httpx
 from kling_core.contract.models import EditRequest
 from kling_core.contract.status import is_terminal
 from kling_core.errors import KlingError, ProviderError, ValidationError
+from kling_core.files import write_text_atomic
+from kling_core.preflight import check_request
 from kling_core.provider import JobHandle, Provider
 from kling_core.serialization import unstructure
 from kling_core.testing.cassettes import SECRET, parse_cassette
+from kling_core.testing.doubles import build_provider
 from kling_core.testing.matching import AUTH_HEADERS
-from kling_core.testing.replay import build_provider, preflight
 from kling_core.testing.secrets import scan_document
 
 KEEP_REQUEST_HEADERS = frozenset({"content-type"}) | AUTH_HEADERS
@@ -178,7 +178,7 @@ async def record_scenario(
         return value, error
 
     async def do_submit() -> JobHandle:
-        preflight(provider, request)
+        check_request(provider, request)
         return await provider.submit(await provider.prepare(request))
 
     try:
@@ -220,13 +220,4 @@ def write_cassette(doc: Mapping[str, Any], path: str | Path, *, secrets: Sequenc
     if findings:
         raise ValidationError.single(str(path), "refusing to write a cassette holding secrets: " + "; ".join(findings))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

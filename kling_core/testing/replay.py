@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,87 +19,48 @@ import httpx
 from attrs import field
 
 from kling_core import errors
-from kling_core.contract.checks import check_against, check_references
 from kling_core.contract.models import EditRequest
-from kling_core.errors import UnsupportedError, ValidationError
-from kling_core.provider import JobHandle, Provider, ProviderContext
+from kling_core.preflight import check_request
+from kling_core.provider import JobHandle, Provider
 from kling_core.serialization import unstructure
-from kling_core.settings import MediaSettings, ProviderSettings
 from kling_core.testing.cassettes import Cassette, Interaction, RecordedResponse, Step
+from kling_core.testing.doubles import (
+    UNEXPECTED_STATUS,
+    CallLog,
+    build_provider,
+    canary_credentials,
+    refusing_transport,
+)
 from kling_core.testing.matching import canary_leaks, request_problems, subset_problems
+from kling_core.testing.tables import as_response, entry_for
 
-# How an unexpected request is answered: a non-retryable client error, so a plugin fails fast.
-_UNEXPECTED_STATUS = 418
+# The doubles used to live here; existing imports keep working.
+__all__ = [
+    "CallLog",
+    "ContractFailure",
+    "ReplayOutcome",
+    "StepOutcome",
+    "build_provider",
+    "canary_credentials",
+    "check_expect",
+    "describe_exception",
+    "preflight",
+    "refusing_transport",
+    "replay",
+    "replay_async",
+]
 
 
 class ContractFailure(AssertionError):
     """The plugin did not do what the contract (or a cassette) requires."""
 
 
-def canary_credentials(provider_cls: type[Provider]) -> dict[str, str]:
-    """A fresh, recognisable fake value for every credential the provider needs."""
-    return {spec.env: f"sk-CANARY-{uuid.uuid4().hex}" for spec in provider_cls.credentials}
-
-
-@attrs.define
-class CallLog:
-    """Every HTTP request a provider made, in order (the zero-HTTP-call checks read it)."""
-
-    requests: list[httpx.Request] = field(factory=list)
-
-    def __len__(self) -> int:
-        return len(self.requests)
-
-
-def refusing_transport(log: CallLog) -> httpx.MockTransport:
-    """A transport that logs and refuses every request (for "no network call" checks)."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        log.requests.append(request)
-        return httpx.Response(_UNEXPECTED_STATUS, json={"error": "no request was expected here"})
-
-    return httpx.MockTransport(handler)
-
-
-def build_provider(
-    provider_cls: type[Provider],
-    *,
-    environ: Mapping[str, str],
-    transport: Any = None,
-    options: Mapping[str, Any] | None = None,
-    base_url: str | None = None,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-    clock: Callable[[], float] | None = None,
-    work_dir: Path | None = None,
-    media: MediaSettings | None = None,
-) -> Provider:
-    """A provider instance the way the core builds one, with test doubles injected."""
-    settings = ProviderSettings(options=dict(options or {}), base_url=base_url)
-    kw: dict[str, Any] = {}
-    if sleep is not None:
-        kw["sleep"] = sleep
-    if clock is not None:
-        kw["clock"] = clock
-    ctx = ProviderContext(
-        name=provider_cls.name,
-        settings=settings,
-        media=media or MediaSettings(),
-        environ=dict(environ),
-        transport=transport,
-        work_dir=work_dir,
-        **kw,
-    )
-    return provider_cls(ctx)
-
-
 def preflight(provider: Provider, request: EditRequest) -> None:
-    """The checks the core client runs before a provider sees a request (no I/O)."""
-    problems = check_references(request)
-    if problems:
-        raise ValidationError(problems)
-    problems = check_against(request, provider.capabilities, provider.name) + list(provider.check(request))
-    if problems:
-        raise UnsupportedError(provider.name, problems)
+    """The client's checks without the file-system look-up (kept for existing imports).
+
+    The suite itself calls :func:`kling_core.preflight.check_request`, as the client does.
+    """
+    check_request(provider, request, check_files=False)
 
 
 class _Replayer:
@@ -141,7 +101,7 @@ class _Replayer:
                 f"{self.where}: unexpected request {request.method} {request.url} "
                 f"(the cassette records {self.total} interaction(s) for this step, all already used)"
             )
-            return httpx.Response(_UNEXPECTED_STATUS, json={"error": "unexpected request: not in the cassette"})
+            return httpx.Response(UNEXPECTED_STATUS, json={"error": "unexpected request: not in the cassette"})
         it = self.pending.pop(0)
         self.served += 1
         label = f"{self.where}, interaction {self.served} of {self.total} ({it.request.method} {it.request.url})"
@@ -155,7 +115,7 @@ class _Replayer:
             f"{self.where}: {request.method} {request.url.copy_with(query=None)} did not go through "
             "ProviderContext.transport (the provider must build its HTTP client with ctx.transport)"
         )
-        return httpx.Response(_UNEXPECTED_STATUS, json={"error": "request escaped the injected transport"})
+        return httpx.Response(UNEXPECTED_STATUS, json={"error": "request escaped the injected transport"})
 
 
 _RAISES: dict[str, Callable[[str, httpx.Request], Exception]] = {
@@ -169,9 +129,9 @@ _RAISES: dict[str, Callable[[str, httpx.Request], Exception]] = {
 def respond(recorded: RecordedResponse, request: httpx.Request) -> httpx.Response:
     if recorded.raise_ is not None:
         raise _RAISES[recorded.raise_](f"recorded transport failure: {recorded.raise_}", request)
-    if recorded.has_json:
-        return httpx.Response(recorded.status, headers=dict(recorded.headers), json=recorded.json, request=request)
-    return httpx.Response(recorded.status, headers=dict(recorded.headers), text=recorded.text or "", request=request)
+    response = as_response(recorded)
+    response.request = request
+    return response
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -238,7 +198,7 @@ class ReplayOutcome:
 
 async def _run_op(provider: Provider, step: Step, request: EditRequest, handle: JobHandle | None) -> Any:
     if step.op == "submit":
-        preflight(provider, request)
+        check_request(provider, request)
         prepared = await provider.prepare(request)
         return await provider.submit(prepared)
     if step.op == "status":
@@ -250,7 +210,7 @@ async def _run_op(provider: Provider, step: Step, request: EditRequest, handle: 
     if step.op == "resume":
         return provider.resume(step.args["job_id"], model=step.args.get("model"))
     if step.op == "dry_run":
-        preflight(provider, request)
+        check_request(provider, request)
         return await provider.dry_run(request)
     raise AssertionError(f"unknown op {step.op!r}")
 
@@ -304,8 +264,13 @@ async def replay_async(
                     so.error = exc
                 replayer.finish_step()
                 outcome.outcomes.append(so)
-                for problem in check_expect(step, so.value, so.error):
-                    outcome.failures.append(f"{replayer.where}: {problem}")
+                problems = check_expect(step, so.value, so.error)
+                outcome.failures += [f"{replayer.where}: {p}" for p in problems]
+                if problems and step.expect_kind == "error":
+                    # A wrong canonical error is fixed in the plugin's table: name the entry.
+                    entry = entry_for(provider, so.error, [it.response for it in step.interactions])
+                    if entry is not None:
+                        outcome.failures.append(f"{replayer.where}: the plugin's table entry: {entry}")
                 if so.error is not None:
                     outcome.failures += _secret_in_error(replayer.where, so.error, canaries)
                 if isinstance(so.value, JobHandle):

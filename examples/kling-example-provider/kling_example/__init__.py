@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from kling_core import hookimpl
+from kling_core.sdk import hookimpl
 from kling_example.provider import ExampleProvider
 
 __all__ = ["ExampleProvider"]
 
 
 @hookimpl
-def kling_register_providers(register: Any) -> None:
+def kling_register_providers(register: Callable[..., None]) -> None:
     register(ExampleProvider)

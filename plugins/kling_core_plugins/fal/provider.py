@@ -18,6 +18,7 @@ from kling_core.sdk import (
     ErrorShape,
     HostSpec,
     HttpProvider,
+    JobHandle,
     MediaUploader,
     PollSettings,
     Problem,
@@ -104,3 +105,12 @@ class FalProvider(HttpProvider):
             params={"fal_webhook": request.webhook_url} if request.webhook_url else None,
             headers={OPTION_HEADERS[k]: str(v) for k, v in request.options.items() if k in OPTION_HEADERS},
         )
+
+    def parse_submit(self, response: httpx.Response, request: EditRequest) -> JobHandle:
+        # fal's answer always names all three URLs (its schema requires them, fal_client indexes
+        # them): one without them did not come from fal's queue.
+        handle = super().parse_submit(response, request)
+        missing = [path for key, path in self.spec.submit.urls.items() if key not in handle.urls]
+        if missing:
+            raise self.protocol_error(f"the submit answer lacks {', '.join(missing)}", response, job_id=handle.job_id)
+        return handle

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from kling_core.sdk import ContentPolicyError, ErrorRule, ErrorTable, ProviderValidationError
+from kling_core.sdk import (
+    ContentPolicyError,
+    ErrorRule,
+    ErrorTable,
+    FailureKind,
+    HostState,
+    ProviderValidationError,
+)
 
-QUEUE_STATES: Mapping[str, str] = {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "COMPLETED": "completed"}
+QUEUE_STATES: Mapping[str, HostState] = {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "COMPLETED": "completed"}
 
 # fal's request-error types (request-errors docs) and model-error types that matter to us.
 ERROR_TABLE = ErrorTable(
@@ -33,7 +40,7 @@ ERROR_TABLE = ErrorTable(
 RETRYABLE_CODES = frozenset(code for code, rule in ERROR_TABLE.by_code.items() if rule.retryable)
 
 # error_type -> JobError.kind, for a job that finished with an error.
-JOB_ERROR_KINDS: Mapping[str, str] = {
+JOB_ERROR_KINDS: Mapping[str, FailureKind] = {
     "content_policy_violation": "content_policy",
     "request_timeout": "timeout",
     "startup_timeout": "timeout",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
+from kling_core.sdk import (
+    ModelCapabilities,
+    ProviderCapabilities,
+)
 
 CAPABILITIES = ProviderCapabilities(
     models=(

@@ -11,8 +11,12 @@ from typing import Literal
 
 import attrs
 
-from kling_core.contract.status import JobError
-from kling_core.errors import InsufficientCreditsError, ProviderError, RateLimitedError
+from kling_core.sdk import (
+    InsufficientCreditsError,
+    JobError,
+    ProviderError,
+    RateLimitedError,
+)
 
 
 @attrs.frozen

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from kling_core.errors import ValidationError
+from kling_core.sdk import ValidationError, write_text_atomic
 
 JOB_ID_RE = re.compile(r"^mock-[0-9a-f]{20}$")
 CANCEL_MARKER = "cancel-requested"
@@ -80,9 +80,8 @@ class JobStore:
     def save(self, record: JobRecord) -> None:
         d = self.dir(record.job_id)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".job.json.{secrets.token_hex(4)}.part"
-        tmp.write_text(json.dumps(attrs.asdict(record), indent=1, sort_keys=True), "utf-8")
-        os.replace(tmp, d / "job.json")  # readers never see a half-written record
+        # Readers never see a half-written record.
+        write_text_atomic(d / "job.json", json.dumps(attrs.asdict(record), indent=1, sort_keys=True))
 
     # -- who is running the job ---------------------------------------------------------
     def acquire(self, job_id: str) -> int | None:

@@ -11,12 +11,21 @@ from pathlib import Path
 import attrs
 import httpx
 
-from kling_core.contract.capabilities import ImageLimits, ModelCapabilities, VideoLimits
-from kling_core.contract.models import EditRequest, Element
-from kling_core.errors import Problem, ValidationError
-from kling_core.media.probe import ImageInfo, VideoInfo, probe_image, probe_video
-from kling_core.media.resolve import local_media
-from kling_core.settings import MediaSettings
+from kling_core.sdk import (
+    EditRequest,
+    Element,
+    ImageInfo,
+    ImageLimits,
+    MediaSettings,
+    ModelCapabilities,
+    Problem,
+    ValidationError,
+    VideoInfo,
+    VideoLimits,
+    local_media,
+    probe_image,
+    probe_video,
+)
 
 
 @attrs.frozen

@@ -11,7 +11,11 @@ from typing import Any
 
 import attrs
 
-from kling_core.errors import ConfigError, Problem, ValidationError
+from kling_core.sdk import (
+    ConfigError,
+    Problem,
+    ValidationError,
+)
 from kling_core_plugins.mock.failures import FAILURES
 
 OPTION_NAMES: tuple[str, ...] = ("fail", "latency", "retry_after")

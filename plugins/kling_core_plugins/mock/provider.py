@@ -8,17 +8,35 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
-from kling_core.contract.models import EditRequest, EditResult, OutputVideo, Timings
-from kling_core.contract.status import Cancelled, Failed, JobError, JobStatus, Queued, Running, Succeeded
-from kling_core.errors import KlingError, Problem, ProviderError, ValidationError
-from kling_core.media.locate import find_ffmpeg
-from kling_core.media.probe import probe_video
-from kling_core.media.runner import run_ffmpeg
-from kling_core.media.workdir import work_dir
-from kling_core.provider import JobHandle, Provider, ProviderContext
-from kling_core.serialization import structure, unstructure
-from kling_core.settings import PollSettings
+from kling_core.sdk import (
+    Cancelled,
+    EditRequest,
+    EditResult,
+    Failed,
+    JobError,
+    JobHandle,
+    JobStatus,
+    KlingError,
+    ModelCapabilities,
+    OutputVideo,
+    PollSettings,
+    Problem,
+    Provider,
+    ProviderCapabilities,
+    ProviderContext,
+    ProviderError,
+    Queued,
+    Running,
+    Succeeded,
+    Timings,
+    ValidationError,
+    find_ffmpeg,
+    probe_video,
+    run_ffmpeg,
+    structure,
+    unstructure,
+    work_dir,
+)
 from kling_core_plugins.mock import render
 from kling_core_plugins.mock.capabilities import CAPABILITIES
 from kling_core_plugins.mock.failures import FAILURES, submit_error
@@ -319,7 +337,7 @@ class MockProvider(Provider):
 
 def output_path(result: EditResult) -> Path:
     """The local file a mock result's ``file://`` URL names."""
-    from kling_core.contract.checks import local_path
+    from kling_core.sdk import local_path
 
     path = local_path(result.video.url)
     assert path is not None

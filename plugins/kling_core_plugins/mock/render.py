@@ -19,10 +19,14 @@ from typing import Any
 
 import attrs
 
-from kling_core.contract.models import EditRequest
-from kling_core.media.formats import IMAGE_FORMATS, VIDEO_FORMATS
-from kling_core.media.probe import ImageInfo, VideoInfo
-from kling_core.media.runner import FfmpegInput
+from kling_core.sdk import (
+    IMAGE_FORMATS,
+    VIDEO_FORMATS,
+    EditRequest,
+    FfmpegInput,
+    ImageInfo,
+    VideoInfo,
+)
 from kling_core_plugins.mock.capabilities import OUTPUT_SHORT_SIDE
 
 SLOTS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")

@@ -18,9 +18,11 @@ from kling_core.sdk import (
     CredentialSpec,
     EditRequest,
     ErrorShape,
+    Failed,
     HostSpec,
     HttpProvider,
     JobHandle,
+    JobStatus,
     PollSettings,
     Problem,
     ProviderError,
@@ -28,8 +30,10 @@ from kling_core.sdk import (
     Routes,
     StatusShape,
     SubmitShape,
+    field,
     field_text,
     saved_body,
+    try_json,
 )
 from kling_core_plugins.segmind import wire
 
@@ -117,3 +121,10 @@ class SegmindProvider(HttpProvider):
             data["remaining_credits"] = response.headers[wire.CREDITS_HEADER]
         return JobHandle(provider=self.name, job_id=job_id, model=request.model, client_key=request.client_key,
                          data=data)
+
+    def parse_result(self, response: httpx.Response, handle: JobHandle) -> JobStatus:
+        # FAILED comes as HTTP 422 with a status body at the result URL too: the same failed job
+        # as at the status URL (kind job_failed), not a rejected request.
+        if response.status_code == 422 and field(try_json(response), self.spec.status.state) == "FAILED":
+            return Failed(handle.job_id, self.name, self.job_error(self.json_object(response)))
+        return super().parse_result(response, handle)

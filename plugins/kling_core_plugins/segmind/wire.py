@@ -16,6 +16,7 @@ from kling_core.sdk import (
     EditRequest,
     ErrorRule,
     ErrorTable,
+    HostState,
     InsufficientCreditsError,
     ModelCapabilities,
     ProviderCapabilities,
@@ -35,7 +36,7 @@ SLUGS: dict[tuple[str, str], str] = {
 O3_FIELDS = frozenset({"mode", "duration", "aspect_ratio"})
 MODEL_FIELDS: Mapping[str, frozenset[str]] = {"kling-o1": frozenset(), "kling-o3": O3_FIELDS}
 
-STATES: Mapping[str, str] = {"QUEUED": "queued", "PROCESSING": "running", "COMPLETED": "completed",
+STATES: Mapping[str, HostState] = {"QUEUED": "queued", "PROCESSING": "running", "COMPLETED": "completed",
                               "FAILED": "failed"}
 CREDITS_HEADER = "x-remaining-credits"
 RESET_HEADER = "x-rate-limit-reset-at-utc"  # third-party report (providers.md §2.4)

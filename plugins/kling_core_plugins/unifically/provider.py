@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 import httpx
 
 from kling_core.sdk import (
+    MISSING,
     CredentialSpec,
     EditRequest,
     HttpProvider,
+    JobHandle,
     PollSettings,
     ProviderCapabilities,
     field,
@@ -36,6 +38,14 @@ class UnificallyProvider(HttpProvider):
         "dry_run": "unifically-dry-run-response.schema.json",
     }
     submit_body = staticmethod(wire.build_task)
+
+    def parse_submit(self, response: httpx.Response, request: EditRequest) -> JobHandle:
+        # The docs (and the submit schema) give `task_id` as a string; a number there is not
+        # an answer this plugin understands, so it is not guessed into one.
+        task_id = field(try_json(response), wire.SPEC.submit.job_id)
+        if task_id is not MISSING and task_id is not None and not isinstance(task_id, str):
+            raise self.protocol_error(f"the submit answer's {wire.SPEC.submit.job_id} is not a string", response)
+        return super().parse_submit(response, request)
 
     def build_dry_run(self, request: EditRequest) -> httpx.Request:
         """The task with ``dry_run: true``: validated and priced, not created."""
