@@ -89,7 +89,7 @@ from kling_core.media.workdir import work_dir
 from kling_core.provider import JobHandle, MediaUploader, Provider, ProviderContext
 from kling_core.serialization import structure, unstructure
 from kling_core.settings import CredentialSpec, MediaSettings, PollSettings, Secret
-from kling_core.uploads import content_type, replace_local_media
+from kling_core.uploads import FileChunks, content_type, replace_local_media
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -117,6 +117,7 @@ __all__ = [
     "Failed",
     "FailureKind",
     "FfmpegInput",
+    "FileChunks",
     "HeaderAuth",
     "HostSpec",
     "HostState",

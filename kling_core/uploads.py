@@ -9,7 +9,7 @@ each local path for the URL the uploader returns.
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,11 +21,37 @@ if TYPE_CHECKING:
     from kling_core.provider import MediaUploader
 
 
+_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".png": "image/png", ".jpg": "image/jpeg",
+          ".jpeg": "image/jpeg", ".webp": "image/webp"}
+READ_CHUNK = 1024 * 1024
+
+
 def content_type(path: Path) -> str:
-    guessed, _ = mimetypes.guess_type(path.name)
-    if path.suffix.lower() == ".mov":
-        return "video/quicktime"
-    return guessed or "application/octet-stream"
+    """The MIME type an upload declares (our media types first: platforms' tables differ)."""
+    return _TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+class FileChunks:
+    """A re-iterable async byte stream over a file region, so a retried upload can resend it."""
+
+    def __init__(self, path: Path, start: int = 0, length: int | None = None) -> None:
+        self.path = path
+        self.start = start
+        self.length = path.stat().st_size - start if length is None else length
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        left = self.length
+        with self.path.open("rb") as fh:
+            fh.seek(self.start)
+            while left > 0:
+                chunk = fh.read(min(READ_CHUNK, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
 
 
 async def upload_local_media(request: EditRequest, provider: str, uploader: MediaUploader | None = None) -> EditRequest:

@@ -21,10 +21,10 @@ MUTANTS = textwrap.dedent(
     '''
     from typing import Any
 
-    import httpx
+    import attrs
 
     from kling_core.http import ErrorTable
-    from kling_core.contract.status import Queued
+    from kling_core.contract.status import Queued, Running
     from kling_core.errors import SubmitUncertainError
     from kling_core.testing import ProviderContractTests
     from kling_example import ExampleProvider, wire
@@ -42,6 +42,16 @@ MUTANTS = textwrap.dedent(
     class WrongAuthHeader(ExampleProvider):
         auth_header = "x-api-key"
         auth_scheme = ""
+
+
+    class WrongAuthScheme(ExampleProvider):  # the key is right, the scheme word is not
+        auth_scheme = "Token"
+
+
+    class FailedAsRunning(ExampleProvider):
+        async def status(self, handle):  # the host's "failed" read as still running
+            status = await super().status(handle)
+            return Running(status.job_id, status.provider) if status.state == "failed" else status
 
 
     class WrongStatusMapping(ExampleProvider):
@@ -79,8 +89,6 @@ MUTANTS = textwrap.dedent(
             return super().parse_status(response, handle)
 
 
-    import attrs
-
     class OverclaimedCapabilities(ExampleProvider):
         # The host documents at most 4 reference images; these capabilities claim 6.
         capabilities = attrs.evolve(
@@ -102,8 +110,8 @@ MUTANTS = textwrap.dedent(
     '''
 )
 NAMES = (
-    "WrongFieldName", "WrongAuthHeader", "WrongStatusMapping", "MissingErrorMapping", "ResubmitsAfterTimeout",
-    "KeyInUrl", "CrashingParser", "OverclaimedCapabilities",
+    "WrongFieldName", "WrongAuthHeader", "WrongAuthScheme", "WrongStatusMapping", "FailedAsRunning",
+    "MissingErrorMapping", "ResubmitsAfterTimeout", "KeyInUrl", "CrashingParser", "OverclaimedCapabilities",
 )
 
 
@@ -118,7 +126,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str 
     env = {k: v for k, v in os.environ.items() if k != "KLING_RECORD"}
     subprocess.run(
         [sys.executable, "-m", "pytest", str(root), "-c", str(root / "pytest.ini"), "--rootdir", str(root),
-         "-p", "no:cacheprovider", "-q", f"--junitxml={xml}"],
+         "-p", "no:cacheprovider", "-p", "no:randomly", "-q", f"--junitxml={xml}"],
         capture_output=True, timeout=600, check=False, env=env, cwd=root,
     )
     out: dict[str, dict[str, str | None]] = {}
@@ -158,7 +166,25 @@ def test_wrong_auth_header_is_caught(report: dict[str, dict[str, str | None]]) -
     wire = {n: t for n, t in failed.items() if n.startswith("test_wire_cassette_replays[")}
     # every scenario that sends a request fails, naming the header
     assert len(wire) >= 13
-    assert all("header 'authorization': recorded 'Bearer <SECRET>', not sent" in t for t in wire.values())
+    assert all("header authorization: expected 'Bearer <SECRET>', not sent" in t for t in wire.values())
+
+
+def test_wrong_auth_scheme_shows_the_scheme_not_the_key(report: dict[str, dict[str, str | None]]) -> None:
+    failed = _failures(report, "TestWrongAuthScheme")
+    assert {n for n in failed if not n.startswith("test_wire_cassette_replays[")} == set()
+    text = failed["test_wire_cassette_replays[success-o1]"]
+    assert "cassette " in text and "success-o1.json" in text and "step 1 (submit)" in text
+    assert "header authorization: expected 'Bearer <SECRET>', got 'Token <SECRET>'" in text
+    assert "sk-CANARY" not in text
+
+
+def test_failed_read_as_running_fails_the_suite(report: dict[str, dict[str, str | None]]) -> None:
+    failed = _failures(report, "TestFailedAsRunning")
+    assert "job-failed-content.json: the job ended running, expected failed" in failed["test_behaviour_job_fails"]
+    text = failed["test_wire_cassette_replays[job-failed-content]"]
+    assert "job-failed-content.json" in text and 'status: state: expected "failed", got "running"' in text
+    assert "test_wire_cassette_replays[job-failed-content]" in failed
+    assert "test_behaviour_job_succeeds" not in failed
 
 
 def test_wrong_status_mapping_is_caught(report: dict[str, dict[str, str | None]]) -> None:
@@ -174,6 +200,10 @@ def test_missing_error_mapping_is_caught(report: dict[str, dict[str, str | None]
     text = failed["test_wire_cassette_replays[error-content-rejected]"]
     assert "expected ContentPolicyError, got ProviderValidationError" in text
     assert "expected ContentPolicyError" in failed["test_behaviour_errors_map"]
+    # the message names the cassette file, the step and the plugin's table entry that decided
+    behaviour = failed["test_behaviour_errors_map"]
+    assert "error-content-rejected.json: step 1 (submit): expected ContentPolicyError" in behaviour
+    assert "step 1 (submit): the plugin's table entry: " in text and "step 1 (submit): the plugin's table entry: " in behaviour
     # the other error scenarios still map right
     assert "test_wire_cassette_replays[error-rate-limited]" not in failed
 

@@ -277,7 +277,8 @@ class HttpProvider(Provider):
         status = self.status_from(doc, handle, shape, self.spec.result, response)
         if status is None:
             if self.spec.routes.result is None and "response" not in handle.urls:
-                raise self.protocol_error("a completed job without an output video", response, job_id=handle.job_id)
+                raise self.protocol_error(f"a completed job without an output video (looked in "
+                                          f"{', '.join(self.spec.result.url)})", response, job_id=handle.job_id)
             return Completed(handle.job_id, self.name)
         return status
 

@@ -148,7 +148,9 @@ def check_expect(step: Step, value: Any, exc: BaseException | None) -> list[str]
         cls = getattr(errors, want["type"])
         if exc is None:
             return [f"expected {want['type']}, but the call returned {_show(value)}"]
-        if not isinstance(exc, cls):
+        # The exact class: a cassette expecting ProviderError is not satisfied by a subclass
+        # (a wrong error-table entry must not pass as its base class).
+        if type(exc) is not cls:
             return [f"expected {want['type']}, got {describe_exception(exc)}"]
         out = []
         for key in ("retryable", "status_code", "code", "retry_after"):

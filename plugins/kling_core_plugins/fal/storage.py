@@ -8,14 +8,20 @@ Protocol per providers.md §1.8 (fal_client ``upload_file``): a short-lived stor
 
 from __future__ import annotations
 
-import mimetypes
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from kling_core.sdk import ProtocolError, UnsafeMediaError, register_secret, try_json
+from kling_core.sdk import (
+    FileChunks,
+    ProtocolError,
+    UnsafeMediaError,
+    content_type,
+    register_secret,
+    try_json,
+)
 
 if TYPE_CHECKING:
     from kling_core_plugins.fal.provider import FalProvider
@@ -25,40 +31,6 @@ TOKEN_PATH = "/storage/auth/token"
 TOKEN_PARAMS = {"storage_type": "fal-cdn-v3"}
 MULTIPART_THRESHOLD = 100 * 1024 * 1024
 PART_SIZE = 10 * 1024 * 1024
-READ_CHUNK = 1024 * 1024
-CONTENT_TYPES: Mapping[str, str] = {
-    ".mp4": "video/mp4", ".mov": "video/quicktime", ".png": "image/png", ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg", ".webp": "image/webp",
-}
-
-
-class FileChunks:
-    """A re-iterable async byte stream over a file region, so a retried upload can resend it."""
-
-    def __init__(self, path: Path, start: int = 0, length: int | None = None) -> None:
-        self.path = path
-        self.start = start
-        self.length = path.stat().st_size - start if length is None else length
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        left = self.length
-        with self.path.open("rb") as fh:
-            fh.seek(self.start)
-            while left > 0:
-                chunk = fh.read(min(READ_CHUNK, left))
-                if not chunk:
-                    break
-                left -= len(chunk)
-                yield chunk
-
-
-def content_type(path: Path) -> str:
-    return CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-
-
 class FalStorage:
     """One upload session: the token is fetched once and reused for every file."""
 

@@ -26,7 +26,6 @@ from kling_core.sdk import (
     HostState,
     InsufficientCreditsError,
     ModelCapabilities,
-    Problem,
     ProviderCapabilities,
     ProviderError,
     ProviderValidationError,
@@ -35,7 +34,6 @@ from kling_core.sdk import (
     Routes,
     StatusShape,
     SubmitShape,
-    UnsupportedError,
     render_prompt,
     spell_snake,
 )
@@ -62,7 +60,6 @@ STATES: Mapping[str, HostState] = {
 
 ELEMENT_NAME_MAX = 15
 ELEMENT_DESCRIPTION_MAX = 100
-ELEMENT_IMAGES = (1, 4)  # frontal + reference images per element
 REFERENCE_POOL = 4  # image_urls and elements share one pool
 
 
@@ -159,45 +156,8 @@ def element_description(element: Element, index: int) -> str:
     return element.description if element.description is not None else f"reference element {index + 1}"
 
 
-def element_problems(request: EditRequest) -> list[Problem]:
-    """What the host would refuse about elements and the reference pool.
-
-    The core reports the same limits earlier from the capability data; this guard keeps a
-    direct ``build_task`` call from sending a body the host would refuse.
-    """
-    problems: list[Problem] = []
-    for i, el in enumerate(request.elements):
-        name, desc = element_name(el, i), element_description(el, i)
-        if len(name) > ELEMENT_NAME_MAX:
-            problems.append(
-                Problem(f"elements[{i}].name", f"{len(name)} characters, at most {ELEMENT_NAME_MAX}")
-            )
-        if len(desc) > ELEMENT_DESCRIPTION_MAX:
-            problems.append(
-                Problem(
-                    f"elements[{i}].description",
-                    f"{len(desc)} characters, at most {ELEMENT_DESCRIPTION_MAX}",
-                )
-            )
-        n = 1 + len(el.reference_images)
-        lo, hi = ELEMENT_IMAGES
-        if not lo <= n <= hi:
-            problems.append(Problem(f"elements[{i}].reference_images", f"{n} images in all, {lo}–{hi} accepted"))
-    n_refs = len(request.images) + len(request.elements)
-    if n_refs > REFERENCE_POOL:
-        problems.append(
-            Problem("images", f"{n_refs} images and elements together, at most {REFERENCE_POOL}")
-        )
-    return problems
-
-
 def build_input(request: EditRequest) -> dict[str, Any]:
-    """The ``input`` object of a task for this edit."""
-    problems = element_problems(request)
-    if request.model not in MODEL_IDS:
-        problems.append(Problem("model", f"{request.model!r} is not offered (offers: {', '.join(MODEL_IDS)})"))
-    if problems:
-        raise UnsupportedError(PROVIDER, problems)
+    """The ``input`` object of a task for this edit (the core has checked it against CAPABILITIES)."""
     body: dict[str, Any] = {
         "video_url": request.video,
         "prompt": render_prompt(request.prompt, spell_snake),
@@ -223,8 +183,7 @@ def build_input(request: EditRequest) -> dict[str, Any]:
 
 def build_task(request: EditRequest, *, dry_run: bool = False) -> dict[str, Any]:
     """The full ``POST /v1/tasks`` body."""
-    task_input = build_input(request)  # checks the model first
-    body: dict[str, Any] = {"model": MODEL_IDS[request.model], "input": task_input}
+    body: dict[str, Any] = {"model": MODEL_IDS[request.model], "input": build_input(request)}
     if request.webhook_url is not None:
         body["callback_url"] = request.webhook_url
     if dry_run:
