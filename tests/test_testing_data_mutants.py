@@ -285,7 +285,7 @@ def test_error_inside_http_200_ignored_is_caught(report: Report) -> None:
     assert "step 1 (submit): expected ProviderValidationError, got SubmitUncertainError" in submit
     status = failed[_wire("status-code-on-http-200")]
     assert "status-code-on-http-200.json" in status
-    assert "step 2 (status): ProtocolError.code: expected '5000', got None" in status
+    assert "step 2 (status): expected ProviderError, got ProtocolError" in status
     behaviour = failed["test_behaviour_errors_map"]
     assert "error-code-on-http-200.json: step 1 (submit): expected ProviderValidationError" in behaviour
     assert "status-code-on-http-200.json: step 2 (status): " in behaviour
@@ -307,9 +307,8 @@ def test_wrong_fal_table_entry_is_caught_naming_the_entry(report: Report) -> Non
     failed = _failures(report, "FalWrongErrorEntry")
     assert set(failed) == {_wire("error-503-runner-scheduling"), "test_behaviour_errors_map"}
     entry = "step 1 (submit): the plugin's table entry: error_table.by_code['runner_scheduling_failure']"
-    # the cassette expects a ProviderError and any subclass passes that check, so the
-    # retryable flag is what gives this entry away
-    wrong = "step 1 (submit): ProviderValidationError.retryable: expected True, got False"
+    # the cassette expects exactly ProviderError: a subclass from a wrong entry does not pass
+    wrong = "step 1 (submit): expected ProviderError, got ProviderValidationError"
     wire = failed[_wire("error-503-runner-scheduling")]
     assert "error-503-runner-scheduling.json" in wire and wrong in wire and entry in wire
     behaviour = failed["test_behaviour_errors_map"]
