@@ -1,4 +1,4 @@
-"""Kling API tokens: signature, claims, and reuse until shortly before expiry."""
+"""Kling API tokens: signature, claims (through PyJWT), and reuse until shortly before expiry."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import base64
 import hashlib
 import hmac
 import json
+import warnings
 
 import httpx
+import jwt as pyjwt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kling_core_plugins.kling import jwt
 
-from kling_core.errors import ProtocolError
+from kling_core.errors import ConfigError, ProtocolError
 from kling_core.settings import Secret
 
 AK = "ak-CANARY-access"
@@ -24,12 +26,17 @@ def decode(part: str) -> object:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
 def test_token_is_an_rfc7519_hs256_jwt() -> None:
     token = jwt.sign(AK, SK, now=1_700_000_000.4)
     head, body, sig = token.split(".")
     assert "=" not in token
     assert decode(head) == {"alg": "HS256", "typ": "JWT"}
-    assert decode(body) == {"iss": AK, "exp": 1_700_001_800, "nbf": 1_699_999_995}
+    # nbf 15 min back: a host clock that far behind still accepts a fresh token.
+    assert decode(body) == {"iss": AK, "exp": 1_700_001_800, "nbf": 1_699_999_100}
     # Recompute the signature independently of the module.
     expected = hmac.new(SK.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
     assert base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)) == expected
@@ -41,11 +48,42 @@ def test_verify_roundtrip_and_rejections() -> None:
     with pytest.raises(ValueError, match="signature"):
         jwt.verify(token, SK + "x")
     head, _body, sig = token.split(".")
-    forged = jwt.b64url(json.dumps({"iss": "other", "exp": 1, "nbf": 0}).encode())
+    forged = b64url(json.dumps({"iss": "other", "exp": 1, "nbf": 0}).encode())
     with pytest.raises(ValueError, match="signature"):
         jwt.verify(f"{head}.{forged}.{sig}", SK)
     with pytest.raises(ValueError):
         jwt.verify("abc", SK)
+    # Another algorithm, even with the right key, is not a Kling token.
+    other = pyjwt.encode({"iss": AK, "exp": 2, "nbf": 1}, SK * 4, algorithm="HS512")
+    with pytest.raises(ValueError, match="not a valid Kling token"):
+        jwt.verify(other, SK * 4)
+    # A token without the time claims is refused too.
+    bare = pyjwt.encode({"iss": AK}, SK * 4, algorithm="HS256")
+    with pytest.raises(ValueError, match="exp"):
+        jwt.verify(bare, SK * 4)
+
+
+def test_the_signature_is_checked_by_an_independent_pyjwt_decode() -> None:
+    token = jwt.sign(AK, SK, now=1_700_000_000.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyJWT >= 2.10 warns about a key this short
+        claims = pyjwt.decode(token, SK, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False})
+    assert claims == {"iss": AK, "exp": 1_700_001_800, "nbf": 1_699_999_100}
+
+
+def test_short_secret_keys_sign_without_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        token = jwt.sign(AK, "short", now=1e9)
+        assert jwt.verify(token, "short")["iss"] == AK
+
+
+@pytest.mark.parametrize("secret", ["-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----",
+                                    "ssh-rsa AAAAB3NzaC1yc2E"])
+def test_a_secret_key_pyjwt_refuses_is_a_config_error_naming_the_variable(secret: str) -> None:
+    with pytest.raises(ConfigError, match="KLING_SECRET_KEY cannot sign") as exc:
+        jwt.sign(AK, secret, now=1e9)
+    assert secret not in str(exc.value)
 
 
 class Clock:
@@ -62,7 +100,7 @@ def test_cache_reuses_until_near_expiry() -> None:
     cache = jwt.TokenCache(Secret(AK), Secret(SK), clock, on_mint=minted.append)
     first = cache.token()
     assert cache.minted == 1 and minted == [first.reveal()]
-    for step in (1.0, 600.0, 1400.0, 1800 - jwt.REFRESH_MARGIN - 1):
+    for step in (1.0, 600.0, 1800 - jwt.REFRESH_MARGIN - 1):
         clock.now = 10_000.0 + step
         assert cache.token() == first, step
     assert cache.minted == 1
@@ -94,10 +132,14 @@ def test_cache_repr_and_token_hide_secrets() -> None:
         assert AK not in text and SK not in text and token.reveal() not in text
 
 
+_KEY_CHARS = st.characters(min_codepoint=33, max_codepoint=0x2FFF, exclude_characters='"{}')
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     access=st.text(min_size=1, max_size=40),
-    secret=st.text(min_size=1, max_size=64),
+    # Kling's keys are alphanumeric; any text PyJWT takes as an HMAC secret (not PEM/SSH/JWK).
+    secret=st.text(_KEY_CHARS, min_size=1, max_size=64).filter(lambda s: not s.startswith(("-", "ssh-"))),
     now=st.floats(min_value=1e9, max_value=4e9),
     steps=st.lists(st.floats(min_value=0, max_value=4000), min_size=1, max_size=8),
 )
@@ -160,3 +202,45 @@ def test_token_auth_refuses_a_host_that_is_not_the_api() -> None:
         next(auth.sync_auth_flow(request))
     assert "authorization" not in request.headers
     assert auth.tokens.minted == 0
+
+
+def test_a_submit_gets_a_token_at_most_a_minute_old_a_get_reuses_the_cached_one() -> None:
+    clock = Clock(1_763_700_000.0)
+    auth = _auth(clock)
+    get = httpx.Request("GET", "https://api-singapore.klingai.com/v1/videos/omni-video/1")
+    post = httpx.Request("POST", "https://api-singapore.klingai.com/v1/videos/omni-video", json={})
+
+    def signed(request: httpx.Request) -> str:
+        flow = auth.sync_auth_flow(request)
+        token = next(flow).headers["authorization"]
+        flow.close()
+        return token
+
+    first = signed(get)
+    clock.now += jwt.FRESH_AGE  # still young enough for a submit
+    assert signed(post) == first and auth.tokens.minted == 1
+    clock.now += 1.0
+    second = signed(post)
+    assert second != first and auth.tokens.minted == 2
+    clock.now += 600.0  # a GET keeps using the cached token until the refresh margin
+    assert signed(get) == second and auth.tokens.minted == 2
+
+
+def test_the_clock_note_is_kept_only_for_the_answer_it_explains() -> None:
+    from kling_core.sdk import ErrorInfo
+
+    clock = Clock(1_763_700_000.0)
+    auth = _auth(clock)
+    request = httpx.Request("GET", "https://api-singapore.klingai.com/v1/videos/omni-video/1")
+    flow = auth.sync_auth_flow(request)
+    next(flow)
+    refused = httpx.Response(401, json={"code": 1004, "message": "expired"})
+    flow.send(refused)  # the retry
+    final = httpx.Response(401, json={"code": 1004, "message": "expired"}, request=request)
+    with pytest.raises(StopIteration):
+        flow.send(final)
+    info = ErrorInfo(message="expired", code="1004")
+    assert auth.explain(info, refused) is info, "the first refusal was retried, not explained"
+    explained = auth.explain(info, final).message
+    assert explained.startswith("expired; a freshly signed token was refused as well")
+    assert "more than 30 min ahead (going by the token's validity window)" in explained

@@ -5,6 +5,14 @@ keys and spends money. Every credential value is replaced by ``<SECRET>`` wherev
 up (auth headers keep their scheme word: ``Key <SECRET>``), only the headers a replay compares
 are kept, and the written file must pass the schema and the secrets scan before it replaces
 anything on disk.
+
+Besides the configured keys, the recorder scrubs what a run hands out or carries along:
+signed-URL query values (``X-Amz-Signature``, ``Signature``, ``token``, ``sig``, an
+``Expires`` beside a signature, ... see :data:`~kling_core.testing.secrets.SIGNED_QUERY_PARAMS`)
+in every URL of requests and responses, JWTs, ``Bearer``/``Key`` tokens, and the value of
+every auth-like field (``token``, ``access_token``, ``api_key`` ...) such as the token fal's
+storage auth endpoint returns. Each value removed is learnt, so an echo of it anywhere later
+in the recording is scrubbed too.
 """
 
 from __future__ import annotations
@@ -29,34 +37,94 @@ from kling_core.serialization import unstructure
 from kling_core.testing.cassettes import SECRET, parse_cassette
 from kling_core.testing.doubles import build_provider
 from kling_core.testing.matching import AUTH_HEADERS
-from kling_core.testing.secrets import scan_document
+from kling_core.testing.secrets import (
+    JWT_RE,
+    SCHEME_TOKEN_RE,
+    SECRET_PATTERNS,
+    is_auth_field,
+    looks_random,
+    scan_document,
+    scrub_signed_urls,
+)
 
 KEEP_REQUEST_HEADERS = frozenset({"content-type"}) | AUTH_HEADERS
 KEEP_RESPONSE_HEADERS = frozenset({"content-type", "retry-after"})
 _SCHEME_TOKEN = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)\s+\S.*$")
 _RAISABLE = ("ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError")
+MIN_LEARNT = 12  # a value seen in the traffic is replaced everywhere only from this length on
+_SCHEME_WORD = re.compile(r"^(?:Key|Bearer)\s+")
+
+
+def learn(secrets: list[str], value: str) -> None:
+    """Add a token seen in the traffic to ``secrets`` (in place) so every echo of it is scrubbed.
+
+    Short values and ones with spaces are not learnt: replacing them everywhere would mangle
+    ordinary text (they are still replaced where they were found).
+    """
+    value = value.strip()
+    if len(value) >= MIN_LEARNT and not any(c.isspace() for c in value) and SECRET not in value \
+            and value not in secrets:
+        secrets.append(value)
 
 
 def scrub_text(text: str, secrets: list[str]) -> str:
+    """``text`` without known secrets, signed-URL query values, JWTs and scheme tokens.
+
+    Values removed by shape (not already in ``secrets``) are added to ``secrets``.
+    """
     for s in sorted(secrets, key=len, reverse=True):  # longest first: one may contain another
         if s:
             text = text.replace(s, SECRET)
+    text, removed = scrub_signed_urls(text)
+    for value in removed:
+        learn(secrets, value)
+
+    def jwt(m: re.Match[str]) -> str:
+        learn(secrets, m.group(0))
+        return SECRET
+
+    def token(m: re.Match[str]) -> str:
+        if not looks_random(m.group("token")):
+            return m.group(0)
+        learn(secrets, m.group("token"))
+        return f"{m.group('scheme')} {SECRET}"
+
+    def shaped(m: re.Match[str]) -> str:  # whatever the secrets scan would flag
+        scheme = _SCHEME_WORD.match(m.group(0))
+        learn(secrets, m.group(0)[scheme.end() if scheme else 0 :])
+        return f"{scheme.group(0)}{SECRET}" if scheme else SECRET
+
+    text = SCHEME_TOKEN_RE.sub(token, JWT_RE.sub(jwt, text))
+    for _label, pattern in SECRET_PATTERNS:
+        text = pattern.sub(shaped, text)
     return text
 
 
 def scrub_json(doc: Any, secrets: list[str]) -> Any:
+    """``doc`` with :func:`scrub_text` applied to every string (keys too); the value of an
+    auth-like field (``token``, ``api_key`` ...) is replaced whole, and learnt."""
     if isinstance(doc, str):
         return scrub_text(doc, secrets)
     if isinstance(doc, list):
         return [scrub_json(v, secrets) for v in doc]
     if isinstance(doc, Mapping):
-        return {scrub_text(str(k), secrets): scrub_json(v, secrets) for k, v in doc.items()}
+        out = {}
+        for k, v in doc.items():
+            if isinstance(v, str) and v.strip() and is_auth_field(str(k)):
+                learn(secrets, v)
+                v = scrub_header(str(k), v, secrets)  # keeps a scheme word: "Bearer <SECRET>"
+            out[scrub_text(str(k), secrets)] = scrub_json(v, secrets)
+        return out
     return doc
 
 
 def scrub_header(name: str, value: str, secrets: list[str]) -> str:
-    if name.lower() in AUTH_HEADERS:
+    if name.lower() in AUTH_HEADERS or is_auth_field(name):
         m = _SCHEME_TOKEN.match(value)
+        if m and SECRET not in value:
+            learn(secrets, value[len(m.group(1)):])
+        elif SECRET not in value:
+            learn(secrets, value)
         return f"{m.group(1)} {SECRET}" if m else SECRET
     return scrub_text(value, secrets)
 
@@ -162,7 +230,8 @@ async def record_scenario(
     """Run submit, then status until terminal (cancelling after the first status if asked)."""
     secrets = [environ[spec.env] for spec in provider_cls.credentials if environ.get(spec.env)]
     date = (today or _dt.datetime.now(_dt.UTC).date()).isoformat()
-    rec = RecordingTransport(inner or httpx.AsyncHTTPTransport(), secrets, {"source": "recorded", "date": date})
+    # The recorder's list grows with every token, signature and key it meets on the way.
+    rec = RecordingTransport(inner or httpx.AsyncHTTPTransport(), list(secrets), {"source": "recorded", "date": date})
     provider = build_provider(provider_cls, environ=environ, transport=rec, options=options, base_url=base_url)
     steps: list[dict[str, Any]] = []
 
@@ -199,11 +268,14 @@ async def record_scenario(
         "provider": provider_cls.name,
         "scenario": scenario,
         "description": description or f"recorded {date}",
-        "request": scrub_json(unstructure(request), secrets),
+        "request": unstructure(request),
         "settings": {"options": dict(options or {}), "base_url": base_url},
         "steps": steps,
     }
-    return doc
+    # Once more over the whole document with everything learnt along the way: a token handed
+    # out late in the run may have been echoed earlier (or in the request itself).
+    scrubbed: dict[str, Any] = scrub_json(doc, rec.secrets)
+    return scrubbed
 
 
 def poll_interval(provider: Provider) -> float:

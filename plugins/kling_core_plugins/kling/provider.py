@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import httpx
+
 from kling_core.sdk import (
     CredentialAuth,
     CredentialSpec,
+    ErrorInfo,
     HttpProvider,
     PollSettings,
     ProviderCapabilities,
@@ -44,3 +47,8 @@ class KlingProvider(HttpProvider):
     def make_auth(self) -> CredentialAuth:
         tokens = TokenCache(self.secrets["access_key"], self.secrets["secret_key"], self.ctx.clock)
         return KlingTokenAuth(self.name, self.api_hosts, tokens, rejected_codes=wire.TOKEN_CODES)
+
+    def error_info(self, response: httpx.Response) -> ErrorInfo:
+        # A fresh token refused too: the auth flow left a note naming the clock offset.
+        info = super().error_info(response)
+        return self.auth.explain(info, response) if isinstance(self.auth, KlingTokenAuth) else info

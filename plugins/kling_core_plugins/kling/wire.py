@@ -51,10 +51,8 @@ STATES: Mapping[str, HostState] = {
     "failed": "failed",
 }
 
-CLOCK_HINT = (
-    "the token's validity window did not match the host's clock: check this machine's system "
-    "clock (enable NTP time sync) and retry"
-)
+# The auth flow adds what it saw: whether a fresh token was refused too, and the clock offset.
+CLOCK_HINT = "check this machine's system clock (NTP time sync)"
 
 
 # Service code -> rule [DOC] commonInfo error-code table (providers.md §4.5; the HTTP status the
@@ -66,8 +64,8 @@ _BY_CODE: Mapping[int, ErrorRule] = {
     1000: ErrorRule(_AUTH, False, "authentication failed: check KLING_ACCESS_KEY and KLING_SECRET_KEY"),  # 401
     1001: ErrorRule(_AUTH, False, "authorization header is empty"),  # 401
     1002: ErrorRule(_AUTH, False, "token is invalid: check KLING_ACCESS_KEY and KLING_SECRET_KEY"),  # 401
-    1003: ErrorRule(_AUTH, False, f"token not yet valid: {CLOCK_HINT}"),  # 401
-    1004: ErrorRule(_AUTH, False, f"token expired: {CLOCK_HINT}"),  # 401
+    1003: ErrorRule(_AUTH, False, f"token not yet valid by the host's clock: {CLOCK_HINT}"),  # 401
+    1004: ErrorRule(_AUTH, False, f"token expired by the host's clock: {CLOCK_HINT}"),  # 401
     1100: ErrorRule(ProviderError, False, "account exception: check the account on Kling's developer console"),  # 429
     1101: ErrorRule(InsufficientCreditsError, False, "account in arrears (postpaid): settle the bill"),  # 429
     1102: ErrorRule(InsufficientCreditsError, False, "resource pack depleted or expired: buy or renew one"),  # 429
