@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 from attrs import field
 
-from kling_core.errors import ConfigError, ValidationError
+from kling_core.errors import ConfigError, Problem, ValidationError
 from kling_core.serialization import structure, unstructure
 from kling_core.settings import ENV_REF_RE, MediaSettings, ProviderSettings, RequestDefaults
 
@@ -37,6 +37,9 @@ class KlingConfig:
 def config_from_document(doc: Mapping[str, Any], *, source: str | None = None) -> KlingConfig:
     """Structure a parsed config document (the shape ``schemas/config.schema.json`` describes)."""
     doc = dict(doc)
+    oversized = _oversized_integers(doc)
+    if oversized:
+        raise ValidationError(oversized, subject="config")
     if "source" in doc:
         raise ValidationError.single("source", "unknown field", subject="config")
     providers = doc.get("providers")
@@ -73,16 +76,47 @@ def config_to_document(cfg: KlingConfig) -> dict[str, Any]:
     return doc
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is a few lines; anything this large is the wrong file
+# TOML integers are 64-bit; tomllib accepts longer ones, which no setting can use.
+_TOML_INT = 2**63
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """Parse a config file, refusing what is not TOML text with the file named (exit 2)."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", file=str(path)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"is larger than {MAX_CONFIG_BYTES // 1024} KiB: not a config file", file=str(path))
+    if b"\0" in raw:
+        raise ConfigError("is a binary file (it holds NUL bytes), not TOML text", file=str(path))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x} on line {line})",
+                          file=str(path)) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot be read: {exc.strerror}", file=str(path)) from None
+
+
+def _oversized_integers(doc: Any, path: str = "") -> list[Problem]:
+    """Integers past TOML's 64-bit range (no setting takes them; converting them would overflow)."""
+    if isinstance(doc, Mapping):
+        return [p for k, v in doc.items() for p in _oversized_integers(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(doc, (list, tuple)):
+        return [p for i, v in enumerate(doc) for p in _oversized_integers(v, f"{path}[{i}]")]
+    if isinstance(doc, int) and not isinstance(doc, bool) and not -_TOML_INT <= doc < _TOML_INT:
+        return [Problem(path, "integer out of range (TOML integers are 64-bit)")]
+    return []
 
 
 def find_config(cwd: Path | None = None) -> tuple[Path, str | None] | None:
@@ -114,9 +148,12 @@ def load_config(path: str | Path | None = None, *, cwd: Path | None = None) -> K
     file, table = found
     data: Any = _read_toml(file)
     if table:
-        data = data.get("tool", {}).get("kling")
+        tool = data.get("tool")
+        data = tool.get("kling") if isinstance(tool, dict) else None
         if data is None:
             raise ConfigError("has no [tool.kling] table", file=str(file))
+        if not isinstance(data, dict):
+            raise ConfigError("[tool.kling] must be a table", file=str(file))
     where = f"{file}" + (f" [{table}]" if table else "")
     try:
         return config_from_document(data, source=where)

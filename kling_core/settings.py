@@ -6,9 +6,10 @@ environment when a provider is used, wrapped in :class:`Secret` so it never prin
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -19,24 +20,65 @@ from kling_core.errors import MissingKeyError
 ENV_REF_RE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _finite(value: float | None) -> None:
+    # TOML spells `inf` and `nan`; either would switch a limit off (a wait that never ends).
+    if value is None:
+        return
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        raise ValueError("must be a finite number, got an integer too large to use") from None
+    if not finite:
+        raise ValueError(f"must be a finite number, got {value}")
+
+
+def _at_most(limit: float, unit: str) -> Callable[[object, attrs.Attribute[Any], float | None], None]:
+    """The upper end of a sane range: a larger value is a typo or an attempt to switch a limit off."""
+
+    def check(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        _finite(value)
+        if value is not None and value > limit:
+            raise ValueError(f"must be at most {limit:g}{unit}, got {value:g}")
+
+    return check
+
+
 def _positive(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    _finite(value)
     if value is not None and not value > 0:
         raise ValueError(f"must be greater than 0, got {value}")
 
 
 def _non_negative(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    _finite(value)
     if not value >= 0:
         raise ValueError(f"must be 0 or more, got {value}")
 
 
 def _fraction(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    _finite(value)
     if not 0 <= value < 1:
         raise ValueError(f"must be at least 0 and below 1, got {value}")
 
 
 def _at_least_one(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    _finite(value)
     if not value >= 1:
         raise ValueError(f"must be 1 or more, got {value}")
+
+
+# Upper bounds of the numeric settings (also in schemas/config.schema.json as "maximum").
+HOUR = 3600.0
+DAY = 24 * HOUR
+MAX_REQUEST_TIMEOUT = HOUR  # one HTTP request (a blocking Segmind v1 submit included)
+MAX_POLL_DELAY = HOUR  # poll.initial, poll.max
+MAX_POLL_FACTOR = 10.0
+MAX_DEADLINE = 7 * DAY  # waiting for one job
+MAX_STATUS_RETRIES = 100
+MAX_RETRY_AFTER = DAY  # poll.max_retry_after: a longer Retry-After stops the retries
+MAX_DOWNLOAD_BYTES = 2**40  # 1 TiB
+MAX_DOWNLOAD_TIMEOUT = HOUR  # between two reads of a download
+MAX_FFMPEG_TIMEOUT = DAY  # one ffmpeg run
 
 
 def _env_refs(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -83,13 +125,16 @@ class Secret:
 class PollSettings:
     """Backoff for status polling: ``initial`` seconds growing ×``factor`` to ``max``."""
 
-    initial: float = field(default=1.0, validator=_non_negative)
-    factor: float = field(default=1.5, validator=_at_least_one)
-    max: float = field(default=20.0, validator=_non_negative)
+    initial: float = field(default=1.0, validator=[_non_negative, _at_most(MAX_POLL_DELAY, " s")])
+    factor: float = field(default=1.5, validator=[_at_least_one, _at_most(MAX_POLL_FACTOR, "")])
+    max: float = field(default=20.0, validator=[_non_negative, _at_most(MAX_POLL_DELAY, " s")])
     jitter: float = field(default=0.25, validator=_fraction)  # ± fraction of each delay
-    deadline: float = field(default=1800.0, validator=_positive)  # per job, seconds
-    status_retries: int = field(default=5, validator=_non_negative)  # per status/result GET
-    max_retry_after: float = field(default=120.0, validator=_non_negative)  # longer: stop retrying
+    # per job, seconds
+    deadline: float = field(default=1800.0, validator=[_positive, _at_most(MAX_DEADLINE, " s")])
+    # per status/result GET
+    status_retries: int = field(default=5, validator=[_non_negative, _at_most(MAX_STATUS_RETRIES, "")])
+    # a longer Retry-After: stop retrying
+    max_retry_after: float = field(default=120.0, validator=[_non_negative, _at_most(MAX_RETRY_AFTER, " s")])
 
 
 @attrs.frozen
@@ -106,19 +151,23 @@ class RequestDefaults:
 class ProviderSettings:
     credentials: Mapping[str, str] = field(factory=dict, validator=_env_refs)  # name -> "env:VAR"
     base_url: str | None = field(default=None, validator=_http_url)
-    timeout: float = field(default=60.0, validator=_positive)  # per HTTP request, seconds
+    # per HTTP request, seconds
+    timeout: float = field(default=60.0, validator=[_positive, _at_most(MAX_REQUEST_TIMEOUT, " s")])
     poll: PollSettings | None = None  # None: the provider's own default (Provider.default_poll)
     defaults: RequestDefaults = field(factory=RequestDefaults)
     options: Mapping[str, Any] = field(factory=dict)  # provider-specific, checked by the plugin
+    # When a wait passes its deadline, ask the host to cancel the job (hosts that can cancel);
+    # off by default: a job that is slow, not dead, may still be picked up and paid for once.
+    cancel_on_timeout: bool = False
 
 
 @attrs.frozen
 class MediaSettings:
     ffmpeg: str | None = None  # path to a system ffmpeg; else $KLING_FFMPEG, else imageio-ffmpeg
     allow_private_urls: bool = False  # allow loopback/private/link-local URL fetches (tests)
-    max_download_bytes: int = field(default=2 * 1024**3, validator=_positive)
-    download_timeout: float = field(default=60.0, validator=_positive)
-    ffmpeg_timeout: float = field(default=300.0, validator=_positive)
+    max_download_bytes: int = field(default=2 * 1024**3, validator=[_positive, _at_most(MAX_DOWNLOAD_BYTES, " bytes")])
+    download_timeout: float = field(default=60.0, validator=[_positive, _at_most(MAX_DOWNLOAD_TIMEOUT, " s")])
+    ffmpeg_timeout: float = field(default=300.0, validator=[_positive, _at_most(MAX_FFMPEG_TIMEOUT, " s")])
     work_dir: str | None = None  # where rendered/ downloaded media is kept; default: a cache dir
 
 

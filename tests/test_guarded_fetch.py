@@ -325,9 +325,12 @@ def test_a_name_is_pinned_to_its_checked_address_over_a_real_socket(loopback_por
 
 def test_the_default_resolver_is_looked_up_at_call_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Callers that cannot pass a resolver (the client's save) still get the module's one.
+    from kling_core.media.samples import make_clip
+
+    video = make_clip(tmp_path / "src" / "v.mp4", duration=1.0, size=(160, 120), audio=False).read_bytes()
     monkeypatch.setattr(netguard, "resolve", fake_resolve)
-    host = Host()
+    host = Host(lambda request, name: httpx.Response(200, content=video))
     ctx = ProviderContext(name="fal", transport=host.transport)
     result = EditResult(video=OutputVideo(url="https://cdn.example/o.mp4"), job_id="j1", provider="fal", model="kling-o1")
-    assert asyncio.run(download_result(result, tmp_path / "o.mp4", ctx)).read_bytes() == BODY
+    assert asyncio.run(download_result(result, tmp_path / "o.mp4", ctx)).read_bytes() == video
     assert host.requests[0].url.host == "93.184.216.34"

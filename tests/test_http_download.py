@@ -209,23 +209,30 @@ def test_unsafe_urls_are_refused_before_any_request(tmp_path: Path, url: str) ->
     assert route.call_count == 0
 
 
-def test_download_result_uses_the_reported_size_and_file_urls(tmp_path: Path) -> None:
-    src = tmp_path / "src.mp4"
-    src.write_bytes(BODY)
+def test_download_result_copies_what_the_provider_wrote_into_its_work_dir(tmp_path: Path) -> None:
+    # Segmind v1 saves the answer body into its work dir and names it by file:// URL.
+    from kling_core.media.samples import make_clip
+
+    work = tmp_path / "work"
+    src = make_clip(work / "segmind-k1.mp4", duration=1.0, size=(160, 120), audio=False)
+    size = src.stat().st_size
     result = EditResult(
-        video=OutputVideo(url=src.as_uri(), file_size=len(BODY)), job_id="v1-1", provider="segmind", model="kling-o1"
+        video=OutputVideo(url=src.as_uri(), file_size=size), job_id="v1-1", provider="segmind", model="kling-o1"
     )
-    ctx, _ = ctx_for()
+    ctx = ProviderContext(name="segmind", work_dir=work)
     dest = tmp_path / "out.mp4"
     assert asyncio.run(download_result(result, dest, ctx)) == dest
-    assert dest.read_bytes() == BODY
+    assert dest.read_bytes() == src.read_bytes()
 
     bad = EditResult(video=OutputVideo(url=src.as_uri(), file_size=3), job_id="v1-1", provider="segmind", model="kling-o1")
     with pytest.raises(ProviderError):
         asyncio.run(download_result(bad, tmp_path / "other.mp4", ctx))
-    gone = EditResult(video=OutputVideo(url=(tmp_path / "nope.mp4").as_uri()), job_id="v1-1", provider="segmind", model="kling-o1")
+    gone = EditResult(video=OutputVideo(url=(work / "nope.mp4").as_uri()), job_id="v1-1", provider="segmind",
+                      model="kling-o1")
     with pytest.raises(ResultExpiredError):
         asyncio.run(download_result(gone, tmp_path / "x.mp4", ctx))
+    assert not (tmp_path / "other.mp4").exists() and not (tmp_path / "x.mp4").exists()
+    assert leftovers(tmp_path) == []
 
 
 # -- over a real socket: a loopback server ------------------------------------------------

@@ -11,6 +11,7 @@ import click
 from kling_core.cli.common import State
 from kling_core.config import config_to_document
 from kling_core.errors import ConfigError, ValidationError
+from kling_core.media.locate import require_ffmpeg
 from kling_core.provider import Provider, ProviderContext
 from kling_core.schema_store import CORE, load_schema, schema_root
 from kling_core.serialization import unstructure
@@ -104,7 +105,7 @@ def config() -> None:
 @config.command("check")
 @pass_state
 def config_check(state: State) -> None:
-    """Validate the config file, provider names and provider options."""
+    """Validate the config file, provider names and options, and that ffmpeg runs."""
     cfg = state.config
     names = state.host.providers
     where = cfg.source or "(no config file: defaults)"
@@ -125,9 +126,14 @@ def config_check(state: State) -> None:
             cls(ProviderContext(name=cls.name, settings=settings, media=cfg.media, environ=stand_in))
         except (ConfigError, ValidationError) as exc:
             problems.append(str(exc) if f"providers.{name}" in str(exc) else f"providers.{name}: {exc}")
+    ffmpeg = None
+    try:
+        ffmpeg = require_ffmpeg(cfg.media)  # runs `ffmpeg -version`, with a timeout
+    except ConfigError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigError("\n  - ".join(["problems:", *problems]), file=where)
-    click.echo(f"ok: {where}; default provider {cfg.default_provider!r}")
+    click.echo(f"ok: {where}; default provider {cfg.default_provider!r}; ffmpeg {ffmpeg}")
 
 
 @config.command("show")

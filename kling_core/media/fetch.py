@@ -64,8 +64,13 @@ async def fetch(
     sleep: Sleep = asyncio.sleep,
     provider: str = "download",
     job_id: str | None = None,
+    in_place: bool = False,
 ) -> Path:
     """GET ``url`` into the file ``dest`` under every guard above; return ``dest``.
+
+    ``in_place``: ``dest`` is the caller's own staging file (it exists, the caller holds it
+    and renames it when done): the body is written into it, truncated for each attempt,
+    instead of replacing it atomically.
 
     ``settings.allow_private_urls`` is the only switch for private addresses. ``resolve``
     replaces DNS (tests with a fake host name); ``transport`` replaces the network (tests).
@@ -79,7 +84,7 @@ async def fetch(
 
     job = _Fetch(
         url=_canonical(url, field), dest=Path(dest), settings=settings, field=field, expected_size=expected_size,
-        require_https=require_https, resolve=resolve, provider=provider, job_id=job_id,
+        require_https=require_https, resolve=resolve, provider=provider, job_id=job_id, in_place=in_place,
     )
     delays = backoff_delays(RETRY_BACKOFF)
     timeout = httpx.Timeout(settings.download_timeout, connect=min(CONNECT_TIMEOUT, settings.download_timeout))
@@ -112,6 +117,7 @@ class _Fetch:
     resolve: Resolver | None
     provider: str
     job_id: str | None
+    in_place: bool = False
 
     async def attempt(self, client: httpx.AsyncClient) -> None:
         """One GET, redirects included, from the first URL again."""
@@ -181,7 +187,10 @@ class _Fetch:
                 f"download exceeds the size limit: {declared} bytes is over the {limit}-byte limit", field=self.field
             )
         try:
-            await write_stream(response, self.dest, cap=limit, expected_size=self.expected_size)
+            if self.in_place:
+                await write_stream_into(response, self.dest, cap=limit, expected_size=self.expected_size)
+            else:
+                await write_stream(response, self.dest, cap=limit, expected_size=self.expected_size)
         except StreamTooLarge:
             raise UnsafeMediaError(f"download exceeds the size limit: over the {limit}-byte limit", field=self.field) from None
         except StreamIncomplete as exc:
@@ -191,13 +200,7 @@ class _Fetch:
         return ProviderError(message, provider=self.provider, status_code=status_code, code=code, job_id=self.job_id)
 
 
-async def write_stream(response: httpx.Response, dest: Path, *, cap: int, expected_size: int | None = None) -> int:
-    """Stream a response body to ``dest`` atomically, never whole in memory; return the byte count.
-
-    The file appears at ``dest`` only when complete: at most ``cap`` bytes (else
-    StreamTooLarge), matching the Content-Length and ``expected_size`` where given (else
-    StreamIncomplete: a truncated body is an error, not a shorter file).
-    """
+def _size_check(response: httpx.Response, expected_size: int | None) -> Callable[[int], None]:
     declared = response.headers.get("content-length")
     length = int(declared) if declared and declared.isdigit() else None
 
@@ -207,7 +210,43 @@ async def write_stream(response: httpx.Response, dest: Path, *, cap: int, expect
         if expected_size is not None and count != expected_size:
             raise StreamIncomplete(f"size mismatch: {count} bytes, the host reported {expected_size}")
 
+    return verify
+
+
+async def write_stream(response: httpx.Response, dest: Path, *, cap: int, expected_size: int | None = None) -> int:
+    """Stream a response body to ``dest`` atomically, never whole in memory; return the byte count.
+
+    The file appears at ``dest`` only when complete: at most ``cap`` bytes (else
+    StreamTooLarge), matching the Content-Length and ``expected_size`` where given (else
+    StreamIncomplete: a truncated body is an error, not a shorter file).
+    """
+    verify = _size_check(response, expected_size)
     return await write_chunks_atomic(dest, response.aiter_bytes(CHUNK), limit=cap, verify=verify)
+
+
+async def write_stream_into(response: httpx.Response, dest: Path, *, cap: int, expected_size: int | None = None) -> int:
+    """Like :func:`write_stream`, into the existing file ``dest`` (truncated first), then fsynced.
+
+    For a caller's staging file that is renamed into place only after further checks; on
+    StreamTooLarge or StreamIncomplete the file is left empty.
+    """
+    verify = _size_check(response, expected_size)
+    count = 0
+    with open(dest, "r+b") as fh:  # the same file (inode) the caller holds: not replaced
+        fh.truncate(0)
+        try:
+            async for chunk in response.aiter_bytes(CHUNK):
+                count += len(chunk)
+                if count > cap:
+                    raise StreamTooLarge(f"more than {cap} bytes: over the size limit")
+                fh.write(chunk)
+            verify(count)
+        except BaseException:
+            fh.truncate(0)
+            raise
+        fh.flush()
+        os.fsync(fh.fileno())
+    return count
 
 
 def _tls() -> ssl.SSLContext | bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,6 +12,12 @@ from kling_core.errors import ConfigError
 from kling_core.settings import MediaSettings
 
 ENV_VAR = "KLING_FFMPEG"
+# `ffmpeg -version` answers in milliseconds; a binary that hangs is not one we can use.
+VERSION_TIMEOUT = 10.0
+
+# Binaries proven to run, by (path, mtime, size): a process checks each one once.
+_proven: set[tuple[str, int, int]] = set()
+_proven_lock = threading.Lock()
 
 
 def find_ffmpeg(settings: MediaSettings | None = None, environ: Mapping[str, str] | None = None) -> str:
@@ -33,6 +41,45 @@ def find_ffmpeg(settings: MediaSettings | None = None, environ: Mapping[str, str
             f"no ffmpeg found ({exc}); set media.ffmpeg in kling.toml or ${ENV_VAR}", key="media.ffmpeg"
         ) from None
     return str(exe)
+
+
+def require_ffmpeg(media: MediaSettings, environ: Mapping[str, str] | None = None) -> str:
+    """The ffmpeg :func:`find_ffmpeg` picks, proven runnable: ``ffmpeg -version`` answers in time.
+
+    Called before anything is paid for (and by ``kling config check``), so a missing or broken
+    binary is a ConfigError naming ``media.ffmpeg`` (or ``$KLING_FFMPEG`` when that chose it)
+    and the reason, not a failed job later. A binary that passed is not run again in this
+    process until it changes.
+    """
+    env = os.environ if environ is None else environ
+    key = "media.ffmpeg" if media.ffmpeg or not env.get(ENV_VAR, "").strip() else ENV_VAR
+    exe = find_ffmpeg(media, env)
+    try:
+        st = os.stat(exe)
+    except OSError as exc:
+        raise ConfigError(f"ffmpeg at {exe} cannot be read: {exc.strerror or exc}", key=key) from None
+    stamp = (exe, st.st_mtime_ns, st.st_size)
+    with _proven_lock:
+        if stamp in _proven:
+            return exe
+    _run_version(exe, key)
+    with _proven_lock:
+        _proven.add(stamp)
+    return exe
+
+
+def _run_version(exe: str, key: str) -> None:
+    argv = [exe, "-nostdin", "-hide_banner", "-version"]
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=VERSION_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:  # run() has killed and reaped the child
+        raise ConfigError(f"{exe} did not answer `-version` within {VERSION_TIMEOUT:g} s", key=key) from None
+    except OSError as exc:  # not a program this system can run (format, permission)
+        raise ConfigError(f"{exe} cannot be run: {exc.strerror or exc}", key=key) from None
+    if proc.returncode != 0:
+        raise ConfigError(f"{exe} -version failed (exit code {proc.returncode})", key=key)
+    if not proc.stdout.lstrip().startswith(b"ffmpeg version"):
+        raise ConfigError(f"{exe} does not look like ffmpeg (`-version` does not say 'ffmpeg version')", key=key)
 
 
 def _checked(value: str, key: str) -> str:

@@ -6,6 +6,7 @@ accepted ones listed: a typo in ``fail`` must not silently run a successful job.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,8 @@ from kling_core.sdk import (
 from kling_core_plugins.mock.failures import FAILURES
 
 OPTION_NAMES: tuple[str, ...] = ("fail", "latency", "retry_after")
+# Seconds: a mock job queued for an hour is a typo (and `1e999` would hang it for ever).
+MAX_SECONDS = 3600.0
 
 
 @attrs.frozen
@@ -43,11 +46,32 @@ def _problems(raw: Mapping[str, Any], prefix: str) -> tuple[dict[str, Any], list
             else:
                 problems.append(Problem(path, f"{value!r} is not one of none, {', '.join(FAILURES)}"))
         else:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                problems.append(Problem(path, f"expected a number of seconds ≥ 0, got {value!r}"))
+            seconds = _seconds(value)
+            if seconds is None:
+                problems.append(Problem(path, f"expected a number of seconds from 0 to {MAX_SECONDS:g}, got {_shown(value)}"))
             else:
-                values[key] = float(value)
+                values[key] = seconds
     return values, problems
+
+
+def _seconds(value: Any) -> float | None:
+    """``value`` as seconds in [0, MAX_SECONDS]; None for anything else (inf, NaN, 1e999, text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+        return None
+    return seconds
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        return "an integer too large to use"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def config_options(raw: Mapping[str, Any]) -> MockOptions:
