@@ -1,9 +1,9 @@
 """kling-core: one contract over every host of the Kling O1/O3 video-to-video edit models.
 
 The public API for users is what this package exports (``__all__``): the one-shot
-:func:`edit`/:func:`aedit`, the clients, the request/result models, job statuses and the
-error hierarchy. Plugin authors import from :mod:`kling_core.sdk`, and test with
-:mod:`kling_core.testing`. Every other module is internal. See docs/api.md.
+:func:`edit`/:func:`aedit`, the clients, the request/result models, job statuses, the job
+log's records and :func:`prune_cache`, and the error hierarchy. Plugin authors import from
+:mod:`kling_core.sdk`, and test with :mod:`kling_core.testing`. Every other module is internal. See docs/api.md.
 
 Names load on first use, so ``import kling_core`` (and ``kling --help``) stays cheap.
 """
@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kling_core.client import AsyncEditClient, EditClient, aedit, edit
+    from kling_core.client import AsyncEditClient, EditClient, Started, aedit, edit
     from kling_core.config import KlingConfig, load_config
     from kling_core.contract.models import EditRequest, EditResult, Element, OutputVideo
     from kling_core.contract.status import Cancelled, Failed, JobStatus, Queued, Running, Succeeded
@@ -41,10 +41,11 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from kling_core.hookspecs import hookimpl
+    from kling_core.joblog import JobEvent, JobLog, JobRecord, PruneReport, prune_cache
     from kling_core.provider import JobHandle
 
 _WHERE = {
-    "kling_core.client": ("AsyncEditClient", "EditClient", "aedit", "edit"),
+    "kling_core.client": ("AsyncEditClient", "EditClient", "Started", "aedit", "edit"),
     "kling_core.config": ("KlingConfig", "load_config"),
     "kling_core.contract.models": ("EditRequest", "EditResult", "Element", "OutputVideo"),
     "kling_core.contract.status": ("Cancelled", "Failed", "JobStatus", "Queued", "Running", "Succeeded"),
@@ -56,6 +57,7 @@ _WHERE = {
         "UnsupportedError", "ValidationError",
     ),
     "kling_core.hookspecs": ("hookimpl",),
+    "kling_core.joblog": ("JobEvent", "JobLog", "JobRecord", "PruneReport", "prune_cache"),
     "kling_core.provider": ("JobHandle",),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
@@ -73,8 +75,11 @@ __all__ = [
     "Failed",
     "InsufficientCreditsError",
     "JobCancelledError",
+    "JobEvent",
     "JobFailedError",
     "JobHandle",
+    "JobLog",
+    "JobRecord",
     "JobStatus",
     "JobTimeoutError",
     "KlingConfig",
@@ -86,10 +91,12 @@ __all__ = [
     "ProtocolError",
     "ProviderError",
     "ProviderValidationError",
+    "PruneReport",
     "Queued",
     "RateLimitedError",
     "ResultExpiredError",
     "Running",
+    "Started",
     "SubmitUncertainError",
     "Succeeded",
     "UnsafeMediaError",
@@ -99,6 +106,7 @@ __all__ = [
     "edit",
     "hookimpl",
     "load_config",
+    "prune_cache",
 ]
 __version__ = "0.1.0"
 

@@ -22,7 +22,7 @@ from kling_core.files import (
     write_chunks_atomic,
     write_text_atomic,
 )
-from kling_core.journal import Journal, JournalEntry
+from kling_core.joblog import JobLog
 
 PART = re.compile(r"^\.target\.bin\.[0-9a-f]{12}\.part$")
 
@@ -144,9 +144,9 @@ def test_copy(tmp_path: Path) -> None:
     assert names(tmp_path) == ["src.bin", "target.bin"]
 
 
-def test_journal_entries_are_written_atomically_and_privately(tmp_path: Path) -> None:
-    journal = Journal(tmp_path)
-    journal.put(JournalEntry(client_key="k1", provider="mock", request_sha256="0" * 64, state="submitting"))
-    assert names(tmp_path / "jobs") == ["k1.json"]
-    assert stat.S_IMODE((tmp_path / "jobs" / "k1.json").stat().st_mode) == 0o600
+def test_the_job_log_is_private(tmp_path: Path) -> None:
+    journal = JobLog(tmp_path)
+    journal.claim(provider="mock", model="kling-o1", request={}, request_sha256="0" * 64, client_key="k1")
+    assert stat.S_IMODE((tmp_path / "jobs.db").stat().st_mode) == 0o600
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in tmp_path.glob("jobs.db*"))
     assert journal.get("k1") is not None

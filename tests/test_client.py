@@ -24,7 +24,7 @@ from kling_core.errors import (
     ValidationError,
 )
 from kling_core.http.retry import backoff_delays
-from kling_core.journal import Journal, JournalEntry, request_hash
+from kling_core.joblog import JobLog, canonical
 from kling_core.plugins import PluginHost
 from kling_core.provider import JobHandle
 from kling_core.settings import PollSettings
@@ -61,7 +61,7 @@ def make_client(clock: FakeClock, tmp_path: Path, **config: object) -> AsyncEdit
     host = PluginHost(entrypoints=False, plugins=[("fake", FakePlugin())])
     return AsyncEditClient(
         provider="fake", config=config_from_document(config), host=host, sleep=clock.sleep, clock=clock,
-        journal=Journal(tmp_path), rng=random.Random(1),
+        journal=JobLog(tmp_path), rng=random.Random(1),
     )
 
 
@@ -121,13 +121,13 @@ def test_same_client_key_submits_once(clock: FakeClock, tmp_path: Path) -> None:
 def test_an_ambiguous_submit_is_never_resubmitted_blindly(clock: FakeClock, tmp_path: Path) -> None:
     client = make_client(clock, tmp_path)
     request = client.request(URL, "x", client_key="k-1")
-    with pytest.raises(SubmitUncertainError, match="reconcile with client key k-1"):
+    with pytest.raises(SubmitUncertainError, match="kling jobs resume k-1"):
         asyncio.run(client.submit(request, provider="losing"))
     # The host knows the job under our key: the retry finds it by a read, with no second submit.
     LosingFake.known = {"k-1": JobHandle(provider="losing", job_id="found-7", client_key="k-1")}
     handle = asyncio.run(client.submit(request, provider="losing"))
     assert handle.job_id == "found-7" and len(FakeProvider.submits) == 1 and LosingFake.lookups == ["k-1"]
-    # And the journal now holds it: a third call neither reads nor posts.
+    # And the job log now holds it: a third call neither reads nor posts.
     assert asyncio.run(client.submit(request, provider="losing")).job_id == "found-7"
     assert LosingFake.lookups == ["k-1"]
 
@@ -157,10 +157,17 @@ def test_without_a_lookup_an_ambiguous_submit_stays_refused(clock: FakeClock, tm
     client = make_client(clock, tmp_path)
     request = client.request(URL, "x", client_key="k-3")
     assert client.journal is not None
-    client.journal.put(JournalEntry("k-3", "fake", request_hash(request), "uncertain"))
-    with pytest.raises(SubmitUncertainError, match="unknown outcome"):
+    canon = canonical(request, "fake")
+    client.journal.claim(provider="fake", model=request.model, request=canon.stored(),
+                         request_sha256=canon.request_sha256, client_key="k-3")
+    client.journal.transition("k-3", "uncertain")
+    with pytest.raises(SubmitUncertainError, match="unknown outcome") as info:
         asyncio.run(client.submit(request))
     assert FakeProvider.submits == []
+    # The message gives the exact commands that settle it.
+    text = str(info.value)
+    assert "kling jobs show k-3" in text and "kling jobs resume k-3 --job-id ID" in text
+    assert "kling jobs forget k-3 --force" in text
 
 
 def test_every_capability_problem_is_listed_before_any_call(clock: FakeClock, tmp_path: Path) -> None:
@@ -217,7 +224,7 @@ def test_sync_client_runs_the_same_job_even_inside_a_running_loop(tmp_path: Path
 
     async def inside_loop() -> str:
         with EditClient(provider="fake", config=config_from_document({}), host=host, sleep=nap,
-                        journal=Journal(tmp_path)) as client:
+                        journal=JobLog(tmp_path)) as client:
             return client.edit(client.request(URL, "x")).job_id
 
     assert asyncio.run(inside_loop()) == "job-1"

@@ -22,6 +22,7 @@ from kling_core.logs import configure_logging
 _COMMAND_MODULES = (
     "kling_core.cli.info_cmd",
     "kling_core.cli.job_cmd",
+    "kling_core.cli.jobs_cmd",
     "kling_core.cli.demo_cmd",
     "kling_core.cli.contract_cmd",
 )

@@ -1,21 +1,24 @@
-"""Job commands: edit, status, result, cancel."""
+"""Job commands: edit, status, result, cancel (the job log's own commands are in jobs_cmd)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import Any, TypeVar, cast
 
 import click
 
 from kling_core.cli.common import State
 from kling_core.cli.progress import JobProgress, describe
-from kling_core.client import AsyncEditClient
-from kling_core.contract.models import ASPECT_RATIOS, EDIT_MODES, MODELS, QUALITIES, EditResult
+from kling_core.client import AsyncEditClient, check_timeout
+from kling_core.contract.models import ASPECT_RATIOS, EDIT_MODES, MODELS, QUALITIES, EditRequest, EditResult
 from kling_core.contract.status import Succeeded
-from kling_core.errors import Problem, ValidationError
+from kling_core.errors import KlingError, Problem, ValidationError
+from kling_core.joblog import UNFINISHED
+from kling_core.outputs import check_output, release, reserve_default_output
 from kling_core.provider import JobHandle
 from kling_core.serialization import unstructure
 
@@ -49,25 +52,51 @@ def parse_option(raw: str) -> tuple[str, Any]:
     return key, parsed
 
 
-def default_output(video: str) -> Path:
-    stem = Path(unquote(urlparse(video).path)).stem if "://" in video else Path(video).stem
-    base = Path.cwd() / f"{stem or 'video'}-edited.mp4"
-    n = 2
-    while base.exists():
-        base = Path.cwd() / f"{stem or 'video'}-edited-{n}.mp4"
-        n += 1
-    return base
-
-
-def check_output(path: Path) -> Path:
+def check_suffix(path: Path) -> Path:
+    """The CLI's own rule on top of :func:`kling_core.outputs.check_output`: an .mp4 name."""
     if path.suffix.lower() != ".mp4":
         raise ValidationError.single("output", f"{path} must end in .mp4")
-    if path.is_dir():
-        raise ValidationError.single("output", f"{path} is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise ValidationError.single("output", f"{parent} is not a directory")
     return path
+
+
+def parse_timeout(raw: str | None) -> float | None:
+    """``--timeout SECONDS``: a finite number in (0, 7 days]; else exit 2 naming ``timeout``."""
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError.single("timeout", f"{raw!r} is not a number of seconds") from None
+    return check_timeout(value)
+
+
+def error_document(exc: KlingError) -> dict[str, Any]:
+    doc: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+    if isinstance(exc, ValidationError):
+        doc["problems"] = [{"path": p.path, "message": p.message} for p in exc.problems]
+    for name in ("provider", "job_id", "client_key", "code", "status_code", "file", "key"):
+        value = getattr(exc, name, None)
+        if value is not None:
+            doc[name] = value
+    return doc
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_errors(fn: F) -> F:
+    """With ``--json``, an expected error is also printed as ``{"error": {...}}`` on stdout."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KlingError as exc:
+            if kwargs.get("as_json"):
+                click.echo(json.dumps({"error": error_document(exc)}, indent=2))
+            raise
+
+    return cast(F, wrapper)
 
 
 def emit_result(result: EditResult, as_json: bool) -> None:
@@ -77,12 +106,35 @@ def emit_result(result: EditResult, as_json: bool) -> None:
         click.echo(result.video.path or result.video.url)
 
 
+def local_inputs(request: EditRequest | Mapping[str, Any] | None) -> list[str]:
+    """The media references of a request (or a logged request document), for check_output."""
+    if request is None:
+        return []
+    if isinstance(request, EditRequest):
+        return [ref for _path, ref in request.media()]
+    doc = request.get("request") or {}
+    refs = [str(doc.get("video") or ""), *[str(i) for i in doc.get("images") or []]]
+    for el in doc.get("elements") or []:
+        refs += [str(el.get("frontal_image") or ""), *[str(r) for r in el.get("reference_images") or []]]
+    return [r for r in refs if r]
+
+
+def release_unless_pending(client: AsyncEditClient, reserved: Path | None) -> None:
+    """Give back a reserved default output, unless an unfinished job will still save to it."""
+    if reserved is None or client.journal is None:
+        return
+    waiting = client.journal.list(states=UNFINISHED)
+    if not any(r.output == str(reserved) for r in waiting):
+        release(reserved)
+
+
 async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provider: str, client_key: str | None) -> int:
     """Ctrl-C: cancel where the host can; otherwise say how to pick the job up again."""
     if handle is None:
         key = f" (client key {client_key})" if client_key else ""
+        settle = f"\n  see it:     kling jobs show {client_key}" if client_key else ""
         click.echo(f"interrupted while submitting: the job may or may not exist on {provider}{key}; "
-                   "it was not resubmitted", err=True)
+                   f"it was not resubmitted{settle}", err=True)
         return INTERRUPTED
     prov = client.provider(handle.provider)
     if prov.capabilities.can_cancel:
@@ -94,8 +146,9 @@ async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provid
         if accepted:
             click.echo(f"interrupted: cancelled {handle.provider} job {handle.job_id}", err=True)
             return INTERRUPTED
+    resume = f"\n  resume it:  kling jobs resume {handle.client_key}" if handle.client_key else ""
     click.echo(
-        f"interrupted: {handle.provider} job {handle.job_id} may still be running.\n"
+        f"interrupted: {handle.provider} job {handle.job_id} may still be running.{resume}\n"
         f"  check it:   kling status {handle.provider} {handle.job_id}\n"
         f"  fetch it:   kling result {handle.provider} {handle.job_id} -o OUT.mp4",
         err=True,
@@ -117,22 +170,31 @@ async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provid
 @click.option("--aspect-ratio", type=click.Choice(ASPECT_RATIOS), default=None, help="Only where a model accepts it.")
 @click.option("--duration", type=int, default=None, help="Seconds; only where a model accepts it.")
 @click.option("--webhook", "webhook_url", default=None, help="URL the host calls when the job ends.")
-@click.option("--client-key", default=None, help="Your id for this job; a repeat with the same key is not resubmitted.")
+@click.option("--client-key", default=None,
+              help="Your id for this job (default: derived from the request, so a re-run picks its job up).")
+@click.option("--new", is_flag=True, help="Submit a new job even if this same edit has one unfinished.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="Provider option; repeatable.")
 @click.option("--provider", default=None, help="Provider name (default: config's default_provider, else mock).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Output .mp4 (default: <video>-edited.mp4 here).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+              help="Output .mp4 (default: <video>-edited.mp4 here, or where this job's first run said).")
+@click.option("--timeout", "timeout_raw", default=None, metavar="SECONDS",
+              help="Stop waiting after this long (the job keeps running; `kling jobs resume` picks it up).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
 @click.option("--dry-run", is_flag=True, help="Validate and price on the host without creating a job.")
 @click.option("--no-wait", is_flag=True, help="Submit, print the job, and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @pass_state
+@json_errors
 def edit(state: State, video: str, prompt: str, images: tuple[str, ...], elements: tuple[str, ...],
          keep_audio: bool | None, quality: str | None, model: str | None, edit_mode: str | None,
-         aspect_ratio: str | None, duration: int | None, webhook_url: str | None, client_key: str | None,
-         options: tuple[str, ...], provider: str | None, output: str | None, as_json: bool, dry_run: bool,
-         no_wait: bool, quiet: bool) -> int:
-    """Edit VIDEO (a local path or an http(s) URL) as the prompt says; write the output .mp4."""
+         aspect_ratio: str | None, duration: int | None, webhook_url: str | None, client_key: str | None, new: bool,
+         options: tuple[str, ...], provider: str | None, output: str | None, timeout_raw: str | None, as_json: bool,
+         dry_run: bool, no_wait: bool, quiet: bool) -> int:
+    """Edit VIDEO (a local path or an http(s) URL) as the prompt says; write the output .mp4.
+
+    Running the same command again picks up its job (never paying twice) until its video was
+    saved; after that it makes a new take. --new always submits a new job.
+    """
     parsed_elements: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for i, spec in enumerate(elements):
@@ -147,9 +209,15 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
             opts[k] = v
         except ValidationError as exc:
             problems += exc.problems
+    try:
+        timeout = parse_timeout(timeout_raw)
+    except ValidationError as exc:
+        problems += exc.problems
+    if new and client_key is not None:
+        problems.append(Problem("new", "--new cannot be combined with --client-key (a key names one job)"))
     if problems:
         raise ValidationError(problems)
-    out = check_output(Path(output)) if output else None
+    out = check_suffix(Path(output)) if output else None
 
     async def run() -> int:
         async with state.client(provider) as client:
@@ -163,19 +231,43 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
             if dry_run:
                 click.echo(json.dumps(await prov.dry_run(request), indent=2))
                 return 0
-            dest = out or default_output(video)
+            inputs = local_inputs(request)
+            dest = check_output(out, inputs=inputs) if out is not None else None
+            reserved: Path | None = None
+            if dest is None and not no_wait:
+                earlier = client.pending(request, provider=prov.name, new=new)
+                if earlier is not None and earlier.output:
+                    dest = check_output(earlier.output, inputs=inputs)  # where this job's first run would save
+                else:
+                    dest = reserved = reserve_default_output(video)
             handle: JobHandle | None = None
-            with JobProgress(enabled=not quiet) as progress:
-                try:
-                    handle = await client.submit(request, provider=prov.name)
-                    progress.submitted(handle.job_id, handle.provider)
-                    if no_wait:
-                        click.echo(json.dumps(unstructure(handle), indent=2) if as_json else handle.job_id)
-                        return 0
-                    result = await client.wait(handle, on_status=progress.update)
-                    result = await client.save(result, dest)
-                except asyncio.CancelledError:
-                    return await _interrupted(client, handle, prov.name, request.client_key)
+            try:
+                with JobProgress(enabled=not quiet) as progress:
+                    try:
+                        started = await client.start(request, provider=prov.name, new=new, output=dest)
+                        handle = started.handle
+                        if started.resumed:
+                            progress.line(f"resumed {handle.provider} job {handle.job_id} (client key "
+                                          f"{started.client_key}): not submitted again")
+                        else:
+                            progress.submitted(handle.job_id, handle.provider)
+                        if no_wait:
+                            click.echo(json.dumps(unstructure(handle), indent=2) if as_json else handle.job_id)
+                            return 0
+                        assert dest is not None
+                        result = await client.wait(handle, on_status=progress.update, timeout=timeout)
+                        result = await client.save(result, dest)
+                    except asyncio.CancelledError:
+                        key = handle.client_key if handle is not None else request.client_key
+                        if key is None:
+                            earlier = client.pending(request, provider=prov.name)
+                            key = earlier.client_key if earlier is not None else None
+                        code = await _interrupted(client, handle, prov.name, key)
+                        release_unless_pending(client, reserved)
+                        return code
+            except BaseException:
+                release_unless_pending(client, reserved)
+                raise
             emit_result(result, as_json)
             return 0
 
@@ -185,8 +277,9 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
 @click.command("status")
 @click.argument("provider")
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status (or the error) as JSON.")
 @pass_state
+@json_errors
 def status(state: State, provider: str, job_id: str, as_json: bool) -> None:
     """Show the state of a job by its id."""
 
@@ -208,19 +301,25 @@ def status(state: State, provider: str, job_id: str, as_json: bool) -> None:
 @click.argument("job_id")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="Output .mp4.")
 @click.option("--wait/--no-wait", default=True, help="Wait for a job still running (default) or exit.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--timeout", "timeout_raw", default=None, metavar="SECONDS", help="Stop waiting after this long.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @pass_state
-def result(state: State, provider: str, job_id: str, output: str, wait: bool, as_json: bool, quiet: bool) -> int:
+@json_errors
+def result(state: State, provider: str, job_id: str, output: str, wait: bool, timeout_raw: str | None, as_json: bool,
+           quiet: bool) -> int:
     """Fetch a job's output video (waiting for it unless --no-wait)."""
-    dest = check_output(Path(output))
+    timeout = parse_timeout(timeout_raw)
+    check_suffix(Path(output))
 
     async def run() -> int:
         async with state.client(provider) as client:
             handle = client.handle(provider, job_id)
+            record = client.journal.find_job(handle.provider, job_id) if client.journal is not None else None
+            dest = check_output(output, inputs=local_inputs(record.request if record is not None else None))
             with JobProgress(enabled=not quiet) as progress:
                 if wait:
-                    res = await client.wait(handle, on_status=progress.update)
+                    res = await client.wait(handle, on_status=progress.update, timeout=timeout)
                 else:
                     st = await client.status(handle)
                     if not isinstance(st, Succeeded):

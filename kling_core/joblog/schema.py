@@ -1,0 +1,114 @@
+"""The job log's SQLite schema and how every connection to it is set up.
+
+WAL mode lets readers run beside the one writer, and several processes share the file; a
+busy timeout makes a second writer wait instead of failing. ``synchronous=NORMAL`` keeps a
+state change cheap (no fsync per commit): a committed change survives the process being
+killed at any point; only an OS crash or power loss can drop the last few commits (never
+corrupt the file). The two writes that protect money (the claim before a submit and the
+job id right after it) ask for ``synchronous=FULL`` for their own commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    client_key     TEXT PRIMARY KEY,
+    base_key       TEXT,
+    take           INTEGER NOT NULL DEFAULT 1,
+    provider       TEXT NOT NULL,
+    model          TEXT,
+    request        TEXT,
+    request_sha256 TEXT NOT NULL,
+    job_id         TEXT,
+    handle         TEXT,
+    state          TEXT NOT NULL,
+    result         TEXT,
+    cost           TEXT,
+    output         TEXT,
+    error          TEXT,
+    owner          TEXT,
+    created_at     REAL NOT NULL,
+    updated_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_job_id ON jobs (job_id);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_base ON jobs (base_key, take);
+CREATE TABLE IF NOT EXISTS events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_key TEXT NOT NULL REFERENCES jobs (client_key) ON DELETE CASCADE,
+    state      TEXT NOT NULL,
+    at         REAL NOT NULL,
+    detail     TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_key ON events (client_key, id);
+-- The last take issued per derived key: forgetting a job never lets its key be issued again.
+CREATE TABLE IF NOT EXISTS takes (
+    base_key  TEXT PRIMARY KEY,
+    last_take INTEGER NOT NULL
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating it private, 0600) the log at ``path`` with WAL and a busy timeout."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        # The log names jobs and signed result URLs: create it private before SQLite opens it
+        # (SQLite gives the -wal and -shm files the database file's permissions).
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":  # e.g. a file system without shared memory: still correct, slower
+        conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    _create(conn)
+    return conn
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    if conn.execute("PRAGMA user_version").fetchone()[0] == VERSION:
+        return
+    with transaction(conn):
+        for statement in DDL.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {VERSION}")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken up front (BEGIN IMMEDIATE) so writers queue, never deadlock.
+
+    ``durable`` fsyncs this commit (``synchronous=FULL``) for the writes that must survive
+    even a power loss.
+    """
+    if durable:
+        conn.execute("PRAGMA synchronous = FULL")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        if durable:
+            conn.execute("PRAGMA synchronous = NORMAL")
