@@ -80,6 +80,7 @@ from kling_core.http.hostspec import (
 )
 from kling_core.http.redact import register_secret
 from kling_core.http.retry import parse_retry_after
+from kling_core.http.tokens import ExpiringTokenAuth, TokenCache, TokenGrant, TokenRefusal, TokenTimes
 from kling_core.media.formats import IMAGE_FORMATS, VIDEO_FORMATS
 from kling_core.media.locate import find_ffmpeg
 from kling_core.media.probe import ImageInfo, VideoInfo, probe_image, probe_video
@@ -114,6 +115,7 @@ __all__ = [
     "ErrorRule",
     "ErrorShape",
     "ErrorTable",
+    "ExpiringTokenAuth",
     "Failed",
     "FailureKind",
     "FfmpegInput",
@@ -155,6 +157,10 @@ __all__ = [
     "SubmitUncertainError",
     "Succeeded",
     "Timings",
+    "TokenCache",
+    "TokenGrant",
+    "TokenRefusal",
+    "TokenTimes",
     "UnsafeMediaError",
     "UnsupportedError",
     "ValidationError",

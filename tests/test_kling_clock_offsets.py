@@ -22,6 +22,7 @@ from kling_core_plugins.kling import KlingProvider, jwt
 from kling_core.contract.models import EditRequest
 from kling_core.contract.status import Running
 from kling_core.errors import AuthenticationError
+from kling_core.http.tokens import host_offset, span
 from kling_core.provider import ProviderContext
 from kling_core.settings import ProviderSettings
 
@@ -130,7 +131,7 @@ def test_a_poll_loop_longer_than_the_token_lifetime_never_meets_a_refusal(offset
         polls = 0
         try:
             handle = await p.submit(REQ)
-            while clock.now - start < 3 * jwt.TOKEN_TTL:  # 90 minutes: three token lifetimes
+            while clock.now - start < 3 * jwt.TIMES.ttl:  # 90 minutes: three token lifetimes
                 status = await p.status(handle)
                 assert isinstance(status, Running)
                 polls += 1
@@ -283,7 +284,7 @@ def test_the_error_never_shows_a_token_or_a_key() -> None:
      (-7200, "2 h"), (3 * 86_400, "3 days")],
 )
 def test_span(seconds: float, shown: str) -> None:
-    assert jwt.span(seconds) == shown
+    assert span(seconds) == shown
 
 
 @pytest.mark.parametrize(
@@ -299,4 +300,4 @@ def test_span(seconds: float, shown: str) -> None:
     ],
 )
 def test_host_offset_from_the_date_header(date: str | None, received: float, offset: float | None) -> None:
-    assert jwt.host_offset(date, received) == offset
+    assert host_offset(date, received) == offset

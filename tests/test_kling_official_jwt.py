@@ -1,4 +1,8 @@
-"""Kling API tokens: signature, claims (through PyJWT), and reuse until shortly before expiry."""
+"""Kling API tokens: signature, claims (through PyJWT), and reuse until shortly before expiry.
+
+The cache and the signing flow are the SDK's (``TokenCache``, ``ExpiringTokenAuth``, tested on
+their own in test_expiring_token_auth.py); here they run with Kling's signer and numbers.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,18 @@ import hashlib
 import hmac
 import json
 import warnings
+from typing import Any
 
 import httpx
 import jwt as pyjwt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kling_core_plugins.kling import jwt
+from kling_core_plugins.kling import KlingProvider, jwt
 
 from kling_core.errors import ConfigError, ProtocolError
-from kling_core.settings import Secret
+from kling_core.http.tokens import ExpiringTokenAuth, TokenCache
+from kling_core.provider import ProviderContext
 
 AK = "ak-CANARY-access"
 SK = "sk-CANARY-secret"
@@ -94,17 +100,25 @@ class Clock:
         return self.now
 
 
+def kling_cache(clock: Clock, access: str = AK, secret: str = SK, **kwargs: Any) -> TokenCache:
+    """The SDK's token cache minting Kling tokens, as ``KlingProvider.make_auth`` sets it up."""
+    def mint(now: float) -> tuple[str, int, int]:
+        return (jwt.sign(access, secret, now=now), *jwt.TIMES.window(now))
+
+    return TokenCache(mint, clock, margin=jwt.TIMES.margin, **kwargs)
+
+
 def test_cache_reuses_until_near_expiry() -> None:
     clock = Clock(10_000.0)
     minted: list[str] = []
-    cache = jwt.TokenCache(Secret(AK), Secret(SK), clock, on_mint=minted.append)
+    cache = kling_cache(clock, on_mint=minted.append)
     first = cache.token()
     assert cache.minted == 1 and minted == [first.reveal()]
-    for step in (1.0, 600.0, 1800 - jwt.REFRESH_MARGIN - 1):
+    for step in (1.0, 600.0, 1800 - jwt.TIMES.margin - 1):
         clock.now = 10_000.0 + step
         assert cache.token() == first, step
     assert cache.minted == 1
-    clock.now = 10_000.0 + 1800 - jwt.REFRESH_MARGIN
+    clock.now = 10_000.0 + 1800 - jwt.TIMES.margin
     second = cache.token()
     assert second != first and cache.minted == 2
     claims = jwt.verify(second.reveal(), SK)
@@ -115,7 +129,7 @@ def test_cache_reuses_until_near_expiry() -> None:
 
 def test_cache_remints_when_the_clock_jumps_back_or_after_invalidate() -> None:
     clock = Clock(50_000.0)
-    cache = jwt.TokenCache(Secret(AK), Secret(SK), clock)
+    cache = kling_cache(clock)
     first = cache.token()
     clock.now = 40_000.0  # clock corrected backwards: the old token is not valid yet
     assert cache.token() != first and cache.minted == 2
@@ -126,7 +140,7 @@ def test_cache_remints_when_the_clock_jumps_back_or_after_invalidate() -> None:
 
 
 def test_cache_repr_and_token_hide_secrets() -> None:
-    cache = jwt.TokenCache(Secret(AK), Secret(SK), Clock(1.0))
+    cache = kling_cache(Clock(1.0))
     token = cache.token()
     for text in (repr(cache), str(cache), repr(token), str(token)):
         assert AK not in text and SK not in text and token.reveal() not in text
@@ -147,23 +161,24 @@ def test_every_token_handed_out_is_valid_then_and_verifies(
     access: str, secret: str, now: float, steps: list[float]
 ) -> None:
     clock = Clock(now)
-    cache = jwt.TokenCache(Secret(access), Secret(secret), clock)
+    cache = kling_cache(clock, access, secret)
     for step in steps:
         clock.now += step
         claims = jwt.verify(cache.token().reveal(), secret)
         assert claims["iss"] == access
         # Valid now, and still valid for at least the refresh margin (minus rounding).
         assert claims["nbf"] <= clock.now  # type: ignore[operator]
-        assert claims["exp"] - clock.now >= jwt.REFRESH_MARGIN - 1  # type: ignore[operator]
+        assert claims["exp"] - clock.now >= jwt.TIMES.margin - 1  # type: ignore[operator]
 
 
-# --- KlingTokenAuth: the httpx.Auth that signs each request -------------------------------
+# --- KlingProvider.make_auth: the httpx.Auth that signs each request -------------------------
 
 
-def _auth(clock: Clock) -> jwt.KlingTokenAuth:
-    cache = jwt.TokenCache(Secret(AK), Secret(SK), clock)
-    return jwt.KlingTokenAuth("kling", lambda: frozenset({"api-singapore.klingai.com"}), cache,
-                              rejected_codes=frozenset({"1003", "1004"}))
+def _auth(clock: Clock) -> ExpiringTokenAuth:
+    ctx = ProviderContext(name="kling", environ={"KLING_ACCESS_KEY": AK, "KLING_SECRET_KEY": SK}, clock=clock)
+    auth = KlingProvider(ctx).auth
+    assert isinstance(auth, ExpiringTokenAuth)
+    return auth
 
 
 @pytest.mark.parametrize(
@@ -217,7 +232,7 @@ def test_a_submit_gets_a_token_at_most_a_minute_old_a_get_reuses_the_cached_one(
         return token
 
     first = signed(get)
-    clock.now += jwt.FRESH_AGE  # still young enough for a submit
+    clock.now += jwt.TIMES.fresh_age  # still young enough for a submit
     assert signed(post) == first and auth.tokens.minted == 1
     clock.now += 1.0
     second = signed(post)

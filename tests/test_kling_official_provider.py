@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from kling_core_plugins.kling import KlingProvider, jwt
-from kling_core_plugins.kling.jwt import KlingTokenAuth, TokenCache
 
 from kling_core.contract.models import EditRequest, Element
 from kling_core.contract.status import Failed, Running, Succeeded
@@ -25,6 +24,7 @@ from kling_core.errors import (
     SubmitUncertainError,
     UnsupportedError,
 )
+from kling_core.http.tokens import ExpiringTokenAuth, TokenCache
 from kling_core.plugins import PluginHost
 from kling_core.provider import JobHandle, ProviderContext
 from kling_core.testing.replay import preflight
@@ -109,7 +109,7 @@ def provider(host: Host, clock: Clock | None = None, **settings: Any) -> KlingPr
 
 def token_cache(p: KlingProvider) -> TokenCache:
     """The provider's token cache (it lives in the auth object that signs each request)."""
-    assert isinstance(p.auth, KlingTokenAuth)
+    assert isinstance(p.auth, ExpiringTokenAuth)
     return p.auth.tokens
 
 
@@ -147,14 +147,14 @@ def test_a_new_token_is_minted_near_expiry() -> None:
     async def go() -> None:
         handle = p.resume("867")
         await p.status(handle)
-        clock.now += jwt.TOKEN_TTL - jwt.REFRESH_MARGIN + 1
+        clock.now += jwt.TIMES.ttl - jwt.TIMES.margin + 1
         await p.status(handle)
         await p.aclose()
 
     run(go())
     first, second = host.tokens()
     assert first != second and token_cache(p).minted == 2
-    assert jwt.verify(second, SK)["exp"] == int(clock.now + jwt.TOKEN_TTL)
+    assert jwt.verify(second, SK)["exp"] == int(clock.now + jwt.TIMES.ttl)
 
 
 def status_of(p: KlingProvider, job_id: str = "867") -> Any:

@@ -429,7 +429,8 @@ class HttpProvider(Provider):
 
     # -- errors ------------------------------------------------------------------------
     def error_info(self, response: httpx.Response) -> ErrorInfo:
-        """What the host said, read by the spec's error shape."""
+        """What the host said, read by the spec's error shape, plus what the auth adds
+        (its ``explain(info, response)``, if it has one)."""
         shape = self.spec.errors
         body = try_json(response)
         message = fields.text(body, shape.message) if isinstance(body, Mapping) else None
@@ -451,12 +452,15 @@ class HttpProvider(Provider):
         if retry_after is None and shape.reset_header:
             reset = fields.header_time(response.headers, shape.reset_header)
             retry_after = max(0.0, reset - self.ctx.clock()) if reset is not None else None
-        return ErrorInfo(
+        info = ErrorInfo(
             message=clip(message or ""), code=code, details=details,
             retryable=hint.strip().lower() == "true" if hint is not None else None,
             retry_after=retry_after,
             request_id=fields.text(body, shape.request_id) if shape.request_id else None,
         )
+        # The auth may know more about this answer (ExpiringTokenAuth: the host's clock is off).
+        explain = getattr(self.auth, "explain", None)
+        return explain(info, response) if callable(explain) else info
 
     def error_in_body(self, response: httpx.Response) -> bool:
         """A 2xx answer that carries an error (the spec's ``errors.body_error``)."""

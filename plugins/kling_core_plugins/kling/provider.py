@@ -10,18 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import httpx
-
 from kling_core.sdk import (
     CredentialAuth,
     CredentialSpec,
-    ErrorInfo,
+    ExpiringTokenAuth,
     HttpProvider,
     PollSettings,
     ProviderCapabilities,
 )
-from kling_core_plugins.kling import wire
-from kling_core_plugins.kling.jwt import KlingTokenAuth, TokenCache
+from kling_core_plugins.kling import jwt, wire
 
 
 class KlingProvider(HttpProvider):
@@ -45,10 +42,8 @@ class KlingProvider(HttpProvider):
     submit_body = staticmethod(wire.build_task)
 
     def make_auth(self) -> CredentialAuth:
-        tokens = TokenCache(self.secrets["access_key"], self.secrets["secret_key"], self.ctx.clock)
-        return KlingTokenAuth(self.name, self.api_hosts, tokens, rejected_codes=wire.TOKEN_CODES)
-
-    def error_info(self, response: httpx.Response) -> ErrorInfo:
-        # A fresh token refused too: the auth flow left a note naming the clock offset.
-        info = super().error_info(response)
-        return self.auth.explain(info, response) if isinstance(self.auth, KlingTokenAuth) else info
+        access, secret = self.secrets["access_key"], self.secrets["secret_key"]
+        return ExpiringTokenAuth(
+            self.name, self.api_hosts, clock=self.ctx.clock, times=jwt.TIMES, refusal=jwt.REFUSAL,
+            mint=lambda now: (jwt.sign(access.reveal(), secret.reveal(), now=now), *jwt.TIMES.window(now)),
+        )
