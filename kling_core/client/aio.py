@@ -1,0 +1,44 @@
+"""``AsyncEditClient``: the one implementation of the Python API, assembled from its parts.
+
+It checks a request against the chosen provider before any network call (:mod:`.base`),
+submits it at most once or picks up the job it already has (:mod:`.submit`, :mod:`.pickup`),
+polls to a deadline and saves the result atomically (:mod:`.follow`), and works the job log
+(:mod:`.joblog_ops`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from kling_core.client.base import StatusCallback
+from kling_core.client.joblog_ops import JobLogMixin
+from kling_core.client.submit import SubmitMixin
+from kling_core.client.timeouts import check_timeout
+from kling_core.contract.models import EditRequest, EditResult
+from kling_core.provider import JobHandle
+
+
+class AsyncEditClient(SubmitMixin, JobLogMixin):
+    """Submit, follow and collect edits on any installed provider."""
+
+    def __repr__(self) -> str:
+        return f"<AsyncEditClient provider={self.default_provider!r}>"
+
+    async def edit(
+        self,
+        request: EditRequest,
+        *,
+        output: str | Path | None = None,
+        provider: str | None = None,
+        on_submit: Callable[[JobHandle], None] | None = None,
+        on_status: StatusCallback | None = None,
+        new: bool = False,
+        timeout: float | None = None,
+    ) -> EditResult:
+        """The whole job: check, submit once (or pick up this request's job), wait, save."""
+        check_timeout(timeout)
+        handle = await self.submit(request, provider=provider, new=new, output=output)
+        if on_submit is not None:
+            on_submit(handle)
+        return await self._collect(handle, output, on_status=on_status, timeout=timeout)

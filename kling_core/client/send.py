@@ -1,0 +1,72 @@
+"""The one submit of a job, and its outcome written to the job log before anything else happens."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from kling_core.client.reword import reword
+from kling_core.contract.models import EditRequest
+from kling_core.errors import KlingError, ProviderError, SubmitUncertainError
+from kling_core.joblog import JobLog
+from kling_core.joblog.hints import resume_command, uncertain_hint
+from kling_core.provider import JobHandle, Provider
+
+log = logging.getLogger(__name__)
+
+
+async def send(journal: JobLog | None, prov: Provider, prepared: EditRequest, key: str,
+               clock: Callable[[], float]) -> JobHandle:
+    """Submit ``prepared`` under client key ``key``; an unsure outcome is logged ``uncertain``."""
+    try:
+        handle = await prov.submit(prepared)
+    except SubmitUncertainError as exc:
+        if journal is not None:
+            fields: dict[str, Any] = {"error": exc.reason}
+            if exc.job_id:
+                fields["job_id"] = exc.job_id  # never lose an id the host showed us
+            journal.transition(key, "uncertain", detail=exc.reason, durable=True, **fields)
+            message = exc.message.replace(f"; reconcile with client key {key}", "")
+            if exc.job_id:
+                hint = (f"the answer named job {exc.job_id}: the same command, or `{resume_command(key)}`, "
+                        "picks it up")
+            else:
+                hint = uncertain_hint(key, prov.name, can_reconcile=prov.capabilities.can_reconcile)
+            reword(exc, f"{message}\n{hint}")
+        raise
+    except ProviderError as exc:
+        if exc.status_code is not None and (exc.status_code >= 500 or exc.status_code == 408):
+            # The host took the request and then failed: a job may exist. Keep the claim
+            # (a re-run reconciles or refuses) and say how to settle it.
+            exc.client_key = key
+            hint = ""
+            if journal is not None:
+                journal.transition(key, "uncertain", detail=exc.message, durable=True, error=exc.message,
+                                   job_id=exc.job_id)
+                hint = "\n" + uncertain_hint(key, prov.name, can_reconcile=prov.capabilities.can_reconcile)
+            reword(exc, exc.message + f"; the job may exist: it was NOT resubmitted (client key {key}){hint}")
+        elif journal is not None:
+            journal.transition(key, "failed", detail="refused: no job was created", error=exc.message)
+        raise
+    except KlingError as exc:
+        if journal is not None:
+            journal.transition(key, "failed", detail="refused: no job was created", error=exc.message)
+        raise
+    except BaseException:
+        # Interrupted mid-flight (Ctrl-C, cancellation, a bug): the POST may have landed.
+        if journal is not None:
+            journal.transition(key, "uncertain", detail="interrupted while submitting", durable=True)
+        raise
+    handle = attrs.evolve(
+        handle,
+        client_key=handle.client_key or key,
+        submitted_at=handle.submitted_at if handle.submitted_at is not None else clock(),
+        model=handle.model or prepared.model,
+    )
+    if journal is not None:
+        journal.transition(key, "submitted", durable=True, handle=handle, error=None)
+    log.info("submitted %s job %s (client key %s)", handle.provider, handle.job_id, key)
+    return handle

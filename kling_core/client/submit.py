@@ -1,0 +1,122 @@
+"""Submitting a request at most once: claimed in the job log under its client key before the
+submit goes out, or bound to the job that request already has (see :mod:`kling_core.joblog`)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import attrs
+
+from kling_core.client.base import ClientBase
+from kling_core.client.pickup import identify, lookup, pickup
+from kling_core.client.reword import reword
+from kling_core.client.send import send
+from kling_core.contract.models import EditRequest
+from kling_core.errors import SubmitUncertainError, ValidationError
+from kling_core.joblog import JobLog, JobRecord
+from kling_core.joblog.hints import resume_command
+from kling_core.media.locate import require_ffmpeg
+from kling_core.provider import JobHandle, Provider
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Started:
+    """A job this request is now bound to: just submitted, or picked up (``resumed``)."""
+
+    handle: JobHandle
+    client_key: str
+    take: int = 1
+    resumed: bool = False
+
+
+class SubmitMixin(ClientBase):
+    """``submit``/``start``, and ``pending``: the job a request would pick up."""
+
+    def pending(self, request: EditRequest, *, provider: str | None = None, new: bool = False) -> JobRecord | None:
+        """The job that running ``request`` again would pick up instead of submitting (or None).
+
+        Unfinished, uncertain and succeeded-but-not-saved jobs are picked up; a job whose
+        result was saved, or that failed or was cancelled, is not (the request makes a new take).
+        """
+        if self.journal is None or new:
+            return None
+        prov = self.provider(provider)
+        _canon, base = identify(self.journal, request, prov)
+        record = lookup(self.journal, request, base, new=new)
+        if record is None or (record.finished and request.client_key is None) or not record.created_on_host:
+            return None
+        return record
+
+    async def submit(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
+                     output: str | Path | None = None) -> JobHandle:
+        """Check, prepare and submit once; or return the job this request already has.
+
+        The handle is in the job log before it is returned. ``new`` submits a new take even
+        when the same request has an unfinished job.
+        """
+        return (await self.start(request, provider=provider, new=new, output=output)).handle
+
+    async def start(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
+                    output: str | Path | None = None) -> Started:
+        """:meth:`submit`, saying which job it bound to and whether it was picked up."""
+        prov = self.provider(provider)
+        self.check(request, prov.name)
+        if new and request.client_key is not None:
+            raise ValidationError.single("new", "a new job cannot reuse the given client key; drop one of them")
+        require_ffmpeg(self.config.media, self.environ)  # results are verified with it: fail before paying
+        out = str(Path(output).expanduser().absolute()) if output is not None else None
+        journal = self.journal
+        if journal is None:
+            key = request.client_key or uuid.uuid4().hex
+            prepared = await prov.prepare(attrs.evolve(request, client_key=key))
+            return Started(await send(None, prov, prepared, key, self._clock), key)
+        canon, base = identify(journal, request, prov)
+        record = lookup(journal, request, base, new=new)
+        if record is not None:
+            found = await pickup(journal, record, prov, request, canon)
+            if found is not None:
+                return _picked_up(journal, record, found, out)
+        prepared = await prov.prepare(request)  # uploads etc.: nothing billable yet
+        if record is None:
+            # The claim is written before the side effect, so a crash cannot hide a job.
+            claimed, created = journal.claim(
+                provider=prov.name, model=request.model, request=canon.stored(),
+                request_sha256=canon.request_sha256, client_key=request.client_key, base_key=base, new=new,
+                output=out,
+            )
+            if not created:  # another process claimed it between our look and our claim
+                found = await pickup(journal, claimed, prov, request, canon)
+                if found is not None:
+                    return _picked_up(journal, claimed, found, out)
+                await _reclaim(journal, claimed, prov, out)
+            record = claimed
+        else:
+            await _reclaim(journal, record, prov, out)
+        key = record.client_key
+        handle = await send(journal, prov, attrs.evolve(prepared, client_key=key), key, self._clock)
+        return Started(handle, key, record.take)
+
+
+async def _reclaim(journal: JobLog, record: JobRecord, prov: Provider, output: str | None) -> None:
+    """Take a key whose last submit created no job for a new submit, unless another process just did."""
+    if journal.reclaim(record.client_key, output=output):
+        return
+    now = journal.get(record.client_key)
+    found = await pickup(journal, now, prov, None, None) if now is not None else None
+    exc = SubmitUncertainError("the job changed while it was being submitted again", provider=prov.name,
+                               client_key=record.client_key)
+    where = f"{found.provider} job {found.job_id}" if found is not None else "it"
+    raise reword(exc, f"{prov.name}: another process submitted job {record.client_key} at the same time; it was "
+                      f"not submitted again here: follow {where} with `{resume_command(record.client_key)}`")
+
+
+def _picked_up(journal: JobLog, record: JobRecord, handle: JobHandle, output: str | None) -> Started:
+    if output is not None and output != record.output:
+        journal.transition(record.client_key, output=output)
+    log.info("picked up %s job %s (client key %s): not submitted again", handle.provider, handle.job_id,
+             record.client_key)
+    return Started(handle, record.client_key, record.take, resumed=True)

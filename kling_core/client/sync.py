@@ -1,0 +1,123 @@
+"""``EditClient``: the async client, blocking. Its coroutines run on a private event loop
+thread (a portal), so it also works where a loop is already running (notebooks)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from kling_core.client.aio import AsyncEditClient
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Portal:
+    """A private event loop on a daemon thread: sync calls run coroutines there."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="kling-portal", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
+def blocking(fn: Callable[P, Coroutine[Any, Any, T]], *, name: str, doc: str) -> Callable[P, T]:
+    """``fn`` as a blocking function ``name``: each call runs on a portal of its own, closed when it ends."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        portal = Portal()
+        try:
+            return portal.run(fn(*args, **kwargs))
+        finally:
+            portal.close()
+
+    functools.update_wrapper(run, fn)
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = doc
+    return run
+
+
+def _runs(method: Callable[Concatenate[AsyncEditClient, P], Coroutine[Any, Any, T]]
+          ) -> Callable[Concatenate[EditClient, P], T]:
+    """The async client's coroutine method, run to its end on this client's portal."""
+
+    def run(self: EditClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._portal.run(method(self._async, *args, **kwargs))
+
+    return _named(run, method)
+
+
+def _calls(method: Callable[Concatenate[AsyncEditClient, P], T]) -> Callable[Concatenate[EditClient, P], T]:
+    """The async client's plain method (it needs no loop), called on this thread."""
+
+    def call(self: EditClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return method(self._async, *args, **kwargs)
+
+    return _named(call, method)
+
+
+def _named(delegate: Callable[..., T], method: Callable[..., Any]) -> Callable[..., T]:
+    """``delegate`` with ``method``'s name, docs and signature, as a method of EditClient."""
+    functools.update_wrapper(delegate, method)
+    delegate.__qualname__ = f"EditClient.{method.__name__}"
+    return delegate
+
+
+class EditClient:
+    """The same client, blocking. Each method runs the async one; no logic is duplicated."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._portal = Portal()
+        # Built inside the portal's loop, where all its coroutines run.
+        self._async: AsyncEditClient = self._portal.run(_make_async(kwargs))
+
+    def __repr__(self) -> str:
+        return f"<EditClient provider={self._async.default_provider!r}>"
+
+    @property
+    def aio(self) -> AsyncEditClient:
+        return self._async
+
+    request = _calls(AsyncEditClient.request)
+    check = _calls(AsyncEditClient.check)
+    handle = _calls(AsyncEditClient.handle)
+    pending = _calls(AsyncEditClient.pending)
+    jobs = _calls(AsyncEditClient.jobs)
+    job = _calls(AsyncEditClient.job)
+    forget = _calls(AsyncEditClient.forget)
+    submit = _runs(AsyncEditClient.submit)
+    start = _runs(AsyncEditClient.start)
+    status = _runs(AsyncEditClient.status)
+    wait = _runs(AsyncEditClient.wait)
+    result = wait  # an alias: the same call
+    cancel = _runs(AsyncEditClient.cancel)
+    save = _runs(AsyncEditClient.save)
+    edit = _runs(AsyncEditClient.edit)
+    resume = _runs(AsyncEditClient.resume)
+
+    def close(self) -> None:
+        try:
+            self._portal.run(self._async.aclose())
+        finally:
+            self._portal.close()
+
+    def __enter__(self) -> EditClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _make_async(kwargs: Mapping[str, Any]) -> AsyncEditClient:
+    return AsyncEditClient(**kwargs)
