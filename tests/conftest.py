@@ -23,6 +23,7 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("KLING_STATE_DIR", str(state))
     monkeypatch.setenv("KLING_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("KLING_CONFIG_DIR", str(tmp_path_factory.mktemp("user-config")))  # no user config
     for var in ("KLING_CONFIG", "KLING_LOG", "KLING_PLUGINS", "FAL_KEY", "SEGMIND_API_KEY",
                 "UNIFICALLY_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "KLING_FFMPEG"):
         monkeypatch.delenv(var, raising=False)

@@ -393,9 +393,9 @@ def test_edit_with_latency_1e999_refuses_at_once(cwd: Path) -> None:
 
 def test_config_show_prints_cancel_on_timeout(cwd: Path) -> None:
     (cwd / "kling.toml").write_text("[providers.mock]\ncancel_on_timeout = true\n")
-    proc = kling("config", "show", cwd=cwd)
+    proc = kling("config", "show", "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["providers"]["mock"]["cancel_on_timeout"] is True
+    assert json.loads(proc.stdout)["config"]["providers"]["mock"]["cancel_on_timeout"] is True
 
 
 def test_config_check_with_an_infinite_mock_latency(cwd: Path) -> None:

@@ -14,7 +14,7 @@ from kling_core_plugins.fal.endpoints import CAPABILITIES, ENDPOINTS
 
 from kling_core.contract.checks import check_against
 from kling_core.contract.models import EditRequest, Element
-from kling_core.contract.status import Completed, Failed, Queued, Running, Succeeded
+from kling_core.contract.status import Completed, Queued, Running, Succeeded
 from kling_core.errors import (
     ContentPolicyError,
     ProtocolError,
@@ -73,10 +73,11 @@ def test_every_endpoint_is_reachable_and_claimed(key: tuple[str, str, str], path
     assert sent.method == "POST" and sent.headers["authorization"] == f"Key {KEY}"
 
 
-def test_o3_reference_is_not_claimed() -> None:
+def test_o3_reference_is_claimed_and_edits_refuse_duration_and_aspect_ratio() -> None:
     req = EditRequest(prompt="x", video=VIDEO, model="kling-o3", edit_mode="reference")
-    problems = check_against(req, CAPABILITIES, "fal")
-    assert [p.path for p in problems] == ["edit_mode"]
+    assert check_against(req, CAPABILITIES, "fal") == []
+    edit = EditRequest(prompt="x", video=VIDEO, model="kling-o3", duration=5, aspect_ratio="9:16")
+    assert sorted(p.path for p in check_against(edit, CAPABILITIES, "fal")) == ["aspect_ratio", "duration"]
 
 
 @pytest.mark.parametrize("keep_audio", [False, True])
@@ -202,11 +203,14 @@ def test_status_documents_parse() -> None:
     assert p.parse_status(resp(202, {"status": "IN_QUEUE", "queue_position": -1}), h) == Queued("r1", "fal", None)
     running = p.parse_status(resp(202, {"status": "IN_PROGRESS", "logs": [{"message": "a"}, {"oops": 1}]}), h)
     assert isinstance(running, Running) and running.logs == ("a",)
+    # COMPLETED with an error: done, and failed; the result GET still comes, for fal's detail.
     failed = p.parse_status(resp(200, {"status": "COMPLETED", "error": "boom", "error_type": "content_policy_violation"}), h)
-    assert isinstance(failed, Failed) and failed.error.kind == "content_policy" and failed.error.code == "content_policy_violation"
+    assert isinstance(failed, Completed) and failed.error is not None
+    assert failed.error.kind == "content_policy" and failed.error.code == "content_policy_violation"
     assert failed.error.message == "boom" and failed.error.retryable is False
     timeout = p.parse_status(resp(200, {"status": "COMPLETED", "error": "slow", "error_type": "startup_timeout"}), h)
-    assert isinstance(timeout, Failed) and timeout.error.kind == "timeout" and timeout.error.retryable is True
+    assert isinstance(timeout, Completed) and timeout.error is not None
+    assert timeout.error.kind == "timeout" and timeout.error.retryable is True
     done = p.parse_status(resp(200, {"status": "COMPLETED", "error": None, "error_type": None}), h)
     assert done == Completed("r1", "fal")  # finished; the result GET comes next
     ok = p.parse_result(resp(200, {"video": {"url": "https://v3b.fal.media/o.mp4", "file_size": 12}}), h)

@@ -241,8 +241,11 @@ def test_failed_state_mapped_to_running_is_caught(report: Report, mutant: str, p
 
 def test_completed_with_error_reported_as_success_is_caught(report: Report) -> None:
     failed = _failures(report, "FalCompletedErrorIgnored")
-    assert set(failed) == {_wire("completed-with-error"), "test_behaviour_job_fails",
-                           "test_behaviour_completed_with_error_fails"}
+    # completed-with-error-result-422 still ends failed (its result answers 422), but with the
+    # result's detail alone: the status's own error is missing from the message.
+    assert set(failed) == {_wire("completed-with-error"), _wire("completed-with-error-result-422"),
+                           "test_behaviour_job_fails", "test_behaviour_completed_with_error_fails"}
+    assert "Invalid status code: 422" in failed[_wire("completed-with-error-result-422")]
     wire = failed[_wire("completed-with-error")]
     assert "completed-with-error.json" in wire
     assert "step 2 (status): expected status {'state': 'failed'" in wire

@@ -87,26 +87,20 @@ def test_reference_mode_quality_aspect_and_callback() -> None:
     ],
 )
 def test_prompt_references_use_snake_spelling(given: str, sent: str) -> None:
-    req = EditRequest(prompt=given, video=V, images=[img(1), img(2)], elements=[el(), el()])
+    req = EditRequest(prompt=given, video=V, images=[img(1), img(2)])
     assert wire.build_input(req)["prompt"] == sent
 
 
-def test_elements_get_given_or_derived_names_and_all_images() -> None:
+def test_o3_elements_are_kling_3_element_inputs_with_all_images() -> None:
     req = EditRequest(
-        prompt="x", video=V, elements=[el(refs=3), el(name="hero", description="the main actor", refs=2)]
+        prompt="x", video=V, model="kling-o3",
+        elements=[el(refs=3), el(name="hero", description="the main actor", refs=2)],
     )
     elements = wire.build_input(req)["elements"]
-    assert elements[0] == {
-        "name": "element1",
-        "description": "reference element 1",
-        "image_urls": [img(90), img(91), img(92), img(93)],
-    }
-    assert elements[1]["name"] == "hero" and elements[1]["description"] == "the main actor"
-    assert len(elements[1]["image_urls"]) == 3
-    # Derived names stay valid for every index the pool allows.
-    for i in range(wire.REFERENCE_POOL):
-        assert len(wire.element_name(el(), i)) <= wire.ELEMENT_NAME_MAX
-        assert len(wire.element_description(el(), i)) <= wire.ELEMENT_DESCRIPTION_MAX
+    assert elements[0] == {"type": "image", "image_urls": [img(90), img(91), img(92), img(93)]}
+    # The description when given; the name has no field on the host.
+    assert elements[1] == {"type": "image", "image_urls": [img(90), img(91), img(92)], "description": "the main actor"}
+    assert len(elements[0]["image_urls"]) <= wire.ELEMENT_IMAGES_MAX
 
 
 def _refusal(req: EditRequest) -> list[str]:
@@ -116,18 +110,18 @@ def _refusal(req: EditRequest) -> list[str]:
     return [p.path for p in exc.value.problems]
 
 
-def test_too_long_element_name_and_description_fail_before_any_call() -> None:
-    req = EditRequest(prompt="x", video=V, elements=[el(name="a" * 16, description="d" * 101)])
-    assert _refusal(req) == ["elements[0].name", "elements[0].description"]
+def test_too_long_element_description_fails_before_any_call() -> None:
+    req = EditRequest(prompt="x", video=V, model="kling-o3", elements=[el(name="a" * 16, description="d" * 101)])
+    assert _refusal(req) == ["elements[0].description"]
 
 
 def test_images_and_elements_share_a_pool_of_four() -> None:
-    req = EditRequest(prompt="x", video=V, images=[img(1), img(2), img(3)], elements=[el(), el()])
+    req = EditRequest(prompt="x", video=V, model="kling-o3", images=[img(1), img(2), img(3)], elements=[el(), el()])
     assert "images" in _refusal(req)[0]
 
 
-def test_o3_is_not_offered() -> None:
-    assert _refusal(EditRequest(prompt="x", video=V, model="kling-o3")) == ["model"]
+def test_o1_edit_takes_no_elements() -> None:
+    assert _refusal(EditRequest(prompt="x", video=V, elements=[el()])) == ["elements"]
 
 
 def test_dry_run_flag() -> None:

@@ -25,18 +25,18 @@ _COMMAND_MODULES = (
     "kling_core.cli.jobs_cmd",
     "kling_core.cli.demo_cmd",
     "kling_core.cli.contract_cmd",
+    "kling_core.cli.completion_cmd",
+    "kling_core.cli.emulate_cmd",
 )
+
+
+CONFIG_HELP = ("Config file, instead of the nearest kling.toml or [tool.kling] in pyproject.toml from here up to "
+               "the project root (layered over the user config; see `kling config show`). Also after the subcommand.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kling")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Config file (default: ./kling.toml, else [tool.kling] in ./pyproject.toml).",
-)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=CONFIG_HELP)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Edit videos with the Kling O1/O3 edit models on any host, through one contract.
@@ -46,6 +46,30 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     (secrets redacted); KLING_PLUGINS=mock,fal limits which plugins load.
     """
     ctx.obj = State(config_path=config_path)
+
+
+def _late_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--config`` given after a subcommand: the same setting as before it."""
+    if value is None:
+        return
+    state = ctx.find_object(State)
+    if state is None:  # a command invoked on its own, outside the `kling` group
+        state = ctx.ensure_object(State)
+    if state.config_path is not None and state.config_path != value:
+        raise click.UsageError(f"--config given twice ({state.config_path} and {value}); give it once", ctx=ctx)
+    state.config_path = value
+
+
+def accept_config_everywhere(group: click.Group) -> None:
+    """Give every subcommand (nested ones and plugins' included) the group's ``--config`` option."""
+    for command in group.commands.values():
+        if not any("--config" in getattr(p, "opts", ()) for p in command.params):
+            command.params.append(click.Option(
+                ["--config", "late_config"], type=click.Path(dir_okay=False), default=None, expose_value=False,
+                callback=_late_config, help=CONFIG_HELP,
+            ))
+        if isinstance(command, click.Group):
+            accept_config_everywhere(command)
 
 
 def _load_commands() -> None:
@@ -66,12 +90,14 @@ def _register_plugin_commands() -> None:
 
 
 _load_commands()
+accept_config_everywhere(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         _register_plugin_commands()
+        accept_config_everywhere(cli)  # the plugins' commands too
         rv: Any = cli.main(args=argv, prog_name="kling", standalone_mode=False)
     except KlingError as exc:
         fail(exc)

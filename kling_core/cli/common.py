@@ -8,7 +8,7 @@ from typing import ClassVar, NoReturn
 import click
 
 from kling_core.client import AsyncEditClient
-from kling_core.config import KlingConfig, load_config
+from kling_core.config import KlingConfig, load_config, shadow_warnings
 from kling_core.errors import KlingError
 from kling_core.plugins import PluginHost
 
@@ -26,7 +26,7 @@ class State:
             cls._process_host = PluginHost()
         return cls._process_host
 
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None = None) -> None:
         self.config_path = config_path
         self._config: KlingConfig | None = None
         self._host: PluginHost | None = None
@@ -34,7 +34,9 @@ class State:
     @property
     def config(self) -> KlingConfig:
         if self._config is None:
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, warn=False)
+            for message in shadow_warnings(self._config.files, self._config.shadowed):
+                click.echo(f"warning: {message}", err=True)
         return self._config
 
     @property

@@ -8,12 +8,13 @@ import sys
 import click
 
 from kling_core.cli.common import State
+from kling_core.cli.completion_cmd import complete_providers
 
 _TEST_EXTRA = ("pytest", "respx", "hypothesis", "jsonschema")
 
 
 @click.command("contract")
-@click.argument("providers", nargs=-1)
+@click.argument("providers", nargs=-1, shell_complete=complete_providers)
 @click.option("-k", "keyword", default=None, help="Only tests matching this pytest -k expression.")
 @click.option("-x", "--exitfirst", is_flag=True, help="Stop at the first failure.")
 @click.option("-v", "--verbose", is_flag=True, help="List every test.")

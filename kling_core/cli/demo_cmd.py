@@ -15,7 +15,7 @@ import click
 
 from kling_core.cli.common import State
 from kling_core.cli.progress import JobProgress
-from kling_core.contract.models import QUALITIES, EditResult
+from kling_core.contract.models import QUALITIES, EditResult, Quality
 from kling_core.errors import ValidationError
 from kling_core.media.samples import make_sample
 from kling_core.serialization import unstructure
@@ -55,7 +55,7 @@ def _summary(result: EditResult) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @pass_state
-def command(state: State, directory: str, quality: str, duration: float, as_json: bool, quiet: bool) -> int:
+def command(state: State, directory: str, quality: Quality, duration: float, as_json: bool, quiet: bool) -> int:
     """Make a sample clip (motion + tone) and two images, then edit them with the offline mock."""
     folder = Path(directory).expanduser().resolve()
     if folder.exists() and not folder.is_dir():  # click checks too; this covers a race

@@ -9,11 +9,12 @@ from typing import Any
 import click
 
 from kling_core.cli.common import State
-from kling_core.config import config_to_document
+from kling_core.cli.completion_cmd import complete_schemas
+from kling_core.config import config_to_document, user_config_file
 from kling_core.errors import ConfigError, ValidationError
 from kling_core.media.locate import require_ffmpeg
 from kling_core.provider import Provider, ProviderContext
-from kling_core.schema_store import CORE, load_schema, schema_root
+from kling_core.schema_store import bundled_schema, load_schema, schema_names
 from kling_core.serialization import unstructure
 from kling_core.settings import credential_variable
 
@@ -80,20 +81,26 @@ def plugins(state: State, as_json: bool) -> None:
 
 
 def schema_text(name: str) -> str:
+    """The schema ``name``, self-contained: schemas it refers to are bundled under ``$defs``."""
     try:
-        return json.dumps(load_schema(name), indent=2) + "\n"
+        load_schema(name)
     except KeyError:
-        root = schema_root() / "providers"
-        extra = sorted(
-            f"providers/{p.name.removesuffix('.schema.json')}" for p in root.iterdir() if p.name.endswith(".schema.json")
-        ) if root.is_dir() else []
-        raise ConfigError(f"unknown schema {name!r}; known: {', '.join([*CORE, *extra])}", key="NAME") from None
+        raise ConfigError(f"unknown schema {name!r}; known: {', '.join(schema_names())}", key="NAME") from None
+    return json.dumps(bundled_schema(name), indent=2) + "\n"
 
 
 @click.command("schema")
-@click.argument("name")
-def schema(name: str) -> None:
-    """Print a JSON Schema: edit-request, job-status, edit-result, config, cassette, providers/…"""
+@click.argument("name", required=False, shell_complete=complete_schemas)
+def schema(name: str | None) -> None:
+    """Print a JSON Schema: edit-request, job-status, edit-result, config, cassette, providers/…
+
+    The schema printed is self-contained: every schema it refers to is bundled under its
+    `$defs` and every `$ref` is a local `#/...` pointer, so a validator needs no network.
+    Without NAME, list the schemas.
+    """
+    if name is None:
+        click.echo("\n".join(schema_names()))
+        return
     click.echo(schema_text(name), nl=False)
 
 
@@ -137,10 +144,33 @@ def config_check(state: State) -> None:
 
 
 @config.command("show")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"files": [...], "shadowed": [...], "user_config": PATH, "config": {...}} as JSON.')
 @pass_state
-def config_show(state: State) -> None:
-    """Print the config in effect as JSON (keys appear as env: references only)."""
-    doc = config_to_document(state.config)
+def config_show(state: State, as_json: bool) -> None:
+    """Print which config files are in effect, and the config they make (keys appear as env:
+    references only).
+
+    Files layer lowest first: the user config, then the project's (the nearest kling.toml or
+    [tool.kling] in pyproject.toml from here up to the project root), or --config.
+    """
+    cfg = state.config
+    doc = config_to_document(cfg)
+    files = [{"path": f.path, "table": f.table, "scope": f.scope} for f in cfg.files]
+    shadowed = [{"path": f.path, "table": f.table} for f in cfg.shadowed]
+    if as_json:
+        click.echo(json.dumps({"files": files, "shadowed": shadowed, "user_config": str(user_config_file()),
+                               "config": doc}, indent=2))
+        return
+    if cfg.files:
+        click.echo("files in effect (later ones override earlier ones):")
+        for f in cfg.files:
+            click.echo(f"  {f.scope + ':':<10}{f}")
+    else:
+        click.echo(f"files in effect: none (defaults; the user config would be {user_config_file()})")
+    for f in cfg.shadowed:
+        click.echo(f"shadowed (not read): {f}")
+    click.echo("config:")
     click.echo(json.dumps(doc, indent=2))
 
 

@@ -12,9 +12,21 @@ from typing import Any, TypeVar, cast
 import click
 
 from kling_core.cli.common import State
+from kling_core.cli.completion_cmd import complete_providers
 from kling_core.cli.progress import JobProgress, describe
 from kling_core.client import AsyncEditClient, check_timeout
-from kling_core.contract.models import ASPECT_RATIOS, EDIT_MODES, MODELS, QUALITIES, EditRequest, EditResult
+from kling_core.contract.models import (
+    ASPECT_RATIO_VALUES,
+    EDIT_MODES,
+    MODELS,
+    QUALITIES,
+    AspectRatio,
+    EditMode,
+    EditRequest,
+    EditResult,
+    ModelName,
+    Quality,
+)
 from kling_core.contract.status import Succeeded
 from kling_core.errors import KlingError, Problem, ValidationError
 from kling_core.joblog import UNFINISHED
@@ -167,14 +179,16 @@ async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provid
 @click.option("--model", type=click.Choice(MODELS), default=None, help="kling-o1 (default) or kling-o3.")
 @click.option("--edit-mode", type=click.Choice(EDIT_MODES), default=None,
               help="edit (transform the video; default) or reference (use it as a guide).")
-@click.option("--aspect-ratio", type=click.Choice(ASPECT_RATIOS), default=None, help="Only where a model accepts it.")
+@click.option("--aspect-ratio", type=click.Choice(ASPECT_RATIO_VALUES), default=None,
+              help="Only where a model and edit mode accept it (auto: follow the input).")
 @click.option("--duration", type=int, default=None, help="Seconds; only where a model accepts it.")
 @click.option("--webhook", "webhook_url", default=None, help="URL the host calls when the job ends.")
 @click.option("--client-key", default=None,
               help="Your id for this job (default: derived from the request, so a re-run picks its job up).")
 @click.option("--new", is_flag=True, help="Submit a new job even if this same edit has one unfinished.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="Provider option; repeatable.")
-@click.option("--provider", default=None, help="Provider name (default: config's default_provider, else mock).")
+@click.option("--provider", default=None, shell_complete=complete_providers,
+              help="Provider name (default: config's default_provider, else mock).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Output .mp4 (default: <video>-edited.mp4 here, or where this job's first run said).")
 @click.option("--timeout", "timeout_raw", default=None, metavar="SECONDS",
@@ -186,8 +200,8 @@ async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provid
 @pass_state
 @json_errors
 def edit(state: State, video: str, prompt: str, images: tuple[str, ...], elements: tuple[str, ...],
-         keep_audio: bool | None, quality: str | None, model: str | None, edit_mode: str | None,
-         aspect_ratio: str | None, duration: int | None, webhook_url: str | None, client_key: str | None, new: bool,
+         keep_audio: bool | None, quality: Quality | None, model: ModelName | None, edit_mode: EditMode | None,
+         aspect_ratio: AspectRatio | None, duration: int | None, webhook_url: str | None, client_key: str | None, new: bool,
          options: tuple[str, ...], provider: str | None, output: str | None, timeout_raw: str | None, as_json: bool,
          dry_run: bool, no_wait: bool, quiet: bool) -> int:
     """Edit VIDEO (a local path or an http(s) URL) as the prompt says; write the output .mp4.
@@ -275,7 +289,7 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
 
 
 @click.command("status")
-@click.argument("provider")
+@click.argument("provider", shell_complete=complete_providers)
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the status (or the error) as JSON.")
 @pass_state
@@ -297,7 +311,7 @@ def status(state: State, provider: str, job_id: str, as_json: bool) -> None:
 
 
 @click.command("result")
-@click.argument("provider")
+@click.argument("provider", shell_complete=complete_providers)
 @click.argument("job_id")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="Output .mp4.")
 @click.option("--wait/--no-wait", default=True, help="Wait for a job still running (default) or exit.")
@@ -333,7 +347,7 @@ def result(state: State, provider: str, job_id: str, output: str, wait: bool, ti
 
 
 @click.command("cancel")
-@click.argument("provider")
+@click.argument("provider", shell_complete=complete_providers)
 @click.argument("job_id")
 @pass_state
 def cancel(state: State, provider: str, job_id: str) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from kling_core.cli.common import State
+from kling_core.cli.completion_cmd import complete_providers
 from kling_core.cli.job_cmd import (
     _interrupted,
     check_suffix,
@@ -99,7 +100,7 @@ def _show_lines(record: JobRecord, hints: list[str]) -> list[str]:
 @click.group("jobs", invoke_without_command=True)
 @click.option("--state", "states", multiple=True, metavar="STATE",
               help="Only jobs in this state (repeatable or comma-separated; also 'unfinished', 'finished').")
-@click.option("--provider", default=None, help="Only jobs on this provider.")
+@click.option("--provider", default=None, shell_complete=complete_providers, help="Only jobs on this provider.")
 @click.option("--since", default=None, metavar="AGE", help="Only jobs created in the last AGE (90s, 30m, 2h, 1d, 2w).")
 @click.option("-n", "--limit", "limit_raw", default="20", show_default=True, metavar="N",
               help="At most N jobs, newest first (0: all).")

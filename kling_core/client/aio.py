@@ -8,15 +8,11 @@ polls to a deadline and saves the result atomically (:mod:`.follow`), and works 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
-from kling_core.client.base import StatusCallback
+from kling_core.client.base import PathArg, StatusCallback, SubmitCallback
 from kling_core.client.joblog_ops import JobLogMixin
 from kling_core.client.submit import SubmitMixin
 from kling_core.client.timeouts import check_timeout
 from kling_core.contract.models import EditRequest, EditResult
-from kling_core.provider import JobHandle
 
 
 class AsyncEditClient(SubmitMixin, JobLogMixin):
@@ -29,9 +25,9 @@ class AsyncEditClient(SubmitMixin, JobLogMixin):
         self,
         request: EditRequest,
         *,
-        output: str | Path | None = None,
+        output: PathArg | None = None,
         provider: str | None = None,
-        on_submit: Callable[[JobHandle], None] | None = None,
+        on_submit: SubmitCallback | None = None,
         on_status: StatusCallback | None = None,
         new: bool = False,
         timeout: float | None = None,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeAlias
 
 from kling_core.config import KlingConfig, load_config
-from kling_core.contract.models import EditRequest, Element
+from kling_core.contract.models import AspectRatio, EditMode, EditRequest, Element, ModelName, Quality
 from kling_core.contract.status import JobStatus
 from kling_core.joblog import JobLog
 from kling_core.plugins import PluginHost
@@ -19,6 +20,14 @@ from kling_core.provider import JobHandle, Provider, ProviderContext
 from kling_core.serialization import structure, unstructure
 
 StatusCallback = Callable[[JobStatus], None]
+SubmitCallback = Callable[[JobHandle], None]
+# A local file or a URL: a str, or any path-like (pathlib.Path, ...).
+PathArg: TypeAlias = "str | os.PathLike[str]"
+
+
+def _fspath(value: Any) -> Any:
+    """A path-like as its string; anything else as given, for the request's own type check."""
+    return os.fspath(value) if isinstance(value, (str, os.PathLike)) else value
 
 
 class ClientBase:
@@ -74,16 +83,16 @@ class ClientBase:
     # -- requests ---------------------------------------------------------------------
     def request(
         self,
-        video: str,
+        video: PathArg,
         prompt: str,
         *,
-        images: Iterable[str] = (),
+        images: Iterable[PathArg] = (),
         elements: Iterable[Element | Mapping[str, Any]] = (),
-        model: str | None = None,
-        quality: str | None = None,
+        model: ModelName | None = None,
+        quality: Quality | None = None,
         keep_audio: bool | None = None,
-        edit_mode: str | None = None,
-        aspect_ratio: str | None = None,
+        edit_mode: EditMode | None = None,
+        aspect_ratio: AspectRatio | None = None,
         duration: int | None = None,
         webhook_url: str | None = None,
         client_key: str | None = None,
@@ -93,9 +102,9 @@ class ClientBase:
         """Build a request, layering config defaults under what is given; None means unset."""
         name = provider or self.default_provider
         doc: dict[str, Any] = {
-            "video": str(video),
+            "video": _fspath(video),
             "prompt": prompt,
-            "images": [str(i) for i in images],
+            "images": [_fspath(i) for i in images],
             "elements": [unstructure(e) if isinstance(e, Element) else dict(e) for e in elements],
         }
         given = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from kling_core.client.base import ClientBase, StatusCallback
+from kling_core.client.base import ClientBase, PathArg, StatusCallback
 from kling_core.client.reword import reword
 from kling_core.client.timeouts import check_timeout
 from kling_core.contract.checks import local_path
@@ -95,7 +95,7 @@ class FollowMixin(ClientBase):
         return reword(exc, f"{job} did not finish within {waited:.0f}s{note}: {again} "
                            f"(or check it with `kling status {handle.provider} {handle.job_id}`)")
 
-    async def save(self, result: EditResult, dest: str | Path) -> EditResult:
+    async def save(self, result: EditResult, dest: PathArg) -> EditResult:
         """Write the result video to ``dest`` atomically (verified first); return it with its path.
 
         The job is marked ``saved`` in the log only after the file took its name.
@@ -116,7 +116,7 @@ class FollowMixin(ClientBase):
                                     result=unstructure(saved), error=None)
         return saved
 
-    async def _collect(self, handle: JobHandle, dest: str | Path | None, *, on_status: StatusCallback | None,
+    async def _collect(self, handle: JobHandle, dest: PathArg | None, *, on_status: StatusCallback | None,
                        timeout: float | None) -> EditResult:
         """:meth:`wait` for the job, then :meth:`save` its result to ``dest`` when there is one."""
         result = await self.wait(handle, on_status=on_status, timeout=timeout)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import attrs
 
-from kling_core.client.base import StatusCallback
+from kling_core.client.base import PathArg, StatusCallback
 from kling_core.client.follow import FollowMixin
 from kling_core.client.pickup import pickup
 from kling_core.client.timeouts import check_timeout
@@ -63,7 +63,7 @@ class JobLogMixin(FollowMixin):
         self,
         ref: str,
         *,
-        output: str | Path | None = None,
+        output: PathArg | None = None,
         timeout: float | None = None,
         job_id: str | None = None,
         on_status: StatusCallback | None = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from kling_core.client.base import ClientBase
+from kling_core.client.base import ClientBase, PathArg
 from kling_core.client.pickup import identify, lookup, pickup
 from kling_core.client.reword import reword
 from kling_core.client.send import send
@@ -52,7 +52,7 @@ class SubmitMixin(ClientBase):
         return record
 
     async def submit(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
-                     output: str | Path | None = None) -> JobHandle:
+                     output: PathArg | None = None) -> JobHandle:
         """Check, prepare and submit once; or return the job this request already has.
 
         The handle is in the job log before it is returned. ``new`` submits a new take even
@@ -61,7 +61,7 @@ class SubmitMixin(ClientBase):
         return (await self.start(request, provider=provider, new=new, output=output)).handle
 
     async def start(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
-                    output: str | Path | None = None) -> Started:
+                    output: PathArg | None = None) -> Started:
         """:meth:`submit`, saying which job it bound to and whether it was picked up."""
         prov = self.provider(provider)
         self.check(request, prov.name)

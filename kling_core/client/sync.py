@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from kling_core.client.aio import AsyncEditClient
+from kling_core.config import KlingConfig
+from kling_core.joblog import JobLog
+from kling_core.plugins import PluginHost
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -77,7 +81,23 @@ def _named(delegate: Callable[..., T], method: Callable[..., Any]) -> Callable[.
 class EditClient:
     """The same client, blocking. Each method runs the async one; no logic is duplicated."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        provider: str | None = None,
+        config: KlingConfig | None = None,
+        host: PluginHost | None = None,
+        environ: Mapping[str, str] | None = None,
+        transport: Any = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] | None = None,
+        journal: JobLog | None = None,
+        use_journal: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        """The same keywords as :class:`AsyncEditClient` (explicit, so a type checker sees a typo)."""
+        kwargs = {"provider": provider, "config": config, "host": host, "environ": environ, "transport": transport,
+                  "sleep": sleep, "clock": clock, "journal": journal, "use_journal": use_journal, "rng": rng}
         self._portal = Portal()
         # Built inside the portal's loop, where all its coroutines run.
         self._async: AsyncEditClient = self._portal.run(_make_async(kwargs))

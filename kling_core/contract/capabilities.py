@@ -47,12 +47,27 @@ class ModelCapabilities:
     accepts_elements: bool = True
     accepts_aspect_ratio: bool = False
     accepts_duration: bool = False
+    # The edit modes those two apply to (Kling takes them only with refer_type feature: its
+    # base edit follows the input), the values taken, and the modes that need an aspect ratio.
+    aspect_ratio_modes: tuple[str, ...] = ("edit", "reference")
+    duration_modes: tuple[str, ...] = ("edit", "reference")
+    aspect_ratios: tuple[str, ...] = ("16:9", "9:16", "1:1")
+    durations: tuple[int, int] = (3, 15)  # seconds, inclusive
+    aspect_ratio_required_modes: tuple[str, ...] = ()
+    # Why a field is refused, by field name ("elements", "aspect_ratio", "duration"), for the message.
+    refusals: dict[str, str] = field(factory=dict)
     element_name_max: int | None = None
     element_description_max: int | None = None
     video: VideoLimits = field(factory=VideoLimits)
     image: ImageLimits = field(factory=ImageLimits)
     # Host identifiers per (edit_mode, quality) or a single id: descriptive, for `providers`.
     endpoints: dict[str, str] = field(factory=dict)
+
+    def takes_aspect_ratio(self, edit_mode: str) -> bool:
+        return self.accepts_aspect_ratio and edit_mode in self.aspect_ratio_modes
+
+    def takes_duration(self, edit_mode: str) -> bool:
+        return self.accepts_duration and edit_mode in self.duration_modes
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from kling_core.contract.capabilities import ProviderCapabilities
+from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
 from kling_core.contract.models import EditRequest
 from kling_core.contract.prompt import find_refs
 from kling_core.errors import Problem
@@ -90,7 +90,7 @@ def check_against(request: EditRequest, caps: ProviderCapabilities, provider: st
     if n_img > model.max_images:
         problems.append(Problem("images", f"{n_img} given, at most {model.max_images}"))
     if n_el and not model.accepts_elements:
-        problems.append(Problem("elements", "elements given as images are not accepted"))
+        problems.append(Problem("elements", model.refusals.get("elements", "elements given as images are not accepted")))
     elif n_el > model.max_elements:
         problems.append(Problem("elements", f"{n_el} given, at most {model.max_elements}"))
     lo, hi = model.element_reference_images
@@ -112,14 +112,39 @@ def check_against(request: EditRequest, caps: ProviderCapabilities, provider: st
                 )
             )
 
-    if request.aspect_ratio is not None and not model.accepts_aspect_ratio:
-        problems.append(Problem("aspect_ratio", f"not accepted by {request.model} edits (output follows the input)"))
-    if request.duration is not None and not model.accepts_duration:
-        problems.append(Problem("duration", f"not accepted by {request.model} edits (output follows the input)"))
+    problems += _aspect_ratio_and_duration(request, model)
     if request.webhook_url is not None and not caps.accepts_webhook:
         problems.append(Problem("webhook_url", "this provider takes no per-request webhook"))
     if not caps.accepts_local_files:
         for path_name, ref in request.media():
             if not is_url(ref):
                 problems.append(Problem(path_name, URLS_ONLY))
+    return problems
+
+
+def _mode_name(edit_mode: str) -> str:
+    return "edits" if edit_mode == "edit" else f"{edit_mode} mode"
+
+
+def _aspect_ratio_and_duration(request: EditRequest, model: ModelCapabilities) -> list[Problem]:
+    """Both are taken per edit mode: Kling's base edit follows the input, its feature mode
+    (our "reference") takes both and needs the aspect ratio."""
+    problems: list[Problem] = []
+    where = f"{request.model} {_mode_name(request.edit_mode)}"
+    if request.aspect_ratio is not None:
+        if not model.takes_aspect_ratio(request.edit_mode):
+            why = model.refusals.get("aspect_ratio", "output follows the input")
+            problems.append(Problem("aspect_ratio", f"not accepted by {where} ({why})"))
+        elif request.aspect_ratio not in model.aspect_ratios:
+            problems.append(Problem("aspect_ratio", f"{request.aspect_ratio!r} is not accepted by {where} "
+                                                    f"(accepted: {', '.join(model.aspect_ratios)})"))
+    elif request.edit_mode in model.aspect_ratio_required_modes:
+        problems.append(Problem("aspect_ratio", f"required by {where} (one of {', '.join(model.aspect_ratios)})"))
+    if request.duration is not None:
+        lo, hi = model.durations
+        if not model.takes_duration(request.edit_mode):
+            why = model.refusals.get("duration", "output follows the input")
+            problems.append(Problem("duration", f"not accepted by {where} ({why})"))
+        elif not lo <= request.duration <= hi:
+            problems.append(Problem("duration", f"{request.duration} s is outside {lo}–{hi} s for {where}"))
     return problems

@@ -21,12 +21,14 @@ from kling_core.contract.prompt import normalize_prompt
 ModelName = Literal["kling-o1", "kling-o3"]
 Quality = Literal["std", "pro"]
 EditMode = Literal["edit", "reference"]
-AspectRatio = Literal["16:9", "9:16", "1:1"]
+AspectRatio = Literal["16:9", "9:16", "1:1", "auto"]
 
 MODELS: tuple[str, ...] = ("kling-o1", "kling-o3")
 QUALITIES: tuple[str, ...] = ("std", "pro")
 EDIT_MODES: tuple[str, ...] = ("edit", "reference")
 ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1")
+# "auto" (the host picks, e.g. from the video) only where a model says so (ModelCapabilities.aspect_ratios).
+ASPECT_RATIO_VALUES: tuple[str, ...] = (*ASPECT_RATIOS, "auto")
 
 PROMPT_MAX = 2500
 MAX_IMAGES = 7  # Kling's ceiling without a video; the per-model pool (4) is a capability.
@@ -36,9 +38,38 @@ ELEMENT_REFS_MAX = 3
 NAME_MAX = 64
 DESCRIPTION_MAX = 500
 # The same patterns stand in schemas/edit-request.schema.json; both sides use re.search.
-MEDIA_PATTERN = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://\S+|[Ff][Ii][Ll][Ee]://\S+|(?!\S*://)\S[^\n]*)$"
+# A URL may hold spaces and parentheses in its path, as the hosts' own examples write them
+# ("…24fps (1).mp4"); they are percent-encoded on construction (``encode_url``).
+MEDIA_PATTERN = (r"^(?:[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+(?:[/?#](?:[^\r\n]*\S)?)?"
+                 r"|[Ff][Ii][Ll][Ee]://\S(?:[^\r\n]*\S)?|(?!\S*://)\S[^\n]*)$")
 URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"
 CLIENT_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+_URL_UNSAFE = re.compile(r"[^\x21-\x7e]|[\"<>\\^`{|}]|%(?![0-9A-Fa-f]{2})")
+
+
+def encode_url(url: str) -> str:
+    """An http(s) URL as it goes on the wire: what a URL may not hold raw (spaces, quotes,
+    non-ASCII...) percent-encoded after the host; existing ``%XX`` escapes and ``()`` kept.
+
+    ``https://h/clip (1).mp4`` -> ``https://h/clip%20(1).mp4``; applying it twice changes nothing.
+    """
+    head, sep, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    tail = _URL_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), rest[cut:])
+    return head + sep + rest[:cut] + tail
+
+
+def _media(value: Any) -> Any:
+    """A valid http(s) media URL, encoded; anything else as given (the validator judges it)."""
+    if isinstance(value, str) and value[:4].lower() == "http" and re.search(MEDIA_PATTERN, value):
+        return encode_url(value)
+    return value
+
+
+def _media_tuple(value: Any) -> Any:
+    return tuple(_media(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def _media_ref(inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -49,7 +80,10 @@ def _media_ref(inst: object, attribute: attrs.Attribute[Any], value: str) -> Non
     if not value.strip():
         raise ValueError("must be a URL or a file path, got an empty string")
     if "://" in value.split()[0]:
-        scheme = value.split("://", 1)[0]
+        scheme = value.split()[0].split("://", 1)[0]
+        if scheme.lower() in ("http", "https", "file"):
+            raise ValueError(f"not a valid {scheme} URL: a host after '://', no space before or after it, "
+                             "no line break")
         raise ValueError(f"scheme {scheme!r} is not supported: use http(s)://, file:// or a path")
     raise ValueError("must be an http(s) URL, a file:// URL or a local path (no leading space)")
 
@@ -110,9 +144,9 @@ def _tuple(value: Any) -> tuple[Any, ...]:
 class Element:
     """A character or object: a frontal image plus 1–3 reference images."""
 
-    frontal_image: str = field(validator=_media_ref)
+    frontal_image: str = field(converter=_media, validator=_media_ref)
     reference_images: tuple[str, ...] = field(
-        converter=_tuple,
+        converter=_media_tuple,
         validator=[
             v.deep_iterable(_media_ref),
             _count(ELEMENT_REFS_MIN, ELEMENT_REFS_MAX, "(an element needs reference images)"),
@@ -131,10 +165,10 @@ class EditRequest:
     """
 
     prompt: str = field(validator=_length(1, PROMPT_MAX))
-    video: str = field(validator=_media_ref)
+    video: str = field(converter=_media, validator=_media_ref)
     model: ModelName = field(default="kling-o1", validator=_one_of(MODELS))
     images: tuple[str, ...] = field(
-        factory=tuple, converter=_tuple, validator=[v.deep_iterable(_media_ref), _count(0, MAX_IMAGES, "")]
+        factory=tuple, converter=_media_tuple, validator=[v.deep_iterable(_media_ref), _count(0, MAX_IMAGES, "")]
     )
     elements: tuple[Element, ...] = field(
         factory=tuple,
@@ -144,7 +178,7 @@ class EditRequest:
     keep_audio: bool = field(default=False, validator=v.instance_of(bool))
     quality: Quality = field(default="pro", validator=_one_of(QUALITIES))
     edit_mode: EditMode = field(default="edit", validator=_one_of(EDIT_MODES))
-    aspect_ratio: AspectRatio | None = field(default=None, validator=_one_of(ASPECT_RATIOS))
+    aspect_ratio: AspectRatio | None = field(default=None, validator=_one_of(ASPECT_RATIO_VALUES))
     duration: int | None = field(default=None, validator=_range(3, 15))
     webhook_url: str | None = field(default=None, validator=_pattern(URL_PATTERN, "an http(s) URL"))
     client_key: str | None = field(

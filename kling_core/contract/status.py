@@ -75,10 +75,13 @@ class Completed:
 
     A step inside a hosted provider, between the host's "completed" and our "succeeded" (as
     fal-client separates ``status()`` from ``result()``): ``Provider.status`` never returns it.
+    ``error``: the host called the job done *with* this error; the result is still fetched, for
+    the host's detail, and the job ends :class:`Failed` whatever it holds.
     """
 
     job_id: str
     provider: str
+    error: JobError | None = None
     state: Literal["completed"] = field(default="completed", init=False)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib.metadata
 import json
 import logging
 from collections.abc import AsyncIterable, Container, Iterator, Mapping
@@ -132,7 +134,7 @@ class HttpProvider(Provider):
                 f"refusing to send the {self.name} credential to {host_of(url)!r}, which is not its API host",
                 provider=self.name,
             )
-        all_headers: dict[str, str] = {"accept": "application/json"}
+        all_headers: dict[str, str] = {"accept": "application/json", "user-agent": user_agent(type(self))}
         all_headers.update(headers or {})
         timeout = httpx.Timeout(self.ctx.settings.timeout, connect=min(10.0, self.ctx.settings.timeout))
         return httpx.Request(
@@ -275,11 +277,15 @@ class HttpProvider(Provider):
         if not _ok(response.status_code) and not (isinstance(name, str) and shape.states.get(name) == "failed"):
             raise self.map_error(response, job_id=handle.job_id)  # an error answer, not a status document
         status = self.status_from(doc, handle, shape, self.spec.result, response)
+        has_result = self.spec.routes.result is not None or "response" in handle.urls
         if status is None:
-            if self.spec.routes.result is None and "response" not in handle.urls:
+            if not has_result:
                 raise self.protocol_error(f"a completed job without an output video (looked in "
                                           f"{', '.join(self.spec.result.url)})", response, job_id=handle.job_id)
             return Completed(handle.job_id, self.name)
+        if isinstance(status, Failed) and has_result and shape.states.get(name) == "completed":
+            # Done with an error: the result GET still comes (as fal-client makes it), for the detail.
+            return Completed(handle.job_id, self.name, error=status.error)
         return status
 
     def status_from(
@@ -635,8 +641,41 @@ class HttpProvider(Provider):
                                        accept=self.spec.status_accept)
         status = self.parse_status(response, handle)
         if isinstance(status, Completed):
+            if status.error is not None:
+                return await self._failed_with_detail(handle, status.error)
             return await self.fetch_result(handle)
         return status
+
+    async def _failed_with_detail(self, handle: JobHandle, error: JobError) -> Failed:
+        """A job the host called done with an error: its result answer repeats the model's own
+        error, so it is fetched (as fal-client does) and its detail joins the status's error.
+        The job has failed either way: a result GET that fails itself leaves the status's error."""
+        try:
+            response = await self.send_get(self.build_result(handle), phase="result", job_id=handle.job_id,
+                                           accept=_MODEL_ERROR_STATUSES)
+        except ProviderError:
+            return Failed(handle.job_id, self.name, error)
+        return Failed(handle.job_id, self.name, self.completed_error_detail(response, error))
+
+    def completed_error_detail(self, response: httpx.Response, error: JobError) -> JobError:
+        """The status's error with what the result answer says (pure; override to read more)."""
+        if _ok(response.status_code):
+            return error  # an output despite the error: still not a success
+        info = self.error_info(response)
+        detail = info.message
+        if not detail or detail in error.message:
+            message = error.message
+        elif error.message in detail or error.message == self.spec.status.default_failure:
+            message = detail
+        else:
+            message = f"{error.message}: {detail}"
+        code = error.code or info.code
+        kind = error.kind
+        if kind == "job_failed":
+            kind = self.spec.status.failure_kinds.get(info.code or "") or (
+                "validation" if response.status_code == 422 else "job_failed")
+        retryable = info.retryable if info.retryable is not None else error.retryable
+        return JobError(message=clip(message), code=code, retryable=retryable, kind=kind)
 
     async def fetch_result(self, handle: JobHandle) -> JobStatus:
         """The result step, after the host said "completed"."""
@@ -710,6 +749,29 @@ class HttpProvider(Provider):
             what = "not JSON" if body is _NOT_JSON else f"a JSON {type(body).__name__}, not an object"
             raise self.protocol_error(f"expected a JSON object, got {what}", response, job_id=job_id)
         return body
+
+
+# A result answer that repeats a model's error; 401/403/404/410/429 say something else.
+_MODEL_ERROR_STATUSES = frozenset(range(400, 600)) - {401, 403, 404, 410, 429}
+FIRST_PARTY = ("kling_core", "kling_core_plugins")
+
+
+@functools.cache
+def user_agent(provider_cls: type) -> str:
+    """``kling-core/<version>``, then ``<distribution>/<version>`` for a third-party plugin
+    (its top-level package name when no installed distribution provides it)."""
+    from kling_core import __version__
+
+    agent = f"kling-core/{__version__}"
+    root = provider_cls.__module__.split(".")[0]
+    if root in FIRST_PARTY:
+        return agent
+    for dist in importlib.metadata.packages_distributions().get(root, []):
+        try:
+            return f"{agent} {dist}/{importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return f"{agent} {root}"
 
 
 def saved_body(response: httpx.Response) -> Path | None:

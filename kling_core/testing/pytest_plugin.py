@@ -8,7 +8,7 @@ plugin author needs no conftest: subclass :class:`kling_core.testing.ProviderCon
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kling_record: talks to a live host; only with --kling-record")
+    config.addinivalue_line(
+        "markers",
+        "kling_emulator(**settings): settings for the kling_emulator fixture, e.g. render='fast', tls=True, "
+        "fail={'fal': 'content_policy'}, any_key=True (see docs/testing-your-app.md)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +89,42 @@ def kling_provider_factory(tmp_path: Path, kling_call_log: CallLog) -> Callable[
 def kling_cassettes() -> Callable[[str | Path], list[Cassette]]:
     """``load(folder)``: every cassette of a folder, validated against the cassette schema."""
     return load_cassettes
+
+
+@pytest.fixture
+def kling_emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A running ``kling emulate`` on a free loopback port, its state in this test's tmp dir.
+
+    Yields a :class:`kling_core.emulator.testing.RunningEmulator`: ``.urls["fal"]`` (base URL),
+    ``.keys["fal"]`` (the test key it accepts), ``.kling_config()`` (a kling.toml pointing our
+    providers at it), ``.environ()``, ``.fal_client()`` (fal-client pointed at it; needs
+    ``tls=True``), ``.ca_file``, ``.lines`` (its log). Stopped after the test. Settings come
+    from a ``@pytest.mark.kling_emulator(...)`` marker (``render``, ``tls``, ``fail``,
+    ``hosts``, ``any_key``, ``queue_seconds``, ...). Needs the ``emulator`` extra.
+    """
+    from kling_core.emulator.testing import start_emulator  # lazily: the extra is optional
+
+    marker = request.node.get_closest_marker("kling_emulator")
+    options = dict(marker.kwargs) if marker is not None else {}
+    running = start_emulator(tmp_path / "kling-emulator", **options)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def kling_mock_client(tmp_path: Path) -> Iterator[Any]:
+    """An ``EditClient`` on the offline mock with its own job log and cache under this test's
+    tmp dir; no ``kling.toml`` (here or in the user's config folder) is read."""
+    from kling_core.client import EditClient
+    from kling_core.config import KlingConfig
+    from kling_core.joblog import JobLog
+    from kling_core.settings import MediaSettings
+
+    config = KlingConfig(media=MediaSettings(work_dir=str(tmp_path / "kling-cache")))
+    client = EditClient(provider="mock", config=config, journal=JobLog(tmp_path / "kling-state"))
+    try:
+        yield client
+    finally:
+        client.close()

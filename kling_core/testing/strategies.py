@@ -13,7 +13,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
-from kling_core.contract.models import ASPECT_RATIOS, MAX_IMAGES, MODELS, EditRequest, Element
+from kling_core.contract.models import ASPECT_RATIO_VALUES, MAX_IMAGES, MODELS, EditRequest, Element
 
 _WORDS = st.sampled_from(
     ["make", "the", "sky", "a", "sunset", "turn", "car", "red", "watercolor", "style", "keep", "face", "ÿ", "😀", "\"quoted\""]
@@ -70,10 +70,13 @@ def servable_requests(draw: st.DrawFn, caps: ProviderCapabilities) -> EditReques
         edit_mode=draw(st.sampled_from(model.edit_modes)),
         client_key=draw(st.none() | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,20}", fullmatch=True)),
     )
-    if model.accepts_aspect_ratio:
-        kw["aspect_ratio"] = draw(st.none() | st.sampled_from(ASPECT_RATIOS))
-    if model.accepts_duration:
-        kw["duration"] = draw(st.none() | st.sampled_from([5, 10]))
+    mode = kw["edit_mode"]
+    if model.takes_aspect_ratio(mode):  # per edit mode, from the model's own values
+        ratios = st.sampled_from(model.aspect_ratios)
+        kw["aspect_ratio"] = draw(ratios if mode in model.aspect_ratio_required_modes else st.none() | ratios)
+    if model.takes_duration(mode):
+        lo, hi = model.durations
+        kw["duration"] = draw(st.none() | st.sampled_from([d for d in (lo, 5, 10, hi) if lo <= d <= hi]))
     if caps.accepts_webhook:
         kw["webhook_url"] = draw(st.none() | st.just("https://hooks.example.com/kling"))
     return EditRequest(**kw)
@@ -95,14 +98,29 @@ def _mutations(caps: ProviderCapabilities) -> list[tuple[str, Callable[[EditRequ
         out.append(("images", too_many))
     out.append(("edit_mode", lambda r, m: attrs.evolve(r, edit_mode=next((e for e in ("edit", "reference") if e not in m.edit_modes), r.edit_mode))))
     out.append(("quality", lambda r, m: attrs.evolve(r, quality=next((q for q in ("std", "pro") if q not in m.qualities), r.quality))))
-    out.append(("aspect_ratio", lambda r, m: r if m.accepts_aspect_ratio else attrs.evolve(r, aspect_ratio="16:9")))
-    out.append(("duration", lambda r, m: r if m.accepts_duration else attrs.evolve(r, duration=5)))
+    out.append(("aspect_ratio", _bad_aspect_ratio))
+    out.append(("duration", _bad_duration))
     if not caps.accepts_webhook:
         out.append(("webhook_url", lambda r, m: attrs.evolve(r, webhook_url="https://hooks.example.com/k")))
     if not caps.accepts_local_files:
         out.append(("video", lambda r, m: attrs.evolve(r, video="/tmp/clip.mp4")))
     out.append(("prompt", lambda r, m: attrs.evolve(r, prompt=r.prompt + f" @Image{len(r.images) + 1}")))
     return out
+
+
+def _bad_aspect_ratio(r: EditRequest, m: ModelCapabilities) -> EditRequest:
+    """One this model and edit mode do not take (any, where it takes none; else another value)."""
+    if not m.takes_aspect_ratio(r.edit_mode):
+        return attrs.evolve(r, aspect_ratio="16:9")
+    other = next((a for a in ASPECT_RATIO_VALUES if a not in m.aspect_ratios), None)
+    return r if other is None else attrs.evolve(r, aspect_ratio=other)  # type: ignore[arg-type]
+
+
+def _bad_duration(r: EditRequest, m: ModelCapabilities) -> EditRequest:
+    if not m.takes_duration(r.edit_mode):
+        return attrs.evolve(r, duration=5)
+    lo, hi = m.durations
+    return attrs.evolve(r, duration=hi + 1) if hi < 15 else attrs.evolve(r, duration=lo - 1) if lo > 3 else r
 
 
 @st.composite

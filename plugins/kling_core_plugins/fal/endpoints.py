@@ -1,8 +1,10 @@
 """fal's model endpoints and what each accepts, as data.
 
-Sources (providers.md §1.1, §1.10): O1 edit/reference pro and standard and O3 edit pro are
-documented; O3 edit standard is used by public integrations; no O3 video-to-video
-*reference* endpoint is documented, so O3 offers the edit mode only.
+Sources (providers.md §1.1, §1.10, §8): O1 edit/reference pro and standard and O3 edit pro
+are documented; O3 edit standard is used by public integrations; O3 ``video-to-video/reference``
+(pro and standard) is listed beside the edit on fal's O3 pages. The reference endpoints take
+``duration`` and ``aspect_ratio`` (O1: ``auto|16:9|9:16|1:1``, a third-party mirror of fal's
+schema); the edit endpoints take neither (the output follows the input).
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ ENDPOINTS: dict[tuple[str, str, str], str] = {
     ("kling-o1", "reference", "std"): "fal-ai/kling-video/o1/standard/video-to-video/reference",
     ("kling-o3", "edit", "pro"): "fal-ai/kling-video/o3/pro/video-to-video/edit",
     ("kling-o3", "edit", "std"): "fal-ai/kling-video/o3/standard/video-to-video/edit",
+    ("kling-o3", "reference", "pro"): "fal-ai/kling-video/o3/pro/video-to-video/reference",
+    ("kling-o3", "reference", "std"): "fal-ai/kling-video/o3/standard/video-to-video/reference",
 }
+# What the reference endpoints add: duration (fal's DurationEnum, sent as a string) and aspect
+# ratio. With a reference video Kling makes 3–10 s (third-party docs agree; providers.md §8).
+REFERENCE_FIELDS = frozenset({"duration", "aspect_ratio"})
+_EDIT_FOLLOWS_INPUT = {"aspect_ratio": "the edit endpoint follows the input; the reference endpoint takes it",
+                       "duration": "the edit endpoint follows the input; the reference endpoint takes it"}
 
 # Both models default keep_audio differently on fal (O1 false, O3 true), so it is always sent.
 CAPABILITIES = ProviderCapabilities(
@@ -29,11 +38,18 @@ CAPABILITIES = ProviderCapabilities(
         ModelCapabilities(
             model="kling-o1",
             edit_modes=("edit", "reference"),
+            accepts_aspect_ratio=True, aspect_ratio_modes=("reference",), aspect_ratios=("auto", "16:9", "9:16", "1:1"),
+            accepts_duration=True, duration_modes=("reference",), durations=(3, 10),
+            refusals=_EDIT_FOLLOWS_INPUT,
             endpoints={f"{m}/{q}": path for (model, m, q), path in ENDPOINTS.items() if model == "kling-o1"},
         ),
         ModelCapabilities(
             model="kling-o3",
-            edit_modes=("edit",),
+            edit_modes=("edit", "reference"),
+            # The O3 reference schema was not captured: Kling's own ratios, no "auto" [inferred].
+            accepts_aspect_ratio=True, aspect_ratio_modes=("reference",),
+            accepts_duration=True, duration_modes=("reference",), durations=(3, 10),
+            refusals=_EDIT_FOLLOWS_INPUT,
             endpoints={f"{m}/{q}": path for (model, m, q), path in ENDPOINTS.items() if model == "kling-o3"},
         ),
     ),

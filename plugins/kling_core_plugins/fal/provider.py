@@ -7,7 +7,7 @@ cancel URLs fal returned are used (they name the owner/app only, never the model
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
@@ -29,7 +29,7 @@ from kling_core.sdk import (
     fal_style_edit_body,
 )
 from kling_core_plugins.fal import wire
-from kling_core_plugins.fal.endpoints import APP, CAPABILITIES, ENDPOINTS, QUEUE_BASE
+from kling_core_plugins.fal.endpoints import APP, CAPABILITIES, ENDPOINTS, QUEUE_BASE, REFERENCE_FIELDS
 from kling_core_plugins.fal.storage import STORAGE_API, FalStorage
 
 # Request options fal understands, each sent as a documented header (providers.md §1.2).
@@ -96,12 +96,21 @@ class FalProvider(HttpProvider):
         return [Problem(f"options.{key}", why) for key, value in request.options.items()
                 if (why := wire.option_problem(key, value, OPTION_HEADERS, PRIORITIES))]
 
+    def submit_body(self, request: EditRequest) -> dict[str, Any]:
+        body = fal_style_edit_body(request)
+        if request.edit_mode == "reference":  # only the reference endpoints have these fields
+            if "duration" in REFERENCE_FIELDS and request.duration is not None:
+                body["duration"] = str(request.duration)  # fal's DurationEnum: "3".."10"
+            if "aspect_ratio" in REFERENCE_FIELDS and request.aspect_ratio is not None:
+                body["aspect_ratio"] = request.aspect_ratio
+        return body
+
     def build_submit(self, request: EditRequest) -> httpx.Request:
         endpoint = self.endpoints.get((request.model, request.edit_mode, request.quality))
         if endpoint is None:
             raise ValueError(f"fal has no endpoint for {request.model} {request.edit_mode} {request.quality}")
         return self.make_request(
-            "POST", self.url(endpoint), json_body=fal_style_edit_body(request),
+            "POST", self.url(endpoint), json_body=self.submit_body(request),
             params={"fal_webhook": request.webhook_url} if request.webhook_url else None,
             headers={OPTION_HEADERS[k]: str(v) for k, v in request.options.items() if k in OPTION_HEADERS},
         )

@@ -1,9 +1,12 @@
 """Uploads of local files to fal storage (the CDN fal's models read inputs from).
 
-Protocol per providers.md §1.8 (fal_client ``upload_file``): a short-lived storage token from
-``POST https://rest.fal.ai/storage/auth/token?storage_type=fal-cdn-v3`` (fal key), then one
-``POST {base_url}/files/upload`` with the raw bytes, or above 100 MiB a multipart upload in
-10 MiB parts. Files are streamed from disk; the storage token is redacted like a key.
+Protocol per providers.md §1.8 and §8 (fal-client 1.0.3 ``upload_file``): a short-lived storage
+token from ``POST https://rest.fal.ai/storage/auth/token?storage_type=fal-cdn-v3`` (fal key),
+then one ``POST https://v3.fal.media/files/upload`` with the raw bytes (fal-client's fixed
+``CDN_URL``, whatever ``base_url`` the token names), or above 100 MiB a multipart upload in
+10 MiB parts under the token's ``base_url``; each part is PUT with the file's MIME type and
+``Accept-Encoding: identity`` (fal-client: "to ensure we get ETag headers"). Files are
+streamed from disk; the storage token is redacted like a key.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from kling_core_plugins.fal.provider import FalProvider
 
 STORAGE_API = "https://rest.fal.ai"
+CDN_URL = "https://v3.fal.media"  # fal-client's single-upload host; option cdn_url overrides it
 TOKEN_PATH = "/storage/auth/token"
 TOKEN_PARAMS = {"storage_type": "fal-cdn-v3"}
 MULTIPART_THRESHOLD = 100 * 1024 * 1024
@@ -41,6 +45,12 @@ class FalStorage:
     @property
     def api(self) -> str:
         return str(self.provider.ctx.settings.options.get("storage_url") or STORAGE_API).rstrip("/")
+
+    @property
+    def cdn(self) -> str:
+        cdn = str(self.provider.ctx.settings.options.get("cdn_url") or CDN_URL).rstrip("/")
+        self._check_host_url(cdn)
+        return cdn
 
     def _field(self, doc: Mapping[str, Any], key: str, response: httpx.Response) -> str:
         value = doc.get(key)
@@ -78,7 +88,7 @@ class FalStorage:
             return await self._multipart(path, size, base, headers)
         p = self.provider
         req = p.make_request(
-            "POST", f"{base}/files/upload", auth=False, content=FileChunks(path),
+            "POST", f"{self.cdn}/files/upload", auth=False, content=FileChunks(path),
             headers={**headers, "content-length": str(size)},
         )
         response = await p.send_get(req, phase="result")
@@ -100,7 +110,9 @@ class FalStorage:
         upload_id = self._field(doc, "uploadId", response)
         self._check_host_url(access_url)
         parts = []
-        part_headers = {"authorization": headers["authorization"], "content-type": "application/octet-stream"}
+        # As fal-client's upload_part: the file's own type, and no compression ("to ensure we get ETag headers").
+        part_headers = {"authorization": headers["authorization"], "content-type": headers["content-type"],
+                        "accept-encoding": "identity"}
         for number, offset in enumerate(range(0, size, PART_SIZE), start=1):
             length = min(PART_SIZE, size - offset)
             req = p.make_request(

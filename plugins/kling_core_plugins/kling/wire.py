@@ -110,8 +110,14 @@ def _model(name: str) -> ModelCapabilities:
         # Kling takes element ids from its own element library, not images: not expressible
         # in the provider-neutral request, so elements are refused before any call.
         accepts_elements=False,
-        accepts_aspect_ratio=False,  # "not supported" for video editing
-        accepts_duration=False,  # the output follows the input video's length
+        # refer_type base (our edit): aspect ratio "not supported", duration "invalid" (the output
+        # follows the input). refer_type feature (our reference): aspect_ratio is required ("when
+        # neither a first-frame reference nor video editing is used") and duration is taken; with a
+        # reference video Kling makes 3–10 s (third-party docs agree; providers.md §8).
+        accepts_aspect_ratio=True, aspect_ratio_modes=("reference",), aspect_ratio_required_modes=("reference",),
+        accepts_duration=True, duration_modes=("reference",), durations=(3, 10),
+        refusals={"aspect_ratio": "Kling: not supported for video editing (refer_type base)",
+                  "duration": "Kling: with refer_type base the output follows the input"},
         endpoints={"model_name": MODEL_NAMES[name]},
     )
 
@@ -172,6 +178,11 @@ def build_task(request: EditRequest) -> dict[str, Any]:
         ],
         "mode": request.quality,
     }
+    if request.edit_mode == "reference":  # refer_type feature only: the base edit follows the input
+        if request.aspect_ratio is not None:
+            body["aspect_ratio"] = request.aspect_ratio
+        if request.duration is not None:
+            body["duration"] = str(request.duration)  # a string, "3".."15"
     if request.images:
         body["image_list"] = [{"image_url": url} for url in request.images]
     if request.webhook_url is not None:

@@ -80,9 +80,7 @@ class SegmindProvider(HttpProvider):
         return str(request.options.get("api", self.ctx.settings.options.get("api", "v2")))
 
     def check(self, request: EditRequest) -> list[Problem]:
-        return [Problem(f"options.{key}", "unknown option for segmind (known: api)" if key != "api"
-                        else f"{value!r} is not one of {', '.join(APIS)}")
-                for key, value in request.options.items() if key != "api" or value not in APIS]
+        return [Problem(path, why) for path, why in wire.option_problems(request, APIS)]
 
     def request_schema(self, request: EditRequest) -> str | None:
         return wire.REQUEST_SCHEMAS[request.model]

@@ -1,7 +1,9 @@
 """Segmind's wire format as data plus pure functions (providers.md §2, §6).
 
 Slugs per model and edit mode; O1 has no quality switch on Segmind (one ``pro``-grade
-endpoint, inferred), O3 takes ``mode``, ``duration`` (a string) and ``aspect_ratio``.
+endpoint, inferred), O3 takes ``mode``, ``duration`` (a string), ``aspect_ratio`` and
+``shot_type`` (a request option). Left out, ``duration`` and ``aspect_ratio`` take the host's
+own defaults ("5", "16:9"), which do not follow the input.
 No O1 reference slug is documented; the O3 ``-reference`` slug is named on Segmind's site but
 its field list was not captured, so it gets the O3 edit fields (inferred).
 """
@@ -33,7 +35,11 @@ SLUGS: dict[tuple[str, str], str] = {
     ("kling-o3", "reference"): "kling-o3-video2video-reference",
 }
 # Which optional body fields each model's schema has.
-O3_FIELDS = frozenset({"mode", "duration", "aspect_ratio"})
+O3_FIELDS = frozenset({"mode", "duration", "aspect_ratio", "shot_type"})
+# O3's `shot_type` (documented, default "customize"; no value list given) as a request option,
+# sent only when given. "intelligence" is the other value of Kling's own field [inferred].
+SHOT_TYPE_OPTION = "shot_type"
+SHOT_TYPES = ("customize", "intelligence")
 MODEL_FIELDS: Mapping[str, frozenset[str]] = {"kling-o1": frozenset(), "kling-o3": O3_FIELDS}
 
 STATES: Mapping[str, HostState] = {"QUEUED": "queued", "PROCESSING": "running", "COMPLETED": "completed",
@@ -90,7 +96,26 @@ def submit_body(request: EditRequest) -> dict[str, Any]:
         body["duration"] = str(request.duration)
     if "aspect_ratio" in fields and request.aspect_ratio is not None:
         body["aspect_ratio"] = request.aspect_ratio
+    if "shot_type" in fields and SHOT_TYPE_OPTION in request.options:
+        body["shot_type"] = request.options[SHOT_TYPE_OPTION]
     return body
+
+
+def option_problems(request: EditRequest, apis: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(field, why) for request options Segmind does not take."""
+    out: list[tuple[str, str]] = []
+    for key, value in request.options.items():
+        if key == "api":
+            if value not in apis:
+                out.append((f"options.{key}", f"{value!r} is not one of {', '.join(apis)}"))
+        elif key == SHOT_TYPE_OPTION:
+            if SHOT_TYPE_OPTION not in MODEL_FIELDS.get(request.model, frozenset()):
+                out.append((f"options.{key}", f"{request.model} on segmind has no shot_type (kling-o3 only)"))
+            elif value not in SHOT_TYPES:
+                out.append((f"options.{key}", f"{value!r} is not one of {', '.join(SHOT_TYPES)}"))
+        else:
+            out.append((f"options.{key}", f"unknown option for segmind (known: api, {SHOT_TYPE_OPTION})"))
+    return out
 
 
 # Where the video URL is: ``output`` is documented as "the video URL" for video models; a list

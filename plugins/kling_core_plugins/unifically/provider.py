@@ -1,4 +1,4 @@
-"""The Unifically provider: Kling O1 edits through Unifically's unified ``/v1/tasks`` API."""
+"""The Unifically provider: Kling O1 (O1 Edit) and O3 (Kling 3.0 Omni) edits through ``/v1/tasks``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from kling_core.sdk import (
     HttpProvider,
     JobHandle,
     PollSettings,
+    Problem,
     ProviderCapabilities,
     field,
     try_json,
@@ -23,7 +24,7 @@ from kling_core_plugins.unifically import wire
 
 class UnificallyProvider(HttpProvider):
     name: ClassVar[str] = "unifically"
-    title: ClassVar[str] = "Unifically (Kling O1 edit via /v1/tasks)"
+    title: ClassVar[str] = "Unifically (Kling O1 Edit and Kling 3.0 Omni via /v1/tasks)"
     credentials: ClassVar[tuple[CredentialSpec, ...]] = (CredentialSpec("api_key", "UNIFICALLY_API_KEY"),)
     capabilities: ClassVar[ProviderCapabilities] = wire.CAPABILITIES
     default_base_url: ClassVar[str] = wire.DEFAULT_BASE_URL
@@ -38,6 +39,12 @@ class UnificallyProvider(HttpProvider):
         "dry_run": "unifically-dry-run-response.schema.json",
     }
     submit_body = staticmethod(wire.build_task)
+
+    def check(self, request: EditRequest) -> list[Problem]:
+        return [Problem(path, why) for path, why in wire.option_problems(request)]
+
+    def request_schema(self, request: EditRequest) -> str | None:
+        return wire.REQUEST_SCHEMAS.get(request.model, self.request_schema_name)
 
     def parse_submit(self, response: httpx.Response, request: EditRequest) -> JobHandle:
         # The docs (and the submit schema) give `task_id` as a string; a number there is not

@@ -1,0 +1,140 @@
+"""`kling edit --provider fal` against `kling emulate`: the mock's render, end to end, and fal's failures.
+
+The emulator runs in a background thread on a free port (the ``kling_emulator`` fixture); our
+client talks to it as to fal: upload to storage, submit, poll, result, download.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from media_fixtures import sample  # noqa: F401 - fixture
+
+from kling_core.client import EditClient
+from kling_core.config import config_from_document
+from kling_core.errors import ContentPolicyError, ProviderValidationError, RateLimitedError
+from kling_core.joblog import JobLog
+from kling_core.media import SampleMedia
+
+pytestmark = pytest.mark.ffmpeg
+PROMPT = "Regrade the scene in the colours of @Image1"
+
+
+def _kling(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),
+                "KLING_STATE_DIR": str(cwd / "state"), "KLING_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def _fal_client(emu: Any, tmp: Path) -> EditClient:
+    doc = {"media": {"allow_private_urls": True},
+           "providers": {"fal": {"base_url": emu.urls["fal"], "options": {"storage_url": emu.urls["fal"] + "/rest",
+                                                                           "cdn_url": emu.urls["fal"] + "/cdn"},
+                                 "poll": {"initial": 0.05, "max": 0.2}}}}
+    return EditClient(provider="fal", config=config_from_document(doc), environ={"FAL_KEY": emu.keys["fal"]},
+                      journal=JobLog(tmp / "state"))
+
+
+def test_kling_edit_provider_fal_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
+                                                        sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "kling.toml").write_text(kling_emulator.kling_config())
+    started = time.monotonic()
+    done = _kling(["edit", str(sample.video), "-p", PROMPT, "--image", str(sample.images[0]), "--quality", "std",
+                   "--provider", "fal", "-o", "out.mp4", "--json", "--config", "kling.toml"],
+                  tmp_path, {"FAL_KEY": kling_emulator.keys["fal"]})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["provider"] == "fal" and result["job_id"]
+    fal_bytes = (tmp_path / "out.mp4").read_bytes()
+    elapsed = time.monotonic() - started
+
+    # The same request through the mock itself renders the very same bytes.
+    mock = kling_mock_client.edit(
+        kling_mock_client.request(str(sample.video), PROMPT, images=[str(sample.images[0])], quality="std"),
+        output=tmp_path / "mock.mp4")
+    assert mock.video.path is not None
+    assert fal_bytes == Path(mock.video.path).read_bytes()
+
+    # What the emulator saw, one line each: token, upload(s), submit, polls, result, download.
+    lines = "\n".join(kling_emulator.lines)
+    assert "/fal/rest/storage/auth/token" in lines and "/fal/cdn/files/upload" in lines
+    assert '"POST /fal/fal-ai/kling-video/o1/standard/video-to-video/edit" 200' in lines
+    assert "Traceback" not in lines and '" 500 ' not in lines
+    print(f"kling edit --provider fal against the emulator: {elapsed:.1f} s")
+
+
+def test_scripted_content_policy_failure_in_fals_shape(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    with _fal_client(kling_emulator, tmp_path) as client:
+        request = client.request(str(sample.video), "Make it night [fail:content_policy]", quality="std")
+        with pytest.raises(ContentPolicyError) as info:
+            client.edit(request, output=tmp_path / "out.mp4")
+    assert "content checker" in str(info.value)
+    assert info.value.code == "content_policy_violation"
+    assert not (tmp_path / "out.mp4").exists()
+    # fal's own shape on the wire: COMPLETED, then the result GET answered 422 with a detail list.
+    assert any("/requests/" in line and '" 422 ' in line for line in kling_emulator.lines)
+
+
+@pytest.mark.kling_emulator(retry_after=7)
+def test_scripted_rate_limit_refuses_the_submit(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                tmp_path: Path) -> None:
+    with _fal_client(kling_emulator, tmp_path) as client:
+        request = client.request(str(sample.video), "Make it night [fail:rate_limited]", quality="std")
+        with pytest.raises(RateLimitedError) as info:
+            client.edit(request, output=tmp_path / "out.mp4")
+    assert info.value.status_code == 429 and info.value.retry_after == 7
+    submits = [line for line in kling_emulator.lines if "video-to-video/edit" in line]
+    assert len(submits) == 1 and '" 429 ' in submits[0]  # exactly one POST: never retried
+
+
+@pytest.mark.kling_emulator(fail={"fal": "completed_with_error"})
+def test_a_hosts_configured_failure_applies_to_every_job(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                         tmp_path: Path) -> None:
+    with _fal_client(kling_emulator, tmp_path) as client, pytest.raises(ProviderValidationError) as info:
+        client.edit(client.request(str(sample.video), "Make it night", quality="std"), output=tmp_path / "o.mp4")
+    assert "elementReferList" in str(info.value) and info.value.code == "value_error"
+
+
+@pytest.mark.kling_emulator(render="fast")
+def test_input_limits_and_downloads_come_back_as_fals_422(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    from kling_core.media.samples import make_clip
+
+    base, key = kling_emulator.urls["fal"], kling_emulator.keys["fal"]
+    short = make_clip(tmp_path / "short.mp4", duration=2.0, size=(1280, 720))
+    with httpx.Client(headers={"authorization": f"Key {key}"}, timeout=30) as http:
+        token = http.post(f"{base}/rest/storage/auth/token", json={}).json()
+        up = httpx.post(f"{token['base_url']}/files/upload", content=short.read_bytes(),
+                        headers={"authorization": f"Bearer {token['token']}", "content-type": "video/mp4",
+                                 "x-fal-file-name": "short.mp4"}).json()
+        cases = {
+            "short": {"prompt": "x", "video_url": up["access_url"]},
+            "outside": {"prompt": "x", "video_url": "https://example.com/clip.mp4",
+                        "image_urls": ["http://10.0.0.1/a.png"]},
+        }
+        answers = {}
+        for name, body in cases.items():
+            sub = http.post(f"{base}/fal-ai/kling-video/o1/standard/video-to-video/edit", json=body).json()
+            for _ in range(200):
+                if http.get(sub["status_url"]).json()["status"] == "COMPLETED":
+                    break
+                time.sleep(0.05)
+            answers[name] = http.get(sub["response_url"])
+    short_answer = answers["short"]
+    assert short_answer.status_code == 422
+    (problem,) = short_answer.json()["detail"]
+    assert problem["type"] == "video_duration_too_short" and problem["loc"] == ["body", "video_url"]
+    assert problem["ctx"] == {"min_duration": 3.0} and problem["url"].startswith("https://docs.fal.ai/errors/")
+    outside = answers["outside"].json()["detail"]
+    assert [(p["loc"], p["type"]) for p in outside] == [(["body", "video_url"], "file_download_error"),
+                                                        (["body", "image_urls", 0], "file_download_error")]
