@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -47,10 +48,8 @@ def schema_names() -> list[str]:
     return [*CORE, *extra]
 
 
-@cache
-def _by_id() -> dict[str, tuple[str, dict[str, Any]]]:
-    """Each shipped schema by its ``$id``: its short name (file name without suffix) and document."""
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
+def _shipped() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each shipped schema that has an ``$id``: its short name (file name without suffix) and document."""
     root = schema_root()
     for folder in (root, root / "providers"):
         if not folder.is_dir():
@@ -59,8 +58,13 @@ def _by_id() -> dict[str, tuple[str, dict[str, Any]]]:
             if item.name.endswith(".schema.json"):
                 doc = json.loads(item.read_text())
                 if "$id" in doc:
-                    found[doc["$id"]] = (item.name.removesuffix(".schema.json"), doc)
-    return found
+                    yield item.name.removesuffix(".schema.json"), doc
+
+
+@cache
+def _by_id() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each shipped schema by its ``$id``: its short name (file name without suffix) and document."""
+    return {doc["$id"]: (name, doc) for name, doc in _shipped()}
 
 
 def bundle(schema: dict[str, Any], *, known: dict[str, tuple[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
@@ -134,17 +138,7 @@ def registry() -> Any:
     """A ``referencing`` registry holding every shipped schema, for cross-file ``$ref``s."""
     from referencing import Registry, Resource
 
-    resources_: list[tuple[str, Any]] = []
-    root = schema_root()
-    for folder in (root, root / "providers"):
-        if not folder.is_dir():
-            continue
-        for item in folder.iterdir():
-            if item.name.endswith(".schema.json"):
-                doc = json.loads(item.read_text())
-                if "$id" in doc:
-                    resources_.append((doc["$id"], Resource.from_contents(doc)))
-    return Registry().with_resources(resources_)
+    return Registry().with_resources([(doc["$id"], Resource.from_contents(doc)) for _name, doc in _shipped()])
 
 
 @cache

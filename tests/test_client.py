@@ -243,3 +243,20 @@ def test_interrupt_on_a_host_that_cannot_cancel_prints_how_to_resume(
     # Interrupted before the host answered: no job id to give, and nothing resubmitted.
     assert asyncio.run(_interrupted(client, None, "losing", "k-9")) == 130
     assert "client key k-9" in capsys.readouterr().err
+
+
+def test_an_unknown_keyword_is_a_type_error_at_run_time_too() -> None:
+    """The keywords are typed through TypedDicts; a misspelt one still fails without a type checker."""
+    import kling_core
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'provder'"):
+        EditClient(provder="mock")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
+        AsyncEditClient(foo=1)  # type: ignore[call-arg]
+    with EditClient(provider="mock", use_journal=False) as client:
+        with pytest.raises(TypeError, match="unexpected keyword argument 'qualty'"):
+            client.request("a.mp4", "x", qualty="pro")  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="unexpected keyword argument 'ouptut'"):
+            client.edit(client.request("a.mp4", "x"), ouptut="o.mp4")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'ouptut'"):
+        kling_core.edit("a.mp4", "x", ouptut="o.mp4")  # type: ignore[call-arg]

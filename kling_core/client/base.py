@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self, TypeAlias
+from typing import Any, Self, TypeAlias, TypedDict, Unpack
 
 from kling_core.config import KlingConfig, load_config
 from kling_core.contract.models import AspectRatio, EditMode, EditRequest, Element, ModelName, Quality
@@ -30,33 +30,70 @@ def _fspath(value: Any) -> Any:
     return os.fspath(value) if isinstance(value, (str, os.PathLike)) else value
 
 
+class ClientOptions(TypedDict, total=False):
+    """The keywords of a client (``AsyncEditClient``, ``EditClient``): a type checker sees a typo."""
+
+    provider: str | None
+    config: KlingConfig | None
+    host: PluginHost | None
+    environ: Mapping[str, str] | None
+    transport: Any
+    sleep: Callable[[float], Awaitable[None]] | None
+    clock: Callable[[], float] | None
+    journal: JobLog | None
+    use_journal: bool  # default True
+    rng: random.Random | None
+
+
+class EditFields(TypedDict, total=False):
+    """The keywords of an edit request (``request``, ``edit``, ``aedit``); None (or left out) means unset."""
+
+    images: Iterable[PathArg]
+    elements: Iterable[Element | Mapping[str, Any]]
+    model: ModelName | None
+    quality: Quality | None
+    keep_audio: bool | None
+    edit_mode: EditMode | None
+    aspect_ratio: AspectRatio | None
+    duration: int | None
+    webhook_url: str | None
+    client_key: str | None
+    options: Mapping[str, Any] | None
+    provider: str | None
+
+
+CLIENT_OPTIONS = ClientOptions.__optional_keys__
+EDIT_FIELDS = EditFields.__optional_keys__
+# The request fields taken as given (None: unset).
+_GIVEN = ("model", "quality", "keep_audio", "edit_mode", "aspect_ratio", "duration", "webhook_url", "client_key",
+          "options")
+_DEFAULTED = ("model", "quality", "keep_audio", "edit_mode")  # the fields a config layer defaults
+
+
+def unexpected_keywords(function: str, given: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """The TypeError Python raises for an unknown keyword, for a ``**kwargs: Unpack[...]`` signature."""
+    for key in given:
+        if key not in allowed:
+            raise TypeError(f"{function}() got an unexpected keyword argument {key!r}")
+
+
 class ClientBase:
     """Settings and providers, building and checking requests, and status/cancel by handle."""
 
-    def __init__(
-        self,
-        *,
-        provider: str | None = None,
-        config: KlingConfig | None = None,
-        host: PluginHost | None = None,
-        environ: Mapping[str, str] | None = None,
-        transport: Any = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        clock: Callable[[], float] | None = None,
-        journal: JobLog | None = None,
-        use_journal: bool = True,
-        rng: random.Random | None = None,
-    ) -> None:
+    def __init__(self, **options: Unpack[ClientOptions]) -> None:
+        unexpected_keywords(type(self).__name__, options, CLIENT_OPTIONS)
+        config, host = options.get("config"), options.get("host")
         self.config = config if config is not None else load_config()
         self.host = host if host is not None else PluginHost()
-        self.default_provider = provider or self.config.default_provider
-        self.environ = environ
-        self.transport = transport
-        self._sleep = sleep or asyncio.sleep
-        self._clock = clock or time.time
+        self.default_provider = options.get("provider") or self.config.default_provider
+        self.environ = options.get("environ")
+        self.transport = options.get("transport")
+        self._sleep = options.get("sleep") or asyncio.sleep
+        self._clock = options.get("clock") or time.time
         # The job log (None: no log, every submit is a new job under a random key).
-        self.journal: JobLog | None = (journal or JobLog()) if use_journal else None
-        self._rng = rng or random.Random()
+        journal = options.get("journal")
+        self.journal: JobLog | None = (journal or JobLog()) if options.get("use_journal", True) else None
+        self._rng = options.get("rng") or random.Random()
         self._providers: dict[str, Provider] = {}
 
     # -- providers --------------------------------------------------------------------
@@ -81,47 +118,23 @@ class ClientBase:
         return self._providers[name]
 
     # -- requests ---------------------------------------------------------------------
-    def request(
-        self,
-        video: PathArg,
-        prompt: str,
-        *,
-        images: Iterable[PathArg] = (),
-        elements: Iterable[Element | Mapping[str, Any]] = (),
-        model: ModelName | None = None,
-        quality: Quality | None = None,
-        keep_audio: bool | None = None,
-        edit_mode: EditMode | None = None,
-        aspect_ratio: AspectRatio | None = None,
-        duration: int | None = None,
-        webhook_url: str | None = None,
-        client_key: str | None = None,
-        options: Mapping[str, Any] | None = None,
-        provider: str | None = None,
-    ) -> EditRequest:
+    def request(self, video: PathArg, prompt: str, **fields: Unpack[EditFields]) -> EditRequest:
         """Build a request, layering config defaults under what is given; None means unset."""
-        name = provider or self.default_provider
+        unexpected_keywords("request", fields, EDIT_FIELDS)
+        name = fields.get("provider") or self.default_provider
         doc: dict[str, Any] = {
             "video": _fspath(video),
             "prompt": prompt,
-            "images": [_fspath(i) for i in images],
-            "elements": [unstructure(e) if isinstance(e, Element) else dict(e) for e in elements],
+            "images": [_fspath(i) for i in fields.get("images", ())],
+            "elements": [unstructure(e) if isinstance(e, Element) else dict(e) for e in fields.get("elements", ())],
         }
-        given = {
-            "model": model,
-            "quality": quality,
-            "keep_audio": keep_audio,
-            "edit_mode": edit_mode,
-            "aspect_ratio": aspect_ratio,
-            "duration": duration,
-            "webhook_url": webhook_url,
-            "client_key": client_key,
-            "options": dict(options) if options else None,
-        }
+        plain: dict[str, Any] = dict(fields)
+        given = {key: plain.get(key) for key in _GIVEN}
+        given["options"] = dict(given["options"]) if given["options"] else None
         layers = [self.config.defaults]
         if name in self.config.providers:
             layers.insert(0, self.config.providers[name].defaults)
-        for key in ("model", "quality", "keep_audio", "edit_mode"):
+        for key in _DEFAULTED:
             if given[key] is None:
                 for layer in layers:
                     value = getattr(layer, key)

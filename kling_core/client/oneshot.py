@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Unpack, cast
 
-from kling_core.client.aio import AsyncEditClient
-from kling_core.client.base import PathArg, StatusCallback, SubmitCallback
+from kling_core.client.aio import JOB_OPTIONS, AsyncEditClient, JobOptions
+from kling_core.client.base import EDIT_FIELDS, EditFields, PathArg, unexpected_keywords
 from kling_core.client.sync import blocking
 from kling_core.config import KlingConfig
-from kling_core.contract.models import AspectRatio, EditMode, EditResult, Element, ModelName, Quality
+from kling_core.contract.models import EditResult
 
 
-async def aedit(
-    video: PathArg,
-    prompt: str,
-    *,
-    images: Iterable[PathArg] = (),
-    elements: Iterable[Element | Mapping[str, Any]] = (),
-    model: ModelName | None = None,
-    quality: Quality | None = None,
-    keep_audio: bool | None = None,
-    edit_mode: EditMode | None = None,
-    aspect_ratio: AspectRatio | None = None,
-    duration: int | None = None,
-    webhook_url: str | None = None,
-    client_key: str | None = None,
-    options: Mapping[str, Any] | None = None,
-    output: PathArg | None = None,
-    provider: str | None = None,
-    config: KlingConfig | None = None,
-    on_submit: SubmitCallback | None = None,
-    on_status: StatusCallback | None = None,
-    new: bool = False,
-    timeout: float | None = None,
-) -> EditResult:
+class OneEdit(EditFields, JobOptions, total=False):
+    """The keywords of ``aedit``/``edit``: the request's fields, how to run it, and the config."""
+
+    config: KlingConfig | None
+
+
+ONE_EDIT = OneEdit.__optional_keys__
+
+
+async def aedit(video: PathArg, prompt: str, **fields: Unpack[OneEdit]) -> EditResult:
     """One edit, start to finish: ``await kling_core.aedit("in.mp4", "…", output="out.mp4")``.
 
     ``video``, ``images`` and ``output`` take a str or any path-like (``pathlib.Path``); URLs as
@@ -47,14 +33,12 @@ async def aedit(
     Running the same edit again picks up its job while the result is not saved yet, and
     makes a new take once it was; ``new=True`` always makes a new job.
     """
-    async with AsyncEditClient(provider=provider, config=config) as client:
-        request = client.request(
-            video, prompt, images=images, elements=elements, model=model, quality=quality, keep_audio=keep_audio,
-            edit_mode=edit_mode, aspect_ratio=aspect_ratio, duration=duration, webhook_url=webhook_url,
-            client_key=client_key, options=options, provider=provider,
-        )
-        return await client.edit(request, output=output, on_submit=on_submit, on_status=on_status, new=new,
-                                 timeout=timeout)
+    unexpected_keywords("aedit", fields, ONE_EDIT)
+    request_fields = cast(EditFields, {k: v for k, v in fields.items() if k in EDIT_FIELDS})
+    job_options = cast(JobOptions, {k: v for k, v in fields.items() if k in JOB_OPTIONS})
+    async with AsyncEditClient(provider=fields.get("provider"), config=fields.get("config")) as client:
+        request = client.request(video, prompt, **request_fields)
+        return await client.edit(request, **job_options)
 
 
 edit = blocking(

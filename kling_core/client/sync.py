@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import random
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from kling_core.client.aio import AsyncEditClient
-from kling_core.config import KlingConfig
-from kling_core.joblog import JobLog
-from kling_core.plugins import PluginHost
+from kling_core.client.base import CLIENT_OPTIONS, ClientOptions, unexpected_keywords
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -81,26 +78,12 @@ def _named(delegate: Callable[..., T], method: Callable[..., Any]) -> Callable[.
 class EditClient:
     """The same client, blocking. Each method runs the async one; no logic is duplicated."""
 
-    def __init__(
-        self,
-        *,
-        provider: str | None = None,
-        config: KlingConfig | None = None,
-        host: PluginHost | None = None,
-        environ: Mapping[str, str] | None = None,
-        transport: Any = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        clock: Callable[[], float] | None = None,
-        journal: JobLog | None = None,
-        use_journal: bool = True,
-        rng: random.Random | None = None,
-    ) -> None:
-        """The same keywords as :class:`AsyncEditClient` (explicit, so a type checker sees a typo)."""
-        kwargs = {"provider": provider, "config": config, "host": host, "environ": environ, "transport": transport,
-                  "sleep": sleep, "clock": clock, "journal": journal, "use_journal": use_journal, "rng": rng}
+    def __init__(self, **options: Unpack[ClientOptions]) -> None:
+        """The same keywords as :class:`AsyncEditClient` (typed, so a type checker sees a typo)."""
+        unexpected_keywords("EditClient", options, CLIENT_OPTIONS)
         self._portal = Portal()
         # Built inside the portal's loop, where all its coroutines run.
-        self._async: AsyncEditClient = self._portal.run(_make_async(kwargs))
+        self._async: AsyncEditClient = self._portal.run(_make_async(options))
 
     def __repr__(self) -> str:
         return f"<EditClient provider={self._async.default_provider!r}>"
@@ -139,5 +122,5 @@ class EditClient:
         self.close()
 
 
-async def _make_async(kwargs: Mapping[str, Any]) -> AsyncEditClient:
-    return AsyncEditClient(**kwargs)
+async def _make_async(options: ClientOptions) -> AsyncEditClient:
+    return AsyncEditClient(**options)

@@ -157,29 +157,31 @@ def looks_random(value: str) -> bool:
 # --- the scan ---------------------------------------------------------------------------
 
 
-def _strings(doc: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(doc, str):
-        yield path, doc
-    elif isinstance(doc, Mapping):
-        for k, v in doc.items():
-            sub = f"{path}.{k}" if path else str(k)
-            yield sub, str(k)
-            yield from _strings(v, sub)
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            yield from _strings(v, f"{path}[{i}]")
-
-
-def _fields(doc: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
-    """Every (path, key, value) of every object in the document (header objects included)."""
+def _nodes(doc: Any, path: str = "", key: str | None = None) -> Iterator[tuple[str, str | None, Any]]:
+    """Every (path, key, value) of the document, parents first; ``key`` is None for the root and list items."""
+    yield path, key, doc
     if isinstance(doc, Mapping):
         for k, v in doc.items():
-            sub = f"{path}.{k}" if path else str(k)
-            yield sub, str(k), v
-            yield from _fields(v, sub)
+            yield from _nodes(v, f"{path}.{k}" if path else str(k), str(k))
     elif isinstance(doc, list):
         for i, v in enumerate(doc):
-            yield from _fields(v, f"{path}[{i}]")
+            yield from _nodes(v, f"{path}[{i}]")
+
+
+def _strings(doc: Any) -> Iterator[tuple[str, str]]:
+    """Every (path, text) of every string in the document, object keys included."""
+    for path, key, value in _nodes(doc):
+        if key is not None:
+            yield path, key
+        if isinstance(value, str):
+            yield path, value
+
+
+def _fields(doc: Any) -> Iterator[tuple[str, str, Any]]:
+    """Every (path, key, value) of every object in the document (header objects included)."""
+    for path, key, value in _nodes(doc):
+        if key is not None:
+            yield path, key, value
 
 
 def _headers(doc: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:

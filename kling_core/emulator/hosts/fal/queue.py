@@ -140,11 +140,15 @@ class Queue:
         return _json(doc, status, headers)
 
     # -- status, result, cancel ------------------------------------------------------------------
-    def _job(self, request: Request, app: str, request_id: str) -> Job | None:
+    def _job(self, request: Request, app: str, request_id: str, missing: dict[str, Any]) -> Job | Response:
+        """The caller's job, or the answer instead: refused credentials, or ``missing`` (404) for an unknown id."""
+        refused = self.host.authorise(request)
+        if refused is not None:
+            return refused
         job = self.engine.get(request_id)
         if job is None or job.host != "fal" or job.app != app:
             self.host.note(request, f"unknown request {request_id[:40]!r}")
-            return None
+            return _json(missing, 404)
         return job
 
     def logs(self, job: Job) -> list[dict[str, Any]]:
@@ -152,12 +156,9 @@ class Queue:
                  "timestamp": _iso(e["timestamp"])} for e in job.logs]
 
     async def status(self, request: Request, app: str, request_id: str) -> Response:
-        refused = self.host.authorise(request)
-        if refused is not None:
-            return refused
-        job = self._job(request, app, request_id)
-        if job is None:
-            return _json({"detail": "Request not found"}, 404)
+        job = self._job(request, app, request_id, {"detail": "Request not found"})
+        if isinstance(job, Response):
+            return job
         with_logs = request.query_params.get("logs", "0").strip().lower() in ("1", "true", "yes")
         return _json(*self.status_doc(job, self.host.base(request), with_logs))
 
@@ -198,24 +199,18 @@ class Queue:
             {"x-fal-error-type": "runner_server_error"}
 
     async def result(self, request: Request, app: str, request_id: str) -> Response:
-        refused = self.host.authorise(request)
-        if refused is not None:
-            return refused
-        job = self._job(request, app, request_id)
-        if job is None:
-            return _json({"detail": "Request not found"}, 404)
+        job = self._job(request, app, request_id, {"detail": "Request not found"})
+        if isinstance(job, Response):
+            return job
         if not job.finished:
             return _json({"detail": "Request is still in progress"}, 400)  # [INF]
         status, doc, headers = self.outcome(job, self.host.base(request))
         return _json(doc, status, headers)
 
     async def cancel(self, request: Request, app: str, request_id: str) -> Response:
-        refused = self.host.authorise(request)
-        if refused is not None:
-            return refused
-        job = self._job(request, app, request_id)
-        if job is None:
-            return _json({"status": "NOT_FOUND"}, 404)
+        job = self._job(request, app, request_id, {"status": "NOT_FOUND"})
+        if isinstance(job, Response):
+            return job
         if self.engine.cancel(job) == "already_finished":
             return _json({"status": "ALREADY_COMPLETED"}, 400)
         return _json({"status": "CANCELLATION_REQUESTED"}, 202)

@@ -47,6 +47,16 @@ NOT_FOUND = {"detail": "Not Found"}
 TOO_LARGE = {"detail": "File too large"}
 
 
+async def _json_body(request: Request, limit: int) -> Any:
+    """The request's JSON body, or the answer to a body too large (413) or not JSON (400)."""
+    try:
+        return await read_json(request, limit)
+    except BodyTooLarge:
+        return _json(TOO_LARGE, 413)
+    except BadJson as exc:
+        return _json({"detail": f"Invalid JSON: {exc.message}"}, 400)
+
+
 class StorageApi:
     def __init__(self, host: FalHost) -> None:
         self.host = host
@@ -129,12 +139,9 @@ class StorageApi:
         folder = self.storage.multipart(key, name, upload_id)
         if folder is None:
             return _json(NOT_FOUND, 404)
-        try:
-            body = await read_json(request, 1024 * 1024)
-        except BodyTooLarge:
-            return _json(TOO_LARGE, 413)
-        except BadJson as exc:
-            return _json({"detail": f"Invalid JSON: {exc.message}"}, 400)
+        body = await _json_body(request, 1024 * 1024)
+        if isinstance(body, Response):
+            return body
         parts = body.get("parts") if isinstance(body, dict) else None
         if not isinstance(parts, list) or not all(
                 isinstance(p, dict) and isinstance(p.get("partNumber"), int) and not isinstance(p["partNumber"], bool)
@@ -154,12 +161,9 @@ class StorageApi:
         refused = self.host.authorise(request)
         if refused is not None:
             return refused
-        try:
-            body = await read_json(request, 64 * 1024)
-        except BodyTooLarge:
-            return _json(TOO_LARGE, 413)
-        except BadJson as exc:
-            return _json({"detail": f"Invalid JSON: {exc.message}"}, 400)
+        body = await _json_body(request, 64 * 1024)
+        if isinstance(body, Response):
+            return body
         if not isinstance(body, dict):
             body = {}
         name = safe_name(body.get("file_name") if isinstance(body.get("file_name"), str) else None)
