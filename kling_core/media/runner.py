@@ -4,6 +4,9 @@
   ``-protocol_whitelist file`` and its own ``-format_whitelist`` (plus ``-f`` where known);
 - bounded threads, a wall-clock timeout, and the child's whole process group killed and
   reaped on timeout or cancellation;
+- on Linux the child also dies with us: it asks the kernel (``PR_SET_PDEATHSIG``) for a
+  SIGKILL when the thread that started it ends, so a ``kill -9`` of kling leaves no encoder
+  running in its own session;
 - output written to a temporary name next to the destination and renamed only when ffmpeg
   exited cleanly, so a reader never sees a half-written file; the temporary file is removed
   on every other exit path;
@@ -15,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +38,38 @@ DEFAULT_THREADS = 2
 _STDERR_TAIL = 4000
 
 ProgressCallback = Callable[[float], None]  # seconds of output written so far
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    # Looked up in the parent, once: the function a child runs between fork and exec must not
+    # load anything (another thread may hold the loader's or the allocator's lock at fork time).
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).prctl  # libc's, linked into the interpreter
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    func.restype = ctypes.c_int
+    prctl: Callable[..., int] = func
+    return prctl
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child get SIGKILL when its parent (thread) ends (Linux)."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm
 
 
 @attrs.frozen
@@ -104,6 +142,7 @@ async def _run(argv: list[str], *, timeout: float, on_progress: ProgressCallback
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group, so a kill reaches every child
+            preexec_fn=_die_with_parent(os.getpid()),  # ... and it dies with us, even on SIGKILL
         )
     except OSError as exc:
         raise MediaError(f"could not start ffmpeg ({argv[0]}): {exc}") from None

@@ -2,8 +2,11 @@
 
 Layout: ``<work dir>/jobs/<job id>/job.json`` (state, progress, request, result) plus
 ``render.lock``, held with ``flock`` by the process running the job. A job that is not
-finished and whose lock nobody holds was left behind by a process that ended; the next
-process that asks for it picks it up (the render is deterministic, so redoing it is safe).
+finished and whose lock nobody holds was left behind by a process that ended (a crash or a
+``kill -9`` included: the kernel drops the lock with the process, and the ffmpeg child dies
+with it); the next process that asks for it picks it up and renders it again from the start,
+first removing the half-written render the dead one left (the render is deterministic, so
+redoing it is safe).
 """
 
 from __future__ import annotations
@@ -95,6 +98,19 @@ class JobStore:
             os.close(fd)
             return None
         return fd
+
+    def clear_partial(self, job_id: str, output_name: str) -> list[Path]:
+        """Remove half-written renders of ``output_name`` left by a renderer that died.
+
+        Only the holder of the job's render lock may call this: it alone renders the job, so
+        every temporary render file in the folder is a dead process's leftover.
+        """
+        removed = []
+        for leftover in self.dir(job_id).glob(f".{output_name}.*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed.append(leftover)
+        return removed
 
     @staticmethod
     def release(fd: int) -> None:

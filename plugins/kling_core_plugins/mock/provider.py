@@ -202,6 +202,8 @@ class MockProvider(Provider):
         found = self._inspected.pop(record.job_id, None) or await self._inspect(request)
         plan = render.plan(found.request, found.video, list(found.images), list(found.frontals))
         out = self.store.dir(record.job_id) / f"kling-mock-{record.job_id[5:17]}.mp4"
+        # We hold the render lock: a temporary render here is from a renderer that died.
+        self.store.clear_partial(record.job_id, out.name)
         total = max(plan.duration, 1e-6)
         last = [0.0]
 
