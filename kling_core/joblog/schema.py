@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -62,6 +64,9 @@ CREATE TABLE IF NOT EXISTS takes (
 """
 
 
+T = TypeVar("T")
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating it private, 0600) the log at ``path`` with WAL and a busy timeout."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -73,13 +78,29 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    # WAL is a property of the file: set once, by whichever process gets there first. Switching
+    # needs an exclusive lock that SQLite's busy handler does not wait for, so a process racing
+    # another one's first open retries here until the busy timeout.
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() != "wal":
+        mode = _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
     if str(mode).lower() != "wal":  # e.g. a file system without shared memory: still correct, slower
-        conn.execute("PRAGMA journal_mode = DELETE")
+        _retry_locked(lambda: conn.execute("PRAGMA journal_mode = DELETE").fetchone())
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     _create(conn)
     return conn
+
+
+def _retry_locked(step: Callable[[], T]) -> T:
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _create(conn: sqlite3.Connection) -> None:
