@@ -164,6 +164,18 @@ def test_kill_after_the_submit_left(tmp_path: Path, videos: Videos) -> None:
     checks.done(host.summary())
 
 
+def _rerun_saves_once(host: FaultHost, ws: Workspace, argv: list[str], out: Path, videos: Videos,
+                      checks: Checks) -> None:
+    """The same command again: no second submit, the result saved, nothing left behind."""
+    rerun = ws.run(argv)
+    checks.expect(sum(host.posted.values()) == 1,
+                  f"the re-run submitted again: {sum(host.posted.values())} submits for one command")
+    _saved(rerun, out, videos.output, videos.ffmpeg, checks)
+    _no_parts(out, checks)
+    _listed(ws, checks, list(host.jobs))
+    _no_orphans(ws, out, checks, "after the re-run")
+
+
 def test_kill_while_polling(tmp_path: Path, videos: Videos) -> None:
     host, ws, out, argv = _fal(tmp_path, videos, Script())
     host.hold_running = True
@@ -174,13 +186,7 @@ def test_kill_while_polling(tmp_path: Path, videos: Videos) -> None:
         _kill(proc, checks)
         _no_orphans(ws, out, checks, "after the kill")
         host.release_running()
-        rerun = ws.run(argv)
-        checks.expect(sum(host.posted.values()) == 1,
-                      f"the re-run submitted again: {sum(host.posted.values())} submits for one command")
-        _saved(rerun, out, videos.output, videos.ffmpeg, checks)
-        _no_parts(out, checks)
-        _listed(ws, checks, list(host.jobs))
-        _no_orphans(ws, out, checks, "after the re-run")
+        _rerun_saves_once(host, ws, argv, out, videos, checks)
     finally:
         host.stop()
     checks.done(host.summary())
@@ -198,13 +204,7 @@ def test_kill_mid_download(tmp_path: Path, videos: Videos) -> None:
         _kill(proc, checks)
         host.release()
         _no_orphans(ws, out, checks, "after the kill")
-        rerun = ws.run(argv)
-        checks.expect(sum(host.posted.values()) == 1,
-                      f"the re-run submitted again: {sum(host.posted.values())} submits for one command")
-        _saved(rerun, out, videos.output, videos.ffmpeg, checks)
-        _no_parts(out, checks)
-        _listed(ws, checks, list(host.jobs))
-        _no_orphans(ws, out, checks, "after the re-run")
+        _rerun_saves_once(host, ws, argv, out, videos, checks)
     finally:
         host.stop()
     checks.done(host.summary())
