@@ -1,4 +1,7 @@
-"""Logging set-up: ``KLING_LOG=debug|info|warning`` turns it on, httpx's included.
+"""Logging set-up: ``KLING_LOG=debug|info|warning|error`` turns it on, httpx's included.
+
+Any other value is warned about on stderr (naming the variable) and logs at ``debug``, so a
+misspelt level still shows what was asked for.
 
 Every handler gets the redacting filter, so secrets never reach the log output whichever
 logger (httpx, httpcore, ours, a plugin's) wrote the record.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from kling_core.http.redact import RedactingFilter, install_redaction
 
@@ -18,7 +22,11 @@ def configure_logging(level: str | None = None) -> None:
     name = (level or os.environ.get("KLING_LOG") or "").strip().lower()
     if not name:
         return
-    lvl = LEVELS.get(name, logging.DEBUG)
+    lvl = LEVELS.get(name)
+    if lvl is None:
+        source = "level" if level else "KLING_LOG"
+        sys.stderr.write(f"warning: {source}={name!r} is not one of {', '.join(LEVELS)}; logging at debug\n")
+        lvl = logging.DEBUG
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())

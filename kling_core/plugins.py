@@ -29,9 +29,16 @@ class PluginFailure:
     name: str
     distribution: str | None
     error: str
+    version: str | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        """The one shape `kling plugins --json` and `kling providers --json` report under ``plugin_errors``."""
+        return {"name": self.name, "distribution": self.distribution, "version": self.version,
+                "error": self.error, "message": str(self)}
 
     def __str__(self) -> str:
-        dist = f" (from {self.distribution})" if self.distribution else ""
+        version = f" {self.version}" if self.distribution and self.version else ""
+        dist = f" (from {self.distribution}{version})" if self.distribution else ""
         return f"plugin {self.name!r}{dist} failed to load: {self.error}"
 
 
@@ -56,6 +63,10 @@ class PluginHost:
         self.pm = pluggy.PluginManager("kling")
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
+        # Plugin name -> (distribution, version), for plugins loaded from an entry point.
+        self.distributions: dict[str, tuple[str, str | None]] = {}
+        # Names in KLING_PLUGINS that no installed entry point has (reported as a warning).
+        self.unknown_allowed: list[str] = []
         self.strict = strict
         env = os.environ if environ is None else environ
         self.allow = _allow_list(env)
@@ -68,20 +79,40 @@ class PluginHost:
 
     # -- loading ----------------------------------------------------------------------
     def _load_entrypoints(self) -> None:
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+        if self.allow is not None:
+            installed = {ep.name for ep in eps}
+            self.unknown_allowed = sorted(self.allow - installed)
+        for ep in eps:
             if self.allow is not None and ep.name not in self.allow:
                 continue
             if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
                 continue
             dist = ep.dist.name if ep.dist is not None else None
+            version = ep.dist.version if ep.dist is not None else None
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin must not take the CLI down
-                self._fail(ep.name, dist, f"{type(exc).__name__}: {exc}")
+                self._fail(ep.name, dist, f"{type(exc).__name__}: {exc}", version=version)
                 continue
-            self.register(plugin, ep.name, distribution=dist)
+            self.register(plugin, ep.name, distribution=dist, version=version)
 
-    def register(self, plugin: object, name: str, *, distribution: str | None = None) -> None:
+    def allow_list_warning(self) -> str | None:
+        """What is wrong with ``KLING_PLUGINS``, if it names plugins that are not installed."""
+        if not self.unknown_allowed:
+            return None
+        installed = sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
+        names = ", ".join(repr(n) for n in self.unknown_allowed)
+        return (f"KLING_PLUGINS names {names}, which no installed plugin provides "
+                f"(installed: {', '.join(installed) or 'none'}); it is ignored")
+
+    def distribution_of(self, name: str) -> tuple[str | None, str | None]:
+        """(distribution, version) a plugin was loaded from; (None, None) if registered in code."""
+        dist, version = self.distributions.get(name, (None, None))
+        return dist, version
+
+    def register(self, plugin: object, name: str, *, distribution: str | None = None,
+                 version: str | None = None) -> None:
         try:
             self.pm.register(plugin, name=name)
             # check_pending() covers every plugin; a misspelled hook name is a plugin error.
@@ -93,11 +124,16 @@ class PluginHost:
         except pluggy.PluginValidationError as exc:
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
-            self._fail(name, distribution, str(exc))
+            self._fail(name, distribution, str(exc), version=version)
+        else:
+            if distribution is not None:
+                self.distributions[name] = (distribution, version)
         self._providers = None
 
-    def _fail(self, name: str, dist: str | None, error: str) -> None:
-        failure = PluginFailure(name, dist, error)
+    def _fail(self, name: str, dist: str | None, error: str, *, version: str | None = None) -> None:
+        if dist is None and name in self.distributions:
+            dist, version = self.distributions[name]
+        failure = PluginFailure(name, dist, error, version)
         if self.strict:
             raise ConfigError(str(failure))
         self.failures.append(failure)
@@ -153,6 +189,11 @@ class PluginHost:
                 self._fail(plugin_name, None, f"kling_register_providers raised {type(exc).__name__}: {exc}")
         self._providers = dict(sorted(found.items()))
         self._owners = owners
+
+    def owner_of(self, provider: str) -> str | None:
+        """The plugin that registered a provider name."""
+        _ = self.providers
+        return self._owners.get(provider)
 
     def provider_class(self, name: str) -> type[Provider]:
         try:

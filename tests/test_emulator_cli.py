@@ -20,7 +20,7 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def test_emulate_prints_urls_logs_requests_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    proc = _start(tmp_path, "--json", "--render", "sample", "--state", str(tmp_path / "state"))
+    proc = _start(tmp_path, "--json", "--render", "sample", "--state", str(tmp_path / "state"), "--hosts", "fal")
     try:
         assert proc.stdout is not None
         urls = json.loads(proc.stdout.readline())
@@ -40,10 +40,15 @@ def test_emulate_prints_urls_logs_requests_and_stops_on_ctrl_c(tmp_path: Path) -
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--bind", "0.0.0.0"], "not a loopback address"),
-    (["--hosts", "fal,segmind"], "segmind is not emulated yet"),
+    (["--hosts", "fal,replicate"], "'replicate' is not a host the emulator knows"),
     (["--fail", "fal=nope"], "not a scripted failure"),
 ])
 def test_emulate_refuses(tmp_path: Path, args: list[str], message: str) -> None:
     proc = _start(tmp_path, *args)
-    _, err = proc.communicate(timeout=20)
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:  # it started serving instead of refusing: never leave it running
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 2 and message in err and "Traceback" not in err

@@ -241,10 +241,9 @@ def test_failure_tags_headers_and_host_defaults() -> None:
         choose("x [fail:typo]", {}, None)
 
 
-def test_hosts_not_emulated_yet_are_refused_by_name() -> None:
+def test_every_hosted_provider_is_emulated_and_unknown_hosts_are_refused_by_name() -> None:
     assert check_hosts(["fal", "FAL"]) == ("fal",)
-    with pytest.raises(ConfigError, match="segmind is not emulated yet"):
-        check_hosts(["fal", "segmind"])
+    assert check_hosts(["fal", "segmind", "unifically", "kling"]) == ("fal", "segmind", "unifically", "kling")
     with pytest.raises(ConfigError, match="not a host"):
         check_hosts(["replicate"])
 

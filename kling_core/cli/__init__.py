@@ -43,7 +43,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
     Providers: run `kling providers`. With no config the default provider is the offline
     mock, which renders real clips locally with ffmpeg. KLING_LOG=debug logs every request
-    (secrets redacted); KLING_PLUGINS=mock,fal limits which plugins load.
+    (secrets redacted); KLING_PLUGINS=mock,fal limits which plugins load (an unknown level or
+    plugin name is warned about).
+
+    Exit codes: 0 done; 1 the host or the job failed; 2 bad input, config or media; 3 `kling
+    result --no-wait` on a job not finished yet; 130 interrupted.
     """
     ctx.obj = State(config_path=config_path)
 

@@ -43,6 +43,9 @@ class State:
     def host(self) -> PluginHost:
         if self._host is None:
             self._host = State.plugin_host()
+            allow_warning = self._host.allow_list_warning()
+            if allow_warning:
+                click.echo(f"warning: {allow_warning}", err=True)
             for failure in self._host.failures:
                 click.echo(f"warning: {failure}", err=True)
         return self._host

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from kling_core.cli.common import State
+from kling_core.cli.job_cmd import json_errors
 from kling_core.cli.progress import JobProgress
 from kling_core.contract.models import QUALITIES, EditResult, Quality
 from kling_core.errors import ValidationError
@@ -55,6 +56,7 @@ def _summary(result: EditResult) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @pass_state
+@json_errors
 def command(state: State, directory: str, quality: Quality, duration: float, as_json: bool, quiet: bool) -> int:
     """Make a sample clip (motion + tone) and two images, then edit them with the offline mock."""
     folder = Path(directory).expanduser().resolve()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from kling_core.emulator.hosts import HOSTS
 from kling_core.errors import ConfigError
 
 RENDER_CHOICES = ("full", "fast", "sample")
@@ -31,8 +32,8 @@ def _fail_option(values: tuple[str, ...]) -> dict[str, str]:
               help="Address to listen on; a non-loopback one needs --public.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port (0 picks a free one).")
-@click.option("--hosts", "hosts", default="fal", show_default=True,
-              help="Comma-separated hosts to emulate (emulated so far: fal).")
+@click.option("--hosts", "hosts", default=",".join(HOSTS), show_default=True,
+              help="Comma-separated hosts to emulate (default: every emulated host).")
 @click.option("--render", type=click.Choice(RENDER_CHOICES), default=None,
               help="full: the mock's render; fast: a small render; sample: a ready-made clip (load tests). "
                    "[default: full]")
@@ -50,7 +51,7 @@ def _fail_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="First print a JSON object mapping host name to base URL.")
 def command(bind: str, port: int, hosts: str, render: str | None, state: str | None, media_root: str | None,
             fail: tuple[str, ...], settings_file: str | None, tls: bool, public: bool, as_json: bool) -> None:
-    """Serve the hosts' own APIs (fal so far) on one local port, rendering with the mock.
+    """Serve the hosts' own APIs (fal, Segmind, Unifically, Kling) on one local port, rendering with the mock.
 
     Unmodified clients (fal-client, requests, curl, `kling edit --provider fal` with base_url
     pointed here) get the host's routes, status codes, error shapes and limits; results are

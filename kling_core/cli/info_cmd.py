@@ -10,6 +10,7 @@ import click
 
 from kling_core.cli.common import State
 from kling_core.cli.completion_cmd import complete_schemas
+from kling_core.cli.job_cmd import json_errors
 from kling_core.config import config_to_document, user_config_file
 from kling_core.errors import ConfigError, ValidationError
 from kling_core.media.locate import require_ffmpeg
@@ -24,9 +25,12 @@ pass_state = click.make_pass_decorator(State)
 def provider_info(cls: type[Provider], state: State) -> dict[str, Any]:
     settings = state.config.provider_settings(cls.name)
     caps = unstructure(cls.capabilities)
+    plugin = state.host.owner_of(cls.name)
+    dist, version = state.host.distribution_of(plugin) if plugin else (None, None)
     return {
         "name": cls.name,
         "title": cls.title,
+        "plugin": {"name": plugin, "distribution": dist, "version": version},
         "http": cls.is_http,
         "models": caps.pop("models"),
         "capabilities": caps,
@@ -36,20 +40,22 @@ def provider_info(cls: type[Provider], state: State) -> dict[str, Any]:
 
 
 @click.command("providers")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (or the error as JSON).")
 @pass_state
+@json_errors
 def providers(state: State, as_json: bool) -> None:
-    """List providers, their models and capabilities, and whether their keys are set."""
+    """List providers, their models and capabilities, the plugin (and its version) each comes
+    from, and whether their keys are set."""
     host = state.host
     infos = [provider_info(cls, state) for name, cls in host.providers.items() if name == cls.name]
     if as_json:
-        doc = {"providers": infos, "plugin_errors": [str(f) for f in host.failures]}
+        doc = {"providers": infos, "plugin_errors": [f.to_document() for f in host.failures]}
         click.echo(json.dumps(doc, indent=2))
         return
     for info in infos:
         mark = " (default)" if info["default"] else ""
         keys = ", ".join(f"{var} {'set' if ok else 'NOT set'}" for var, ok in info["keys"].items()) or "no key needed"
-        click.echo(f"{info['name']}{mark}: {info['title']}")
+        click.echo(f"{info['name']}{mark}: {info['title']}{_from(info['plugin'])}")
         click.echo(f"  keys: {keys}")
         caps = info["capabilities"]
         flags = [k for k in ("can_cancel", "accepts_webhook", "accepts_local_files", "supports_dry_run") if caps.get(k)]
@@ -61,19 +67,32 @@ def providers(state: State, as_json: bool) -> None:
             )
 
 
+def _from(plugin: dict[str, Any]) -> str:
+    if not plugin.get("distribution"):
+        return ""
+    version = f" {plugin['version']}" if plugin.get("version") else ""
+    return f" (from {plugin['distribution']}{version})"
+
+
 @click.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"plugins": [...], "plugin_errors": [...]} as JSON (or the error as JSON).')
 @pass_state
+@json_errors
 def plugins(state: State, as_json: bool) -> None:
-    """List loaded plugins and the hooks each implements; report plugins that failed to load."""
+    """List loaded plugins, the distribution and version each comes from and the hooks it
+    implements; report plugins that failed to load (and exit 1 if any did)."""
     host = state.host
-    rows = [{"name": n, "hooks": host.hooks_of(n)} for n in host.plugin_names()]
-    fails = [{"name": f.name, "distribution": f.distribution, "error": f.error} for f in host.failures]
+    rows: list[dict[str, Any]] = []
+    for n in host.plugin_names():
+        dist, version = host.distribution_of(n)
+        rows.append({"name": n, "distribution": dist, "version": version, "hooks": host.hooks_of(n)})
+    fails = [f.to_document() for f in host.failures]
     if as_json:
-        click.echo(json.dumps({"plugins": rows, "failures": fails}, indent=2))
+        click.echo(json.dumps({"plugins": rows, "plugin_errors": fails}, indent=2))
     else:
         for row in rows:
-            click.echo(f"{row['name']}: {', '.join(row['hooks'])}")
+            click.echo(f"{row['name']}{_from(row)}: {', '.join(row['hooks'])}")
         for f in host.failures:
             click.echo(f"FAILED {f}")
     if fails:
@@ -147,6 +166,7 @@ def config_check(state: State) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"files": [...], "shadowed": [...], "user_config": PATH, "config": {...}} as JSON.')
 @pass_state
+@json_errors
 def config_show(state: State, as_json: bool) -> None:
     """Print which config files are in effect, and the config they make (keys appear as env:
     references only).

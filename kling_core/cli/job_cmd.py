@@ -27,7 +27,7 @@ from kling_core.contract.models import (
     ModelName,
     Quality,
 )
-from kling_core.contract.status import Succeeded
+from kling_core.contract.status import Cancelled, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import KlingError, Problem, ValidationError
 from kling_core.joblog import UNFINISHED
 from kling_core.outputs import check_output, release, reserve_default_output
@@ -36,6 +36,7 @@ from kling_core.serialization import unstructure
 
 pass_state = click.make_pass_decorator(State)
 INTERRUPTED = 130
+NOT_FINISHED = 3  # `kling result --no-wait` on a job still queued or running
 
 
 def parse_element(spec: str, index: int) -> dict[str, Any]:
@@ -109,6 +110,27 @@ def json_errors(fn: F) -> F:
             raise
 
     return cast(F, wrapper)
+
+
+def _flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        if not value:
+            return [(prefix, "-")] if prefix else []
+        return [row for k, v in value.items() for row in _flatten(f"{prefix}.{k}" if prefix else str(k), v)]
+    if isinstance(value, (list, tuple)):
+        if value and all(not isinstance(v, (Mapping, list, tuple)) for v in value):
+            return [(prefix, ", ".join(str(v) for v in value))]
+        if not value:
+            return [(prefix, "-")]
+        return [row for i, v in enumerate(value) for row in _flatten(f"{prefix}[{i}]", v)]
+    return [(prefix, "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value))]
+
+
+def dry_run_lines(provider: str, answer: Mapping[str, Any]) -> list[str]:
+    """A dry run's answer for people: one ``key: value`` line per field (``--json`` prints it raw)."""
+    rows = _flatten("", answer)
+    width = max((len(k) for k, _ in rows), default=0)
+    return [f"dry run on {provider}: no job was created", *(f"  {k.ljust(width)}  {v}" for k, v in rows)]
 
 
 def emit_result(result: EditResult, as_json: bool) -> None:
@@ -243,7 +265,11 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
             prov = client.provider(provider)
             client.check(request, prov.name)
             if dry_run:
-                click.echo(json.dumps(await prov.dry_run(request), indent=2))
+                answer = await prov.dry_run(request)
+                if as_json:
+                    click.echo(json.dumps(answer, indent=2))
+                else:
+                    click.echo("\n".join(dry_run_lines(prov.name, answer)))
                 return 0
             inputs = local_inputs(request)
             dest = check_output(out, inputs=inputs) if out is not None else None
@@ -272,6 +298,7 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
                         result = await client.wait(handle, on_status=progress.update, timeout=timeout)
                         result = await client.save(result, dest)
                     except asyncio.CancelledError:
+                        progress.interrupted()
                         key = handle.client_key if handle is not None else request.client_key
                         if key is None:
                             earlier = client.pending(request, provider=prov.name)
@@ -314,7 +341,8 @@ def status(state: State, provider: str, job_id: str, as_json: bool) -> None:
 @click.argument("provider", shell_complete=complete_providers)
 @click.argument("job_id")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="Output .mp4.")
-@click.option("--wait/--no-wait", default=True, help="Wait for a job still running (default) or exit.")
+@click.option("--wait/--no-wait", default=True,
+              help=f"Wait for a job still running (default), or exit {NOT_FINISHED} at once if it has not finished.")
 @click.option("--timeout", "timeout_raw", default=None, metavar="SECONDS", help="Stop waiting after this long.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -322,7 +350,12 @@ def status(state: State, provider: str, job_id: str, as_json: bool) -> None:
 @json_errors
 def result(state: State, provider: str, job_id: str, output: str, wait: bool, timeout_raw: str | None, as_json: bool,
            quiet: bool) -> int:
-    """Fetch a job's output video (waiting for it unless --no-wait)."""
+    """Fetch a job's output video (waiting for it unless --no-wait).
+
+    Exit codes: 0 saved; 1 the job failed or was cancelled (or the host failed); 2 bad input;
+    3 with --no-wait, the job has not finished yet (its state is printed; with --json as the
+    status document on stdout). Run it again later, or without --no-wait.
+    """
     timeout = parse_timeout(timeout_raw)
     check_suffix(Path(output))
 
@@ -336,9 +369,16 @@ def result(state: State, provider: str, job_id: str, output: str, wait: bool, ti
                     res = await client.wait(handle, on_status=progress.update, timeout=timeout)
                 else:
                     st = await client.status(handle)
-                    if not isinstance(st, Succeeded):
-                        raise ValidationError([Problem("job_id", f"job {job_id} is {describe(st)}, not succeeded")])
-                    res = st.result
+                    if isinstance(st, (Queued, Running)):
+                        if as_json:
+                            click.echo(json.dumps(unstructure(st), indent=2))
+                        click.echo(f"{provider} job {job_id} is {describe(st)}: not finished yet; run this again "
+                                   f"later, or without --no-wait to wait for it", err=True)
+                        return NOT_FINISHED
+                    if isinstance(st, Succeeded):
+                        res = st.result
+                    else:  # failed or cancelled: the same error waiting would give
+                        res = await client.wait(handle, timeout=timeout)
                 res = await client.save(res, dest)
             emit_result(res, as_json)
             return 0
@@ -351,13 +391,28 @@ def result(state: State, provider: str, job_id: str, output: str, wait: bool, ti
 @click.argument("job_id")
 @pass_state
 def cancel(state: State, provider: str, job_id: str) -> int:
-    """Ask the host to cancel a job (where it can)."""
+    """Ask the host to cancel a job (where it can).
+
+    Exits 0 when the cancellation was accepted or the job was already cancelled; 1 when the
+    job had already succeeded or failed, or the host refused.
+    """
 
     async def run() -> int:
         async with state.client(provider) as client:
-            if await client.cancel(client.handle(provider, job_id)):
+            handle = client.handle(provider, job_id)
+            if await client.cancel(handle):
                 click.echo(f"cancellation requested for {provider} job {job_id}")
                 return 0
+            try:
+                now: JobStatus | None = await client.status(handle)
+            except KlingError:
+                now = None
+            if isinstance(now, Cancelled):
+                click.echo(f"{provider} job {job_id} was already cancelled")
+                return 0
+            if now is not None and now.state in ("succeeded", "failed"):
+                click.echo(f"{provider} job {job_id} could not be cancelled: it already {now.state}", err=True)
+                return 1
             click.echo(f"{provider} job {job_id} could not be cancelled (it may have finished)", err=True)
             return 1
 

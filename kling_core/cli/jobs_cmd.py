@@ -184,6 +184,7 @@ def resume(state: State, ref: str, output: str | None, timeout_raw: str | None, 
                     res = await client.resume(record.client_key, output=dest, timeout=timeout, job_id=job_id,
                                               on_status=progress.update)
                 except asyncio.CancelledError:
+                    progress.interrupted()
                     now = client.journal.get(record.client_key) if client.journal is not None else None
                     code = await _interrupted(client, now.handle if now else None, record.provider, record.client_key)
                     release_unless_pending(client, reserved)

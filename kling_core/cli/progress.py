@@ -12,20 +12,22 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from kling_core.contract.status import JobStatus, Queued, Running
 
 
-def describe(status: JobStatus) -> str:
+def describe(status: JobStatus, *, percent: bool = True) -> str:
+    """One status in words; ``percent=False`` for the bar, whose own column shows the percentage."""
     if isinstance(status, Queued):
         return "queued" + (f" (position {status.position})" if status.position is not None else "")
     if isinstance(status, Running):
-        return "running" + (f" {status.progress:.0f}%" if status.progress is not None else "")
+        return "running" + (f" {status.progress:.0f}%" if percent and status.progress is not None else "")
     return status.state
 
 
 class JobProgress:
     """Context manager fed with every status the client sees."""
 
-    def __init__(self, *, enabled: bool = True, tty: bool | None = None) -> None:
+    def __init__(self, *, enabled: bool = True, tty: bool | None = None, console: Console | None = None) -> None:
         self.enabled = enabled
         self.tty = sys.stderr.isatty() if tty is None else tty
+        self._console = console
         self._last = ""
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -37,7 +39,7 @@ class JobProgress:
                 BarColumn(),
                 TextColumn("{task.percentage:>3.0f}%"),
                 TimeElapsedColumn(),
-                console=Console(stderr=True),
+                console=self._console or Console(stderr=True),
                 transient=True,
             )
             self._progress.__enter__()
@@ -63,10 +65,22 @@ class JobProgress:
             done = 100.0 if status.state == "succeeded" else (
                 status.progress if isinstance(status, Running) and status.progress is not None else None
             )
-            self._progress.update(self._task, description=text, completed=done)
+            # The bar's own column shows the percentage: the description says the state only.
+            self._progress.update(self._task, description=describe(status, percent=False), completed=done)
         elif text != self._last:
             click.echo(text, err=True)
         self._last = text
+
+    def interrupted(self) -> None:
+        """Ctrl-C: take the bar down and start a fresh line, so what follows is not printed
+        after the bar (or after the terminal's ``^C``) on the same line."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        if self.enabled and self.tty:
+            file = self._console.file if self._console is not None else sys.stderr
+            file.write("\n")
+            file.flush()
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None

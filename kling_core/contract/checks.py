@@ -47,8 +47,9 @@ def check_references(request: EditRequest) -> list[Problem]:
         have = counts[ref.kind]
         if ref.index < 1 or ref.index > have:
             given = f"{have} {plural[ref.kind] if have != 1 else ref.kind}"
+            article = "an" if ref.kind[0] in "aeiou" else "a"
             problems.append(
-                Problem("prompt", f"{ref.canonical} refers to a {ref.kind} the request does not contain ({given} given)")
+                Problem("prompt", f"{ref.canonical} refers to {article} {ref.kind} the request does not contain ({given} given)")
             )
     return problems
 

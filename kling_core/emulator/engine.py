@@ -197,6 +197,8 @@ class Engine:
             await asyncio.Event().wait()  # runs until cancelled, as a hung host job would
         elif job.fail in JOB_FAILURES:
             job.error = job.fail
+        elif job.problems is not None:
+            pass  # refused by the host's own checks at submit, failed at run time (as Segmind does)
         else:
             await self._produce(job)
         remaining = started + s.run_seconds - time.time()

@@ -60,6 +60,12 @@ class RunningEmulator:
             if host == "fal":
                 lines += ["[providers.fal]", f'base_url = "{url}"', "[providers.fal.options]",
                           f'storage_url = "{url}/rest"', f'cdn_url = "{url}/cdn"', ""]
+            elif host == "unifically":
+                lines += ["[providers.unifically]", f'base_url = "{url}"', ""]
+            elif host == "segmind":
+                lines += ["[providers.segmind]", f'base_url = "{url}"', ""]
+            elif host == "kling":
+                lines += ["[providers.kling]", f'base_url = "{url}"', ""]
         return "\n".join([*lines, *extra]) + "\n"
 
     def environ(self) -> dict[str, str]:
@@ -70,6 +76,12 @@ class RunningEmulator:
             hostport = self.urls["fal"].split("://", 1)[1]
             env["FAL_QUEUE_RUN_HOST"] = hostport
             env["FAL_RUN_HOST"] = f"{hostport}/run"
+        if "unifically" in self.keys:
+            env["UNIFICALLY_API_KEY"] = self.keys["unifically"]
+        if "segmind" in self.keys:
+            env["SEGMIND_API_KEY"] = self.keys["segmind"]
+        if "kling" in self.keys:  # an ACCESS:SECRET pair
+            env["KLING_ACCESS_KEY"], _, env["KLING_SECRET_KEY"] = self.keys["kling"].partition(":")
         if self.ca_file is not None:
             env["SSL_CERT_FILE"] = str(self.ca_file)
             env["REQUESTS_CA_BUNDLE"] = str(self.ca_file)
@@ -127,6 +139,8 @@ def start_emulator(state_dir: Path, *, hosts: tuple[str, ...] | list[str] = ("fa
     key, the only one it accepts unless ``any_key``.
     """
     keys = {host: f"emulator-{host}-{secrets.token_hex(8)}" for host in hosts}
+    if "kling" in keys:  # Kling signs tokens with a secret: the key is an ACCESS:SECRET pair
+        keys["kling"] += f":{secrets.token_hex(16)}"
     host_settings = {host: HostSettings(fail=(fail or {}).get(host), keys=() if any_key else (keys[host],))
                      for host in hosts}
     values = {**TEST_DEFAULTS, **settings}

@@ -5,9 +5,12 @@ from __future__ import annotations
 from kling_core.errors import ConfigError
 
 # name -> "module:Class", imported only when the host is served.
-HOSTS: dict[str, str] = {"fal": "kling_core.emulator.hosts.fal:FalHost"}
+HOSTS: dict[str, str] = {"fal": "kling_core.emulator.hosts.fal:FalHost",
+                         "unifically": "kling_core.emulator.hosts.unifically:UnificallyHost",
+                         "segmind": "kling_core.emulator.hosts.segmind:SegmindHost",
+                         "kling": "kling_core.emulator.hosts.kling:KlingHost"}
 # Hosts kling-core has providers for that the emulator does not speak yet (docs/emulator.md).
-PLANNED: tuple[str, ...] = ("segmind", "unifically", "kling")
+PLANNED: tuple[str, ...] = ()
 
 
 def check_hosts(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

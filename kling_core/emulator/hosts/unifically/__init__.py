@@ -1,0 +1,226 @@
+"""Unifically on the emulator, under ``/unifically``.
+
+=======================================  ==========================================================
+``POST /unifically/v1/tasks``            create a task (``{model, input, callback_url?, dry_run?}``);
+                                         ``dry_run: true`` validates and prices, creating nothing
+``GET  /unifically/v1/tasks/<task_id>``  the task: ``pending`` / ``processing`` / ``completed``
+                                         (``output.video_url``) / ``failed`` (``error``)
+``GET  /unifically/files/<key>/<name>``  results (public, as Unifically's CDN URLs are)
+=======================================  ==========================================================
+
+Every answer is the ``{"code", "success", "data"}`` envelope; errors carry the documented
+(HTTP status, ``data.code``) pairs (see ``wire``). Callbacks go to loopback ``callback_url``s
+when a task ends, unsigned, as Unifically documents them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, ClassVar
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kling_core.emulator.engine import Job
+from kling_core.emulator.failures import UnknownFailure, choose
+from kling_core.emulator.hosts.base import BadJson, BodyTooLarge, Host, HostContext, read_json
+from kling_core.emulator.hosts.unifically import wire
+from kling_core.emulator.storage import valid_key
+from kling_core.emulator.webhooks import deliver
+
+NAME = "unifically"
+
+
+def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(doc, status_code=status, headers=headers)
+
+
+class UnificallyHost(Host):
+    name: ClassVar[str] = NAME
+
+    def __init__(self, ctx: HostContext) -> None:
+        super().__init__(ctx)
+        self.engine.on_finish(NAME, self.on_finish)
+
+    @staticmethod
+    def base(request: Request) -> str:
+        return f"{request.url.scheme}://{request.url.netloc}/{NAME}"
+
+    def authorise(self, request: Request) -> Response | None:
+        """None for a well-formed ``Authorization: Bearer <key>`` (a configured key, if any)."""
+        value = request.headers.get("authorization")
+        scheme, _, key = (value or "").strip().partition(" ")
+        key = key.strip()
+        why = None
+        if value is None:
+            why = "no Authorization header"
+        elif scheme.lower() != "bearer" or not key or any(c.isspace() or not c.isprintable() for c in key):
+            why = "malformed Authorization (expected: Bearer <key>)"
+        elif self.ctx.host.keys and key not in self.ctx.host.keys:
+            why = "a key that is not configured"
+        if why is None:
+            return None
+        self.note(request, why)
+        return _json(wire.AUTH_FAILED, 401)
+
+    # -- routing ------------------------------------------------------------------------------
+    def asgi(self) -> ASGIApp:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                return
+            request = Request(scope, receive)
+            try:
+                response = await self.dispatch(request)
+            except ClientDisconnect:
+                self.note(request, "client disconnected")
+                response = _json(wire.error(499, "client_disconnected", "Client disconnected"), 499)
+            except Exception as exc:  # a bug: Unifically's own 500 shape, one log line, no traceback
+                self.ctx.log(f"{NAME}: internal error on {request.method} {request.url.path}: "
+                             f"{type(exc).__name__}: {exc}")
+                response = _json(wire.error(500, "internal_error", "Internal server error"), 500)
+            await response(scope, receive, send)
+
+        return app
+
+    async def dispatch(self, request: Request) -> Response:
+        path = request.url.path
+        rest = path[len(f"/{NAME}"):] if path.startswith(f"/{NAME}") else path
+        s = [seg for seg in rest.split("/") if seg]
+        method = "GET" if request.method == "HEAD" and s[:1] == ["files"] else request.method
+        if s == ["v1", "tasks"]:
+            return await self._only(request, method, "POST", lambda: self.submit(request))
+        if len(s) == 3 and s[:2] == ["v1", "tasks"]:
+            return await self._only(request, method, "GET", lambda: self.task(request, s[2]))
+        if len(s) == 3 and s[0] == "files":
+            return await self._only(request, method, "GET", lambda: self.file(s[1], s[2]))
+        self.note(request, "unknown path")
+        return _json(wire.NOT_FOUND, 404)
+
+    @staticmethod
+    async def _only(request: Request, method: str, allowed: str, handler: Any) -> Response:
+        if method != allowed:
+            return _json(wire.error(405, "method_not_allowed", f"Method {request.method} not allowed"), 405,
+                         {"allow": allowed})
+        response: Response = await handler()
+        return response
+
+    # -- tasks ----------------------------------------------------------------------------------
+    async def submit(self, request: Request) -> Response:
+        refused = self.authorise(request)
+        if refused is not None:
+            return refused
+        try:
+            body = await read_json(request, self.ctx.settings.max_json_bytes)
+        except BodyTooLarge:
+            return _json(wire.TOO_LARGE, 413)
+        except BadJson as exc:
+            self.note(request, "body is not JSON")
+            return _json(wire.error(422, "validation_error", f"Invalid JSON body: {exc.message} "
+                                                             f"(at character {exc.position})"), 422)
+        task, problems = wire.validate(body)
+        if task is None:
+            self.note(request, f"{len(problems)} input problem(s)")
+            return _json(wire.error(422, "validation_error", "; ".join(problems), errors=problems), 422)
+        intake = task["intake"]
+        try:
+            intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail)
+        except UnknownFailure as exc:
+            return _json(wire.error(422, "validation_error", str(exc)), 422)
+        if not intake["prompt"]:
+            return _json(wire.error(422, "validation_error", "Parameter prompt must not be empty"), 422)
+        if task["dry_run"]:
+            self.note(request, "dry run")
+            price = wire.PRICES[(task["model"], intake["quality"])]
+            return _json(wire.envelope({"valid": True, "estimated_cost": price, "currency": "USD"}))
+        if fail == "rate_limited":
+            self.note(request, "scripted rate_limited")
+            return _json(wire.RATE_LIMITED, 429, {"retry-after": str(math.ceil(self.ctx.settings.retry_after))})
+        if fail is not None and fail in wire.SUBMIT_FAILURES:
+            self.note(request, f"scripted {fail}")
+            status, doc = wire.SUBMIT_FAILURES[fail]
+            return _json(doc, status)
+        job = Job(id=self.engine.new_id().replace("-", ""), host=NAME, app=task["model"], endpoint=task["model"],
+                  intake=intake, submitted_at=time.time(), fail=fail, webhook_url=task["callback_url"],
+                  origin=self.base(request))
+        self.engine.submit(job)
+        self.note(request, f"task_id={job.id}" + (f" fail={fail}" if fail else ""))
+        return _json(wire.envelope({"task_id": job.id, "status": "pending"}))
+
+    def task_doc(self, job: Job) -> dict[str, Any]:
+        doc: dict[str, Any] = {"task_id": job.id, "model": job.endpoint}
+        if job.state == "queued":
+            doc["status"] = "pending"
+        elif job.state == "running":
+            doc["status"] = "processing"
+        elif job.output is not None:
+            out = job.output
+            doc.update(status="completed", output={"video_url": f"{job.origin}/files/{out['key']}/{out['name']}"})
+        else:
+            code, message = self.failure(job)
+            doc.update(status="failed", output={}, error={"message": message, "code": code})
+        return doc
+
+    @staticmethod
+    def failure(job: Job) -> tuple[str, str]:
+        """(data.error.code, message) of a failed task."""
+        if job.state == "cancelled":
+            return "generation_failed", "Task was cancelled"
+        if job.problems:
+            return "validation_error", "; ".join(f"{wire.input_field(p['field'])}: {p['message']}"
+                                                for p in job.problems)
+        if job.error is not None and job.error in wire.JOB_FAILURES:
+            return wire.JOB_FAILURES[job.error]
+        return "generation_failed", f"Generation failed: {job.error_message or 'internal error'}"
+
+    async def task(self, request: Request, task_id: str) -> Response:
+        refused = self.authorise(request)
+        if refused is not None:
+            return refused
+        job = self.engine.get(task_id)
+        if job is None or job.host != NAME:
+            self.note(request, f"unknown task {task_id[:40]!r}")
+            return _json(wire.TASK_NOT_FOUND, 404)
+        return _json(wire.envelope(self.task_doc(job)))
+
+    async def file(self, key: str, name: str) -> Response:
+        path = self.engine.storage.find(key, name) if valid_key(key) else None
+        if path is None:
+            return _json(wire.error(404, "not_found", "File not found"), 404)
+        return FileResponse(path, media_type="video/mp4" if name.endswith(".mp4") else "application/octet-stream")
+
+    # -- callbacks --------------------------------------------------------------------------------
+    def callback_doc(self, job: Job) -> dict[str, Any]:
+        """The unsigned callback: ``task_id``, ``status``, ``data.video_url`` or ``error_message``."""
+        doc = self.task_doc(job)
+        out: dict[str, Any] = {"task_id": job.id, "status": doc["status"]}
+        if doc["status"] == "completed":
+            out["data"] = {"video_url": doc["output"]["video_url"]}
+        else:
+            out["error_message"] = doc["error"]["message"]
+        return out
+
+    async def on_finish(self, job: Job) -> None:
+        if not job.webhook_url:
+            return
+        body = json.dumps(self.callback_doc(job)).encode()
+        job.webhook = "pending"
+        ctx = self.ctx
+        delivered = await deliver(job.webhook_url, body, {}, attempts=ctx.settings.webhook_attempts,
+                                  backoff=ctx.settings.webhook_backoff, log=lambda line: ctx.log(f"{NAME}: {line}"))
+        job.webhook = "delivered" if delivered else "failed"
+
+    # -- what to tell clients -----------------------------------------------------------------
+    def hints(self, base_url: str) -> dict[str, Any]:
+        return {"base_url": base_url,
+                "kling_config": {"providers.unifically.base_url": base_url, "media.allow_private_urls": True},
+                "env": {"UNIFICALLY_API_KEY": "any-key"},
+                "requests": f"POST {base_url}/v1/tasks with Authorization: Bearer <key> "
+                            f"(in place of https://api.unifically.com/v1/tasks)"}
+
+    def hint_line(self, base_url: str) -> str:
+        return (f"unifically  {base_url}  kling: [providers.unifically] base_url = \"{base_url}\", "
+                f"[media] allow_private_urls = true, any UNIFICALLY_API_KEY; requests/curl: {base_url}/v1/tasks "
+                f"in place of https://api.unifically.com/v1/tasks (inputs: loopback URLs)")

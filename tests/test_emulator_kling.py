@@ -1,0 +1,209 @@
+"""`kling edit --provider kling` against `kling emulate`: the mock's render end to end, Kling's JWT
+checks, its code envelope for bad requests, external_task_id look-up, callbacks and failures."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt as pyjwt
+import pytest
+from media_fixtures import LoopbackServer, loopback, sample  # noqa: F401 - fixtures
+
+from kling_core.client import EditClient
+from kling_core.config import config_from_document
+from kling_core.errors import InsufficientCreditsError, JobFailedError, RateLimitedError
+from kling_core.joblog import JobLog
+from kling_core.media import SampleMedia
+
+pytestmark = pytest.mark.ffmpeg
+PROMPT = "Regrade the scene in the colours of @Image1"
+KLING = pytest.mark.kling_emulator(hosts=["kling"])
+TASKS = "/v1/videos/omni-video"
+
+
+def _kling(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),
+                "KLING_STATE_DIR": str(cwd / "state"), "KLING_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def _serve(server: LoopbackServer, media: SampleMedia) -> tuple[str, str]:
+    shutil.copy(media.video, server.root / "clip.mp4")
+    shutil.copy(media.images[0], server.root / "ref.png")
+    return server.url("clip.mp4"), server.url("ref.png")
+
+
+def _client(emu: Any, tmp: Path) -> EditClient:
+    doc = {"media": {"allow_private_urls": True},
+           "providers": {"kling": {"base_url": emu.urls["kling"], "poll": {"initial": 0.05, "max": 0.2}}}}
+    return EditClient(provider="kling", config=config_from_document(doc), environ=emu.environ(),
+                      journal=JobLog(tmp / "state"))
+
+
+def _token(access: str, secret: str, *, exp: float = 1800, nbf: float = -5) -> str:
+    now = time.time()
+    return pyjwt.encode({"iss": access, "exp": int(now + exp), "nbf": int(now + nbf)}, secret, algorithm="HS256")
+
+
+@KLING
+def test_kling_edit_provider_kling_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
+                                                          sample: SampleMedia, loopback: LoopbackServer,  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    video, image = _serve(loopback, sample)
+    (tmp_path / "kling.toml").write_text(kling_emulator.kling_config("[providers.kling.poll]", "initial = 0.1",
+                                                                     "max = 0.3"))
+    done = _kling(["edit", video, "-p", PROMPT, "--image", image, "--quality", "std", "--provider", "kling",
+                   "-o", "out.mp4", "--json", "--config", "kling.toml"], tmp_path, kling_emulator.environ())
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["provider"] == "kling" and result["job_id"].isdigit()
+    kling_bytes = (tmp_path / "out.mp4").read_bytes()
+
+    mock = kling_mock_client.edit(
+        kling_mock_client.request(str(sample.video), PROMPT, images=[str(sample.images[0])], quality="std"),
+        output=tmp_path / "mock.mp4")
+    assert mock.video.path is not None
+    assert kling_bytes == Path(mock.video.path).read_bytes()
+    lines = "\n".join(kling_emulator.lines)
+    assert f'"POST /kling{TASKS}" 200' in lines and "/kling/files/" in lines
+    assert "Traceback" not in lines and '" 500 ' not in lines
+
+
+@pytest.mark.kling_emulator(hosts=["kling"], retry_after=7)
+def test_scripted_rate_limit_is_code_1302(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                          loopback: LoopbackServer, tmp_path: Path) -> None:  # noqa: F811
+    video, _ = _serve(loopback, sample)
+    with _client(kling_emulator, tmp_path) as client, pytest.raises(RateLimitedError) as info:
+        client.edit(client.request(video, "Make it night [fail:rate_limited]", quality="std"),
+                    output=tmp_path / "o.mp4")
+    assert info.value.status_code == 429 and info.value.code == "1302"
+    submits = [line for line in kling_emulator.lines if f"POST /kling{TASKS}" in line]
+    assert len(submits) == 1 and '" 429 ' in submits[0]
+
+
+@pytest.mark.kling_emulator(hosts=["kling"], fail={"kling": "insufficient_credits"})
+def test_configured_insufficient_credits_is_code_1102(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                      loopback: LoopbackServer, tmp_path: Path) -> None:  # noqa: F811
+    video, _ = _serve(loopback, sample)
+    with _client(kling_emulator, tmp_path) as client, pytest.raises(InsufficientCreditsError) as info:
+        client.edit(client.request(video, "Make it night", quality="std"), output=tmp_path / "o.mp4")
+    assert info.value.status_code == 429 and info.value.code == "1102"
+
+
+@KLING
+def test_scripted_content_policy_fails_the_task(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                loopback: LoopbackServer, tmp_path: Path) -> None:  # noqa: F811
+    video, _ = _serve(loopback, sample)
+    with _client(kling_emulator, tmp_path) as client, pytest.raises(JobFailedError) as info:
+        client.edit(client.request(video, "Make it night [fail:content_policy]", quality="std"),
+                    output=tmp_path / "o.mp4")
+    assert "risk control" in str(info.value)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.kling_emulator(hosts=["kling"], render="sample")
+def test_jwt_checks_answer_klings_401_codes(kling_emulator: Any) -> None:
+    base = kling_emulator.urls["kling"]
+    access, _, secret = kling_emulator.keys["kling"].partition(":")
+    body = {"prompt": "x", "video_list": [{"video_url": "http://127.0.0.1:9/x.mp4"}]}
+    cases = {
+        None: 1001,
+        "Bearer": 1002,
+        "Token abc": 1002,
+        "Bearer not-a-jwt": 1002,
+        f"Bearer {_token(access, 'wrong-secret-wrong-secret-wrong-secret')}": 1000,
+        f"Bearer {_token('someone-else', secret)}": 1000,
+        f"Bearer {_token(access, secret, exp=-10)}": 1004,
+        f"Bearer {_token(access, secret, nbf=600)}": 1003,
+    }
+    for header, code in cases.items():
+        headers = {} if header is None else {"authorization": header}
+        for answer in (httpx.post(f"{base}{TASKS}", json=body, headers=headers),
+                       httpx.get(f"{base}{TASKS}/123", headers=headers)):
+            assert answer.status_code == 401, (header, answer.text)
+            doc = answer.json()
+            assert doc["code"] == code and doc["message"] and doc["request_id"] and "data" not in doc
+
+
+@pytest.mark.kling_emulator(hosts=["kling"], render="sample")
+def test_bad_requests_lookup_duplicates_and_callbacks(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                      loopback: LoopbackServer) -> None:  # noqa: F811
+    video, image = _serve(loopback, sample)
+    base = kling_emulator.urls["kling"]
+    access, _, secret = kling_emulator.keys["kling"].partition(":")
+    got: list[dict[str, Any]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {_token(access, secret)}"},
+                          timeout=30) as http_:
+            def refused(answer: httpx.Response, status: int, code: int) -> str:
+                assert answer.status_code == status, answer.text
+                doc = answer.json()
+                assert doc["code"] == code and doc["request_id"], doc
+                return str(doc["message"])
+
+            refused(http_.post(TASKS, content=b"{nope", headers={"content-type": "application/json"}), 400, 1200)
+            refused(http_.post(TASKS, json=[1, 2]), 400, 1200)
+            assert "prompt" in refused(http_.post(TASKS, json={"prompt": 5}), 400, 1201)
+            assert "model_name" in refused(http_.post(TASKS, json={"model_name": "kling-v9", "prompt": "x"}), 400, 1201)
+            many = {"prompt": "x", "video_list": [{"video_url": video}], "image_list": [{"image_url": image}] * 5}
+            assert "image_list" in refused(http_.post(TASKS, json=many), 400, 1201)
+            refused(http_.post(TASKS, json={"prompt": "x" * 2501, "video_list": [{"video_url": video}]}), 400, 1201)
+            refused(http_.get("/v2/nothing"), 404, 1203)
+            refused(http_.delete(f"{TASKS}/1"), 404, 1202)
+            refused(http_.get(f"{TASKS}/no-such-task"), 404, 1203)
+
+            task = {"model_name": "kling-video-o1", "prompt": "Make it night with <<<image_1>>>",
+                    "video_list": [{"video_url": video, "refer_type": "base", "keep_original_sound": "no"}],
+                    "image_list": [{"image_url": image}], "mode": "std", "external_task_id": "my-task-1",
+                    "callback_url": f"http://127.0.0.1:{hook.server_address[1]}/hook"}
+            created = http_.post(TASKS, json=task).json()
+            assert created["code"] == 0 and created["message"] == "SUCCEED"
+            data = created["data"]
+            assert data["task_status"] == "submitted" and data["task_info"] == {"external_task_id": "my-task-1"}
+            assert "already exists" in refused(http_.post(TASKS, json=task), 400, 1201)
+            for _ in range(200):
+                doc = http_.get(f"{TASKS}/my-task-1").json()  # by external_task_id: the reconcile path
+                if doc["data"]["task_status"] in ("succeed", "failed"):
+                    break
+                time.sleep(0.05)
+            data = doc["data"]
+            assert data["task_status"] == "succeed", data
+            assert data["task_id"] == created["data"]["task_id"] and float(data["final_unit_deduction"]) > 0
+            url = data["task_result"]["videos"][0]["url"]
+            assert url.startswith(f"{base}/files/") and httpx.get(url).content[4:8] == b"ftyp"
+            assert http_.get(f"{TASKS}/{data['task_id']}").json()["data"]["task_status"] == "succeed"
+            listed = http_.get(TASKS, params={"pageNum": 1, "pageSize": 10}).json()["data"]
+            assert [t["task_id"] for t in listed] == [data["task_id"]]
+        for _ in range(100):
+            if got:
+                break
+            time.sleep(0.05)
+        assert got and got[0]["task_id"] == data["task_id"] and got[0]["task_status"] == "succeed"
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    assert "Traceback" not in "\n".join(kling_emulator.lines)
