@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -20,6 +20,9 @@ import pluggy
 from kling_core import hookspecs
 from kling_core.errors import ConfigError
 from kling_core.provider import Provider
+
+if TYPE_CHECKING:
+    from kling_core.config import KlingConfig
 
 ENTRY_POINT_GROUP = "kling"
 
@@ -76,6 +79,10 @@ class PluginHost:
             self.register(plugin, name)
         self._providers: dict[str, type[Provider]] | None = None
         self._owners: dict[str, str] = {}
+        # Providers declared in config (`[providers.NAME] uses = "BASE"`): the config (or how to
+        # load it, so commands that list no providers never read it) and, once built, all classes.
+        self._declared_from: KlingConfig | Callable[[], KlingConfig] | None = None
+        self._all: dict[str, type[Provider]] | None = None
 
     # -- loading ----------------------------------------------------------------------
     def _load_entrypoints(self) -> None:
@@ -129,6 +136,7 @@ class PluginHost:
             if distribution is not None:
                 self.distributions[name] = (distribution, version)
         self._providers = None
+        self._all = None
 
     def _fail(self, name: str, dist: str | None, error: str, *, version: str | None = None) -> None:
         if dist is None and name in self.distributions:
@@ -154,10 +162,23 @@ class PluginHost:
     # -- providers --------------------------------------------------------------------
     @property
     def providers(self) -> dict[str, type[Provider]]:
+        """Installed providers, then those the declared config adds (ConfigError if one is wrong)."""
         if self._providers is None:
             self._collect_providers()
         assert self._providers is not None
-        return self._providers
+        if self._all is None:
+            source = self._declared_from
+            cfg = source() if callable(source) else source
+            declared = declared_providers(self._providers, cfg) if cfg is not None else {}
+            self._all = dict(sorted({**self._providers, **declared}.items()))
+        return self._all
+
+    def declare(self, config: KlingConfig | Callable[[], KlingConfig] | None) -> None:
+        """Add the providers ``config`` declares (``[providers.NAME] uses = "BASE"``), replacing
+        any declared before; a callable is called when providers are first asked for."""
+        if config is not self._declared_from:
+            self._declared_from = config
+            self._all = None
 
     def _collect_providers(self) -> None:
         found: dict[str, type[Provider]] = {}
@@ -191,9 +212,10 @@ class PluginHost:
         self._owners = owners
 
     def owner_of(self, provider: str) -> str | None:
-        """The plugin that registered a provider name."""
-        _ = self.providers
-        return self._owners.get(provider)
+        """The plugin that registered a provider name (for a declared one: its base's)."""
+        cls = self.providers.get(provider)
+        base = base_provider(cls) if cls is not None else None
+        return self._owners.get(base or provider)
 
     def provider_class(self, name: str) -> type[Provider]:
         try:
@@ -214,6 +236,65 @@ class PluginHost:
 
     def job_event(self, provider: str, job_id: str, state: str, status: object) -> None:
         self.pm.hook.kling_job_event(provider=provider, job_id=job_id, state=state, status=status)
+
+
+def uses_of(cls: type[Provider]) -> str | None:
+    """The provider a config-declared provider class uses (None for an installed one)."""
+    value = cls.__dict__.get("uses")
+    return value if isinstance(value, str) else None
+
+
+def base_provider(cls: type[Provider]) -> str | None:
+    """The installed provider whose wire format a config-declared provider class speaks."""
+    value = cls.__dict__.get("base_provider")
+    return value if isinstance(value, str) else None
+
+
+def declared_providers(installed: Mapping[str, type[Provider]], config: KlingConfig) -> dict[str, type[Provider]]:
+    """A class per ``[providers.NAME] uses = "BASE"``: BASE's class under the name NAME.
+
+    BASE is an installed provider or another declared one (chains resolve; a cycle is refused).
+    Each class is a subclass made here with ``name = NAME`` and the base's class data; its
+    instances get NAME's settings. Errors are ConfigErrors naming ``providers.NAME.uses``.
+    """
+    uses = {name: s.uses for name, s in config.providers.items() if s.uses is not None}
+    built: dict[str, type[Provider]] = {}
+
+    def build(name: str, chain: tuple[str, ...]) -> type[Provider]:
+        if name in built:
+            return built[name]
+        base_name = uses[name]
+        key = f"providers.{name}.uses"
+        if name in installed:
+            raise ConfigError(f"{name!r} is an installed provider; declare the new provider under another name",
+                              file=config.source, key=key)
+        if base_name == name:
+            raise ConfigError(f"provider {name!r} cannot use itself", file=config.source, key=key)
+        if base_name in chain:
+            cycle = " -> ".join((*chain[chain.index(base_name):], name, base_name))
+            raise ConfigError(f"providers use each other in a cycle ({cycle})", file=config.source, key=key)
+        if base_name in uses:
+            base = build(base_name, (*chain, name))
+        elif base_name in installed:
+            base = installed[base_name]
+        else:
+            known = ", ".join(sorted({c.name for c in installed.values()})) or "none"
+            raise ConfigError(f"unknown provider {base_name!r} (installed: {known})", file=config.source, key=key)
+        root = base_provider(base) or base.name
+        title = f"{base.title or root} ({name})"
+        meta: Any = type(base)  # ABCMeta: the subclass keeps the base's metaclass
+        cls: type[Provider] = meta(f"{base.__name__}_{_identifier(name)}", (base,), {
+            "name": name, "title": title, "uses": base_name, "base_provider": root, "__module__": base.__module__,
+            "__doc__": f"Provider {name!r}, declared in config: {base_name!r}'s wire format with its own settings.",
+        })
+        built[name] = cls
+        return cls
+
+    return {name: build(name, ()) for name in uses}
+
+
+def _identifier(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[tuple[str, str]]:

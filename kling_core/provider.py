@@ -2,9 +2,10 @@
 
 A provider is a class with its capabilities and credentials as class-level data, and four
 async operations over a :class:`JobHandle`: ``submit``, ``status``, ``cancel`` and
-``resume`` (rebuilding a handle from a bare job id). The core owns validation, polling,
-downloads and the CLI; HTTP providers get retries, at-most-once submits and redaction from
-:mod:`kling_core.http`.
+``resume`` (rebuilding a handle from a bare job id), plus ``follow``, the poll of a caller
+that waits for the job (``status`` unless the provider needs more). The core owns
+validation, polling, downloads and the CLI; HTTP providers get retries, at-most-once
+submits and redaction from :mod:`kling_core.http`.
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ class Provider(abc.ABC):
         self.ctx = ctx
         # Resolve credentials up front: a missing key is reported before any network call.
         self.secrets: dict[str, Secret] = {
-            spec.name: resolve_credential(self.name, spec, ctx.settings, ctx.environ)
-            for spec in self.credentials
+            spec.name: resolve_credential(self.name, spec, ctx.settings, ctx.environ, first=i == 0)
+            for i, spec in enumerate(self.credentials)
         }
 
     def __repr__(self) -> str:
@@ -111,8 +112,8 @@ class Provider(abc.ABC):
     def key_status(cls, settings: ProviderSettings, environ: Mapping[str, str]) -> dict[str, bool]:
         """Variable name -> whether it is set, for `kling providers`."""
         out = {}
-        for spec in cls.credentials:
-            var = credential_variable(spec, settings)
+        for i, spec in enumerate(cls.credentials):
+            var = credential_variable(spec, settings, first=i == 0)
             out[var] = bool(environ.get(var, "").strip())
         return out
 
@@ -145,7 +146,19 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def status(self, handle: JobHandle) -> JobStatus:
-        """One status look-up; a succeeded status carries the result."""
+        """One status look-up; a succeeded status carries the result.
+
+        This is what `kling status` calls: it only reports, and must not start or finish
+        work on the job (see :meth:`follow`).
+        """
+
+    async def follow(self, handle: JobHandle) -> JobStatus:
+        """One poll by a caller that waits for the job (the client's wait loop).
+
+        A provider may do work here that a bare status look-up must not, such as adopting
+        an orphaned local render. Default: :meth:`status`.
+        """
+        return await self.status(handle)
 
     async def cancel(self, handle: JobHandle) -> bool:
         """Ask the host to cancel; True if it accepted. Default: not supported."""

@@ -18,6 +18,8 @@ from attrs import field
 from kling_core.errors import MissingKeyError
 
 ENV_REF_RE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+# A provider name a config-declared provider can use (``[providers.NAME] uses = "fal"``).
+PROVIDER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _finite(value: float | None) -> None:
@@ -90,6 +92,11 @@ def _env_refs(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None
             )
 
 
+def _provider_name(inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not PROVIDER_NAME_RE.match(value):
+        raise ValueError(f"must be a provider name (letters, digits, _ . -), got {value!r}")
+
+
 def _http_url(inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and not re.match(r"^https?://[^\s/]+", value):
         raise ValueError(f"must be an http(s) URL, got {value!r}")
@@ -149,6 +156,9 @@ class RequestDefaults:
 
 @attrs.frozen
 class ProviderSettings:
+    # Declares a new provider NAME with this installed provider's wire format (and these
+    # settings); None for the settings of an installed provider. See kling_core.plugins.
+    uses: str | None = field(default=None, validator=_provider_name)
     credentials: Mapping[str, str] = field(factory=dict, validator=_env_refs)  # name -> "env:VAR"
     base_url: str | None = field(default=None, validator=_http_url)
     # per HTTP request, seconds
@@ -179,18 +189,26 @@ class CredentialSpec:
     env: str
 
 
+def _credential_ref(spec: CredentialSpec, settings: ProviderSettings, first: bool) -> str:
+    refs = settings.credentials
+    if spec.name in refs:
+        return refs[spec.name]
+    if first and "key" in refs:  # the `key = "env:VAR"` shorthand names the provider's first credential
+        return refs["key"]
+    return f"env:{spec.env}"
+
+
 def resolve_credential(provider: str, spec: CredentialSpec, settings: ProviderSettings,
-                       environ: Mapping[str, str] | None = None) -> Secret:
+                       environ: Mapping[str, str] | None = None, *, first: bool = False) -> Secret:
     """Read the credential named by config (``env:VAR``) or its default variable."""
     env = os.environ if environ is None else environ
-    ref = settings.credentials.get(spec.name, f"env:{spec.env}")
-    variable = ref[4:] if ref.startswith("env:") else spec.env
+    variable = credential_variable(spec, settings, first=first)
     value = env.get(variable, "").strip()
     if not value:
         raise MissingKeyError(provider, variable)
     return Secret(value)
 
 
-def credential_variable(spec: CredentialSpec, settings: ProviderSettings) -> str:
-    ref = settings.credentials.get(spec.name, f"env:{spec.env}")
+def credential_variable(spec: CredentialSpec, settings: ProviderSettings, *, first: bool = False) -> str:
+    ref = _credential_ref(spec, settings, first)
     return ref[4:] if ref.startswith("env:") else spec.env

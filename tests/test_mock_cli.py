@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -74,16 +75,55 @@ def test_edit_no_wait_then_status_from_a_new_invocation(sample: SampleMedia, tmp
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KLING_CACHE_DIR", str(tmp_path / "cache"))
-    code, out, err = _kling(["edit", str(sample.video), "-p", "night", "--quality", "std", "--no-wait", "-q"], capsys)
+    monkeypatch.setenv("KLING_STATE_DIR", str(tmp_path / "state"))
+    code, out, err = _kling(["edit", str(sample.video), "-p", "night", "--quality", "std", "--no-wait", "-q",
+                             "-O", "latency=0.2"], capsys)
     assert code == 0, err
     job_id = out.strip()
     assert job_id.startswith("mock-")
-    # The submitting process ended its event loop; the next invocation finishes the job.
+    job_dir = tmp_path / "cache" / "mock" / "jobs" / job_id
+    time.sleep(0.3)  # past its queue time; the submitting event loop has ended, so nothing renders it
+    # `kling status` only reports (issue 13): running, with a note naming how to continue.
+    code, out, err = _kling(["status", "mock", job_id, "--json"], capsys)
+    assert code == 0, err
+    status = json.loads(out)
+    assert status["state"] == "running", status
+    [note] = status["logs"]
+    assert "not alive" in note and "kling jobs resume " in note and "re-run the edit" in note
+    code, out, err = _kling(["status", "mock", job_id], capsys)
+    assert code == 0 and out.startswith("running") and "not alive" in out, err
+    assert not list(job_dir.glob("*.mp4"))  # no render happened
+    assert json.loads((job_dir / "job.json").read_text())["state"] == "queued"
+    # A waiting command continues it.
+    key = note.split("kling jobs resume ", 1)[1].split("`", 1)[0]
+    code, out, err = _kling(["jobs", "resume", key], capsys)
+    assert code == 0, err
+    assert Path(out.strip()).is_file()
     code, out, err = _kling(["status", "mock", job_id, "--json"], capsys)
     assert code == 0, err
     status = json.loads(out)
     assert status["state"] == "succeeded"
     assert Path(status["result"]["video"]["url"].removeprefix("file://")).is_file()
+
+
+@pytest.mark.ffmpeg
+def test_a_rerun_of_the_edit_finishes_an_orphaned_job(sample: SampleMedia, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KLING_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("KLING_STATE_DIR", str(tmp_path / "state"))
+    args = ["edit", str(sample.video), "-p", "night", "--quality", "std", "-q", "-O", "latency=0.2"]
+    code, out, err = _kling([*args, "--no-wait"], capsys)
+    assert code == 0, err
+    job_id = out.strip()
+    time.sleep(0.3)
+    code, out, err = _kling(["status", "mock", job_id, "--json"], capsys)
+    assert code == 0 and json.loads(out)["state"] == "running", err
+    code, out, err = _kling([*args, "-o", "out.mp4"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "out.mp4").is_file()
+    assert [p.name for p in (tmp_path / "cache" / "mock" / "jobs").iterdir()] == [job_id]  # no second submit
 
 
 def test_scripted_failure_from_the_command_line(sample: SampleMedia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

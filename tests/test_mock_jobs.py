@@ -122,16 +122,42 @@ def test_a_job_is_resumable_by_id_from_another_process(sample: SampleMedia, tmp_
 
 
 @pytest.mark.ffmpeg
-def test_a_job_left_by_an_ended_process_is_finished_by_the_next(sample: SampleMedia, tmp_path: Path) -> None:
+def test_a_job_left_by_an_ended_process_is_reported_by_status_and_finished_by_follow(
+    sample: SampleMedia, tmp_path: Path
+) -> None:
     job_id = _in_new_process(_SUBMIT_AND_EXIT, str(tmp_path), str(sample.video))
     p = provider(tmp_path)
     handle = p.resume(job_id)
-    first = asyncio.run(p.status(handle))
-    if isinstance(first, Queued):  # still inside its 0.5 s queue time
-        time.sleep(0.6)
-    final = asyncio.run(p.status(handle))
+    time.sleep(0.6)  # past its 0.5 s queue time: nothing renders it now
+    looked = asyncio.run(p.status(handle))
+    # status() only reports: running, with a note on how to continue, and nothing rendered.
+    assert isinstance(looked, Running), looked
+    [note] = looked.logs
+    assert "not alive" in note and f"kling result mock {job_id} -o OUT.mp4" in note
+    record = p.store.load(job_id)
+    assert record is not None and record.state == "queued" and record.started_at is None
+    assert not list(p.store.dir(job_id).glob("*.mp4"))
+    # follow(), a waiting caller's poll, adopts it and renders it here.
+    final = asyncio.run(p.follow(handle))
     assert isinstance(final, Succeeded), final
     assert final.result.report is not None and final.result.report["audio"]["kept"] is True
+    assert output_path(final.result).is_file()
+    again = asyncio.run(p.status(handle))
+    assert isinstance(again, Succeeded) and not isinstance(again, Running)
+
+
+def test_status_of_a_live_or_queued_job_carries_no_orphan_note(sample: SampleMedia, tmp_path: Path) -> None:
+    p = provider(tmp_path, {"latency": 30})
+
+    async def go() -> Any:
+        handle = await p.submit(await p.prepare(request(sample)))
+        try:
+            return await p.status(handle), await p.follow(handle)
+        finally:
+            await p.cancel(handle)
+
+    looked, followed = asyncio.run(go())
+    assert isinstance(looked, Queued) and isinstance(followed, Queued)
 
 
 def test_bad_and_unknown_job_ids(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ defaults_docs = st.fixed_dictionaries({}, optional={
     "keep_audio": st.booleans(), "edit_mode": st.sampled_from(["edit", "reference"]),
 })
 provider_docs = st.fixed_dictionaries({}, optional={
-    "key": env_refs, "base_url": urls, "timeout": st.floats(0.5, 120), "poll": poll_docs,
+    "uses": st.sampled_from(["fal", "kling", "team-2"]), "key": env_refs, "base_url": urls, "timeout": st.floats(0.5, 120), "poll": poll_docs,
     "defaults": defaults_docs, "options": st.dictionaries(st.sampled_from(["fail", "latency"]), safe_text, max_size=2),
 })
 config_docs = st.fixed_dictionaries({}, optional={

@@ -43,6 +43,8 @@ class State:
     def host(self) -> PluginHost:
         if self._host is None:
             self._host = State.plugin_host()
+            # Providers the config declares; read when a command first asks for providers.
+            self._host.declare(lambda: self.config)
             allow_warning = self._host.allow_list_warning()
             if allow_warning:
                 click.echo(f"warning: {allow_warning}", err=True)

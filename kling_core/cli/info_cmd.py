@@ -14,6 +14,7 @@ from kling_core.cli.job_cmd import json_errors
 from kling_core.config import config_to_document, user_config_file
 from kling_core.errors import ConfigError, ValidationError
 from kling_core.media.locate import require_ffmpeg
+from kling_core.plugins import uses_of
 from kling_core.provider import Provider, ProviderContext
 from kling_core.schema_store import bundled_schema, load_schema, schema_names
 from kling_core.serialization import unstructure
@@ -32,6 +33,7 @@ def provider_info(cls: type[Provider], state: State) -> dict[str, Any]:
         "title": cls.title,
         "plugin": {"name": plugin, "distribution": dist, "version": version},
         "http": cls.is_http,
+        "uses": uses_of(cls),  # a provider declared in config: the provider whose wire format it speaks
         "models": caps.pop("models"),
         "capabilities": caps,
         "keys": cls.key_status(settings, os.environ),
@@ -55,7 +57,8 @@ def providers(state: State, as_json: bool) -> None:
     for info in infos:
         mark = " (default)" if info["default"] else ""
         keys = ", ".join(f"{var} {'set' if ok else 'NOT set'}" for var, ok in info["keys"].items()) or "no key needed"
-        click.echo(f"{info['name']}{mark}: {info['title']}{_from(info['plugin'])}")
+        uses = f" (declared in config; uses {info['uses']})" if info["uses"] else ""
+        click.echo(f"{info['name']}{mark}: {info['title']}{uses}{_from(info['plugin'])}")
         click.echo(f"  keys: {keys}")
         caps = info["capabilities"]
         flags = [k for k in ("can_cancel", "accepts_webhook", "accepts_local_files", "supports_dry_run") if caps.get(k)]
@@ -147,7 +150,8 @@ def config_check(state: State) -> None:
         cls = names[name]
         # Build the provider with stand-in credentials: constructors check their options and
         # make no network call, so this validates provider-specific settings offline.
-        stand_in = {credential_variable(spec, settings): "config-check" for spec in cls.credentials}
+        stand_in = {credential_variable(spec, settings, first=i == 0): "config-check"
+                    for i, spec in enumerate(cls.credentials)}
         try:
             cls(ProviderContext(name=cls.name, settings=settings, media=cfg.media, environ=stand_in))
         except (ConfigError, ValidationError) as exc:

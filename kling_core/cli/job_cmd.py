@@ -333,6 +333,8 @@ def status(state: State, provider: str, job_id: str, as_json: bool) -> None:
                 click.echo(f"succeeded: {st.result.video.url}")
             else:
                 click.echo(describe(st) + (f": {st.error.message}" if st.state == "failed" else ""))
+                for line in getattr(st, "logs", ()):  # e.g. the mock's "renderer not alive" note
+                    click.echo(f"  {line}")
 
     asyncio.run(run())
 

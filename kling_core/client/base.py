@@ -85,6 +85,7 @@ class ClientBase:
         config, host = options.get("config"), options.get("host")
         self.config = config if config is not None else load_config()
         self.host = host if host is not None else PluginHost()
+        self.host.declare(self.config)  # `[providers.NAME] uses = "BASE"` tables add providers
         self.default_provider = options.get("provider") or self.config.default_provider
         self.environ = options.get("environ")
         self.transport = options.get("transport")

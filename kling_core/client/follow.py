@@ -46,7 +46,7 @@ class FollowMixin(ClientBase):
         deadline = started + limit
         seen = ""
         while True:
-            status = await prov.status(handle)
+            status = await prov.follow(handle)  # may do work a bare status must not
             log.debug("%s job %s: %s", handle.provider, handle.job_id, status.state)
             if on_status is not None:
                 on_status(status)

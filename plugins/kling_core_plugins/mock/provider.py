@@ -270,9 +270,17 @@ class MockProvider(Provider):
         return record
 
     async def status(self, handle: JobHandle) -> JobStatus:
+        """Report only: a job whose renderer is gone shows as running with a note saying so."""
         record = self._record(handle)
-        still_queued = self.ctx.clock() - record.submitted_at < record.latency
-        if not record.terminal and record.fail != "timeout" and not still_queued and not self._live(record.job_id):
+        if self._orphaned(record):
+            return Running(job_id=record.job_id, provider=self.name, progress=record.progress or 0.0,
+                           logs=(_orphan_note(record),))  # type: ignore[arg-type]  # attrs converter
+        return self._to_status(record)
+
+    async def follow(self, handle: JobHandle) -> JobStatus:
+        """A waiting caller's poll: a job left behind by an ended process is rendered here."""
+        record = self._record(handle)
+        if self._orphaned(record):
             # Left behind by a process that ended: finish it here (deterministic, so safe).
             self._start(record)
             task = self._tasks.get(record.job_id)
@@ -280,6 +288,12 @@ class MockProvider(Provider):
                 await asyncio.shield(task)
             record = self._record(handle)
         return self._to_status(record)
+
+    def _orphaned(self, record: JobRecord) -> bool:
+        """Unfinished, past its queue time, and no process (this one or another) renders it."""
+        still_queued = self.ctx.clock() - record.submitted_at < record.latency
+        return (not record.terminal and record.fail != "timeout" and not still_queued
+                and not self._live(record.job_id))
 
     def _live(self, job_id: str) -> bool:
         task = self._tasks.get(job_id)
@@ -335,6 +349,13 @@ class MockProvider(Provider):
 
     async def aclose(self) -> None:
         """Jobs keep running until the event loop ends; nothing else to release."""
+
+
+def _orphan_note(record: JobRecord) -> str:
+    how = (f"`kling jobs resume {record.client_key}` or re-run the edit" if record.client_key
+           else f"`kling result mock {record.job_id} -o OUT.mp4`")
+    return (f"the renderer of job {record.job_id} is not alive (the process that submitted it ended); "
+            f"nothing renders it until a waiting command picks it up: continue it with {how}")
 
 
 def output_path(result: EditResult) -> Path:
