@@ -138,3 +138,20 @@ def test_input_limits_and_downloads_come_back_as_fals_422(kling_emulator: Any, s
     outside = answers["outside"].json()["detail"]
     assert [(p["loc"], p["type"]) for p in outside] == [(["body", "video_url"], "file_download_error"),
                                                         (["body", "image_urls", 0], "file_download_error")]
+
+
+def test_cancel_through_our_client(kling_emulator: Any, sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    """A job that would never finish ([fail:timeout]) is cancelled by our client with fal's PUT."""
+    from kling_core.contract.status import Cancelled
+
+    with _fal_client(kling_emulator, tmp_path) as client:
+        request = client.request(str(sample.video), "Make it night [fail:timeout]", quality="std")
+        handle = client.submit(request)
+        assert client.cancel(handle) is True
+        deadline = time.monotonic() + 30
+        status = client.status(handle)
+        while not isinstance(status, Cancelled) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status = client.status(handle)
+    assert isinstance(status, Cancelled), status
+    assert any('"PUT ' in line and "/cancel" in line for line in kling_emulator.lines), kling_emulator.lines[-5:]

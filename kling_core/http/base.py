@@ -308,6 +308,8 @@ class HttpProvider(Provider):
             return Cancelled(job_id, self.name)
         if state == "failed" or any(fields.get(doc, path) not in (fields.MISSING, None, "", False)
                                     for path in shape.completed_error):
+            if fields.code(doc, shape.error_code) in shape.cancelled_codes:
+                return Cancelled(job_id, self.name)
             return Failed(job_id, self.name, self.job_error(doc, shape))
         if fields.first(doc, result.url) is fields.MISSING:
             return None

@@ -58,6 +58,8 @@ class StatusShape:
     # "completed" with an error present is a failed job, never a success.
     completed_error: tuple[str, ...] = ()
     failure_kinds: Mapping[str, FailureKind] = field(factory=dict)  # host error code -> kind
+    # Host error codes that mean the job was cancelled (fal: COMPLETED with client_cancelled).
+    cancelled_codes: frozenset[str] = frozenset()
     retryable_codes: frozenset[str] = frozenset()
     default_failure: str = "the job failed"
 

@@ -49,6 +49,7 @@ SPEC = HostSpec(
         states=wire.QUEUE_STATES, position="queue_position", logs="logs",
         error_message=("error",), error_code=("error_type",), completed_error=("error", "error_type"),
         failure_kinds=wire.JOB_ERROR_KINDS, retryable_codes=wire.RETRYABLE_CODES,
+        cancelled_codes=frozenset({"client_cancelled"}),  # COMPLETED after a cancel
     ),
     # The result GET repeats the model's own error: 400/422 there is a failed job.
     result_accept=frozenset({400, 422}),
