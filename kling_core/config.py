@@ -29,7 +29,13 @@ from attrs import field
 
 from kling_core.errors import ConfigError, Problem, ValidationError
 from kling_core.serialization import structure, unstructure
-from kling_core.settings import ENV_REF_RE, MediaSettings, ProviderSettings, RequestDefaults
+from kling_core.settings import (
+    CREDENTIAL_REF_HINT,
+    MediaSettings,
+    ProviderSettings,
+    RequestDefaults,
+    is_credential_ref,
+)
 
 CONFIG_FILE = "kling.toml"
 USER_CONFIG_FILE = "config.toml"
@@ -87,7 +93,8 @@ def config_from_document(doc: Mapping[str, Any], *, source: str | None = None) -
 
 
 def _expand_key_shorthand(doc: dict[str, Any]) -> dict[str, Any]:
-    """``providers.NAME.key = "env:VAR"`` is shorthand for ``credentials.key`` (single-key providers)."""
+    """``providers.NAME.key = "env:VAR"`` (or ``"keyring:SERVICE/NAME"``) is shorthand for
+    ``credentials.key`` (single-key providers)."""
     providers = doc.get("providers")
     if isinstance(providers, Mapping):
         expanded = {}
@@ -101,12 +108,8 @@ def _expand_key_shorthand(doc: dict[str, Any]) -> dict[str, Any]:
                         f"providers.{name}.key", "given twice (also as credentials.key)", subject="config"
                     )
                 key = table.pop("key")
-                if not isinstance(key, str) or not ENV_REF_RE.match(key):
-                    raise ValidationError.single(
-                        f"providers.{name}.key",
-                        "must be env:VARIABLE (keys are read from the environment; secrets do not belong in config files)",
-                        subject="config",
-                    )
+                if not is_credential_ref(key):
+                    raise ValidationError.single(f"providers.{name}.key", CREDENTIAL_REF_HINT, subject="config")
                 creds["key"] = key
                 table["credentials"] = creds
             expanded[name] = table

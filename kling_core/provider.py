@@ -29,7 +29,7 @@ from kling_core.settings import (
     PollSettings,
     ProviderSettings,
     Secret,
-    credential_variable,
+    credential_status,
     resolve_credential,
 )
 
@@ -110,11 +110,13 @@ class Provider(abc.ABC):
     # -- introspection (class level, no instance needed) ------------------------------
     @classmethod
     def key_status(cls, settings: ProviderSettings, environ: Mapping[str, str]) -> dict[str, bool]:
-        """Variable name -> whether it is set, for `kling providers`."""
+        """Where each key comes from (an env variable, or a ``keyring:`` reference) -> whether
+        it is set, for `kling providers`."""
         out = {}
         for i, spec in enumerate(cls.credentials):
-            var = credential_variable(spec, settings, first=i == 0)
-            out[var] = bool(environ.get(var, "").strip())
+            row = credential_status(cls.name, spec, settings, environ, first=i == 0)
+            ref = str(row["reference"])
+            out[ref[4:] if ref.startswith("env:") else ref] = bool(row["set"])
         return out
 
     # -- checks -----------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Settings objects built from ``kling.toml`` (see :mod:`kling_core.config`).
 
-Credentials are stored as ``env:VAR`` references only; the value is read from the
-environment when a provider is used, wrapped in :class:`Secret` so it never prints.
+Credentials are stored as references only: ``env:VAR`` (read from the environment) or
+``keyring:SERVICE/NAME`` (read from the system keyring through the optional ``keyring``
+package, ``pip install 'kling-core[keyring]'``). The value is read when a provider is used,
+wrapped in :class:`Secret` so it never prints.
 """
 
 from __future__ import annotations
@@ -15,9 +17,22 @@ from typing import Any, Literal
 import attrs
 from attrs import field
 
-from kling_core.errors import MissingKeyError
+from kling_core.errors import ConfigError, MissingKeyError
 
 ENV_REF_RE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+KEYRING_REF_RE = re.compile(r"^keyring:([A-Za-z0-9_.@+-]+)/([A-Za-z0-9_.@+/-]+)$")
+# Either kind of credential reference (the same pattern as "credential_ref" in the config schema).
+CREDENTIAL_REF_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[A-Za-z0-9_.@+-]+/[A-Za-z0-9_.@+/-]+)$")
+CREDENTIAL_REF_HINT = (
+    "must be env:VARIABLE or keyring:SERVICE/NAME (keys are read from the environment or the "
+    "system keyring; secrets do not belong in config files)"
+)
+KEYRING_INSTALL_HINT = "pip install 'kling-core[keyring]'"
+
+
+def is_credential_ref(value: object) -> bool:
+    """Is ``value`` an ``env:VAR`` or ``keyring:SERVICE/NAME`` reference?"""
+    return isinstance(value, str) and CREDENTIAL_REF_RE.fullmatch(value) is not None
 # A provider name a config-declared provider can use (``[providers.NAME] uses = "fal"``).
 PROVIDER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -85,11 +100,8 @@ MAX_FFMPEG_TIMEOUT = DAY  # one ffmpeg run
 
 def _env_refs(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     for name, ref in value.items():
-        if not isinstance(ref, str) or not ENV_REF_RE.match(ref):
-            raise ValueError(
-                f"{name}: must be env:VARIABLE (keys are read from the environment; "
-                "secrets do not belong in config files)"
-            )
+        if not is_credential_ref(ref):
+            raise ValueError(f"{name}: {CREDENTIAL_REF_HINT}")
 
 
 def _provider_name(inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -159,7 +171,7 @@ class ProviderSettings:
     # Declares a new provider NAME with this installed provider's wire format (and these
     # settings); None for the settings of an installed provider. See kling_core.plugins.
     uses: str | None = field(default=None, validator=_provider_name)
-    credentials: Mapping[str, str] = field(factory=dict, validator=_env_refs)  # name -> "env:VAR"
+    credentials: Mapping[str, str] = field(factory=dict, validator=_env_refs)  # name -> "env:VAR" / "keyring:S/N"
     base_url: str | None = field(default=None, validator=_http_url)
     # per HTTP request, seconds
     timeout: float = field(default=60.0, validator=[_positive, _at_most(MAX_REQUEST_TIMEOUT, " s")])
@@ -198,9 +210,55 @@ def _credential_ref(spec: CredentialSpec, settings: ProviderSettings, first: boo
     return f"env:{spec.env}"
 
 
+# Reads a password from the keyring: (service, name) -> value or None. None here: the
+# `keyring` package, imported on first use. Tests (and embedders) may set their own.
+KeyringReader = Callable[[str, str], "str | None"]
+keyring_reader: KeyringReader | None = None
+
+
+def _keyring_get(provider: str, spec: CredentialSpec, ref: str) -> str | None:
+    """The keyring's value for ``ref`` (None when it holds none); a ConfigError names the key."""
+    m = KEYRING_REF_RE.fullmatch(ref)
+    if m is None:  # unreachable for validated settings
+        raise ConfigError(CREDENTIAL_REF_HINT, key=f"providers.{provider}.credentials.{spec.name}")
+    service, name = m.group(1), m.group(2)
+    where = f"providers.{provider}.credentials.{spec.name}"
+    reader = keyring_reader
+    if reader is None:
+        try:
+            import keyring  # optional extra, imported lazily
+        except ImportError:
+            raise ConfigError(
+                f"{ref} needs the keyring package, which is not installed: {KEYRING_INSTALL_HINT}", key=where
+            ) from None
+        reader = keyring.get_password
+    try:
+        value = reader(service, name)
+    except Exception as exc:  # a backend failure; its text is not echoed (never a secret's place)
+        raise ConfigError(f"could not read {ref} from the system keyring ({type(exc).__name__})", key=where) from None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"the system keyring returned no text for {ref}", key=where)
+    return value
+
+
+def credential_reference(spec: CredentialSpec, settings: ProviderSettings, *, first: bool = False) -> str:
+    """Where the credential is read from: ``env:VAR`` or ``keyring:SERVICE/NAME``."""
+    return _credential_ref(spec, settings, first)
+
+
 def resolve_credential(provider: str, spec: CredentialSpec, settings: ProviderSettings,
                        environ: Mapping[str, str] | None = None, *, first: bool = False) -> Secret:
-    """Read the credential named by config (``env:VAR``) or its default variable."""
+    """Read the credential named by config (``env:VAR`` or ``keyring:SERVICE/NAME``) or its
+    default variable."""
+    ref = _credential_ref(spec, settings, first)
+    if ref.startswith("keyring:"):
+        value = (_keyring_get(provider, spec, ref) or "").strip()
+        if not value:
+            err = MissingKeyError(provider, ref)
+            err.message = err.reason = f"provider {provider!r} needs a key: nothing stored in the system keyring at {ref}"
+            err.args = (err.message,)
+            raise err
+        return Secret(value)
     env = os.environ if environ is None else environ
     variable = credential_variable(spec, settings, first=first)
     value = env.get(variable, "").strip()
@@ -209,6 +267,23 @@ def resolve_credential(provider: str, spec: CredentialSpec, settings: ProviderSe
     return Secret(value)
 
 
+def credential_status(provider: str, spec: CredentialSpec, settings: ProviderSettings,
+                      environ: Mapping[str, str] | None = None, *, first: bool = False) -> dict[str, Any]:
+    """Whether a credential is set and where it comes from, never its value (``kling keys``)."""
+    ref = _credential_ref(spec, settings, first)
+    row: dict[str, Any] = {"provider": provider, "credential": spec.name, "reference": ref}
+    try:
+        resolve_credential(provider, spec, settings, environ, first=first)
+    except MissingKeyError:
+        row.update(set=False, source="not set")
+    except ConfigError as exc:
+        row.update(set=False, source="not set", error=exc.reason)
+    else:
+        row.update(set=True, source=ref)
+    return row
+
+
 def credential_variable(spec: CredentialSpec, settings: ProviderSettings, *, first: bool = False) -> str:
+    """The environment variable of an ``env:`` reference; the default variable otherwise."""
     ref = _credential_ref(spec, settings, first)
     return ref[4:] if ref.startswith("env:") else spec.env

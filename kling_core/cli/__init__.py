@@ -27,6 +27,8 @@ _COMMAND_MODULES = (
     "kling_core.cli.contract_cmd",
     "kling_core.cli.completion_cmd",
     "kling_core.cli.emulate_cmd",
+    "kling_core.cli.compare_cmd",
+    "kling_core.cli.keys_cmd",
 )
 
 

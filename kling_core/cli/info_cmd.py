@@ -172,8 +172,8 @@ def config_check(state: State) -> None:
 @pass_state
 @json_errors
 def config_show(state: State, as_json: bool) -> None:
-    """Print which config files are in effect, and the config they make (keys appear as env:
-    references only).
+    """Print which config files are in effect, and the config they make (keys appear only as
+    references: env:VAR or keyring:SERVICE/NAME, never their values).
 
     Files layer lowest first: the user config, then the project's (the nearest kling.toml or
     [tool.kling] in pyproject.toml from here up to the project root), or --config.

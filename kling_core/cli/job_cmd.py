@@ -12,9 +12,11 @@ from typing import Any, TypeVar, cast
 import click
 
 from kling_core.cli.common import State
+from kling_core.cli.compare_cmd import caption_for, check_sheet_path
 from kling_core.cli.completion_cmd import complete_providers
 from kling_core.cli.progress import JobProgress, describe
 from kling_core.client import AsyncEditClient, check_timeout
+from kling_core.contract.checks import local_path
 from kling_core.contract.models import (
     ASPECT_RATIO_VALUES,
     EDIT_MODES,
@@ -219,13 +221,15 @@ async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provid
 @click.option("--dry-run", is_flag=True, help="Validate and price on the host without creating a job.")
 @click.option("--no-wait", is_flag=True, help="Submit, print the job, and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--sheet", "sheet", type=click.Path(), default=None, metavar="PATH",
+              help="Also write a contact sheet .png of the input and output (see `kling compare`); local VIDEO only.")
 @pass_state
 @json_errors
 def edit(state: State, video: str, prompt: str, images: tuple[str, ...], elements: tuple[str, ...],
          keep_audio: bool | None, quality: Quality | None, model: ModelName | None, edit_mode: EditMode | None,
          aspect_ratio: AspectRatio | None, duration: int | None, webhook_url: str | None, client_key: str | None, new: bool,
          options: tuple[str, ...], provider: str | None, output: str | None, timeout_raw: str | None, as_json: bool,
-         dry_run: bool, no_wait: bool, quiet: bool) -> int:
+         dry_run: bool, no_wait: bool, quiet: bool, sheet: str | None = None) -> int:
     """Edit VIDEO (a local path or an http(s) URL) as the prompt says; write the output .mp4.
 
     Running the same command again picks up its job (never paying twice) until its video was
@@ -251,9 +255,14 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
         problems += exc.problems
     if new and client_key is not None:
         problems.append(Problem("new", "--new cannot be combined with --client-key (a key names one job)"))
+    if sheet is not None and (dry_run or no_wait):
+        problems.append(Problem("sheet", "--sheet needs the edit's output: not with --dry-run or --no-wait"))
+    elif sheet is not None and local_path(video) is None:
+        problems.append(Problem("sheet", "--sheet needs a local VIDEO file, not a URL"))
     if problems:
         raise ValidationError(problems)
     out = check_suffix(Path(output)) if output else None
+    sheet_dest = check_sheet_path(sheet, [video, *([output] if output else [])]) if sheet is not None else None
 
     async def run() -> int:
         async with state.client(provider) as client:
@@ -310,9 +319,29 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
                 release_unless_pending(client, reserved)
                 raise
             emit_result(result, as_json)
+            if sheet_dest is not None:
+                return await _write_sheet(state, video, result, sheet_dest, caption_for(
+                    None, provider=prov.name, request=unstructure(request)))
             return 0
 
     return asyncio.run(run())
+
+
+async def _write_sheet(state: State, video: str, result: EditResult, dest: Path, caption: str) -> int:
+    """``kling edit --sheet``: the edit is saved already, so a failed sheet is reported, not raised."""
+    from kling_core.media.locate import require_ffmpeg
+    from kling_core.media.sheet import render_sheet
+
+    source = local_path(video)
+    try:
+        if result.video.path is None or source is None:
+            raise ValidationError.single("sheet", "no local input and output to compare")
+        done = await render_sheet(require_ffmpeg(state.config.media), source, result.video.path, dest, caption=caption)
+    except KlingError as exc:
+        click.echo(f"error: contact sheet not written: {exc}", err=True)
+        return exc.exit_code
+    click.echo(f"contact sheet: {done.path}", err=True)
+    return 0
 
 
 @click.command("status")
