@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
 from starlette.requests import ClientDisconnect, Request
-from starlette.types import ASGIApp
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kling_core.emulator.engine import Engine
+from kling_core.emulator.engine import Engine, Job
 from kling_core.emulator.settings import EmulatorSettings, HostSettings
-from kling_core.emulator.webhooks import Ed25519Signer
+from kling_core.emulator.webhooks import Ed25519Signer, deliver
 
 
 class BodyTooLarge(Exception):
@@ -55,9 +56,98 @@ class Host(abc.ABC):
         self.ctx = ctx
         self.engine = ctx.engine
 
-    @abc.abstractmethod
     def asgi(self) -> ASGIApp:
-        """The app mounted at ``/<name>``."""
+        """The app mounted at ``/<name>``: :meth:`dispatch`, with disconnects and bugs in this host's shape."""
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                return
+            request = Request(scope, receive)
+            try:
+                response = await self.dispatch(request)
+            except ClientDisconnect:
+                self.note(request, "client disconnected")
+                response = self.disconnected(request)
+            except Exception as exc:  # a bug: the host's own 500 shape, one log line, no traceback
+                self.ctx.log(f"{self.name}: internal error on {request.method} {request.url.path}: "
+                             f"{type(exc).__name__}: {exc}")
+                response = self.internal_error(request)
+            await response(scope, receive, send)
+
+        return app
+
+    @abc.abstractmethod
+    async def dispatch(self, request: Request) -> Response:
+        """The answer to one request under ``/<name>``."""
+
+    @abc.abstractmethod
+    def disconnected(self, request: Request) -> Response:
+        """This host's answer when the client went away mid-request."""
+
+    @abc.abstractmethod
+    def internal_error(self, request: Request) -> Response:
+        """This host's 500 (or equivalent) for a bug in the emulator."""
+
+    def method_not_allowed(self, request: Request, allowed: str) -> Response:
+        """This host's refusal of a method other than ``allowed`` (for :meth:`only`)."""
+        raise NotImplementedError
+
+    async def only(self, request: Request, method: str, allowed: str,
+                   handler: Callable[[], Awaitable[Response]]) -> Response:
+        """``handler()`` when ``method`` is ``allowed``, else :meth:`method_not_allowed`."""
+        if method != allowed:
+            return self.method_not_allowed(request, allowed)
+        return await handler()
+
+    def base(self, request: Request) -> str:
+        """This host's base URL as the client reached it (``scheme://host:port/<name>``)."""
+        return f"{request.url.scheme}://{request.url.netloc}/{self.name}"
+
+    def segments(self, request: Request) -> list[str]:
+        """The request path below ``/<name>``, split into its non-empty segments."""
+        path = request.url.path
+        prefix = f"/{self.name}"
+        rest = path[len(prefix):] if path.startswith(prefix) else path
+        return [s for s in rest.split("/") if s]
+
+    def key_refusal(self, request: Request, scheme: str) -> str | None:
+        """Why ``Authorization: <scheme> <key>`` is refused (noted on the request), or None.
+
+        The key must be well-formed and, when keys are configured, one of them.
+        """
+        value = request.headers.get("authorization")
+        given, _, key = (value or "").strip().partition(" ")
+        key = key.strip()
+        why = None
+        if value is None:
+            why = "no Authorization header"
+        elif given.lower() != scheme.lower() or not key or any(c.isspace() or not c.isprintable() for c in key):
+            why = f"malformed Authorization (expected: {scheme} <key>)"
+        elif self.ctx.host.keys and key not in self.ctx.host.keys:
+            why = "a key that is not configured"
+        if why is not None:
+            self.note(request, why)
+        return why
+
+    async def read_body(self, request: Request, too_large: Callable[[], Response],
+                        bad_json: Callable[[BadJson], Response]) -> tuple[Any, Response | None]:
+        """(the parsed JSON body, None), or (None, this host's refusal) when it is too large or not JSON."""
+        try:
+            return await read_json(request, self.ctx.settings.max_json_bytes), None
+        except BodyTooLarge:
+            return None, too_large()
+        except BadJson as exc:
+            return None, bad_json(exc)
+
+    async def send_callback(self, job: Job, document: Callable[[Job], Any]) -> None:
+        """POST ``document(job)`` unsigned to the job's callback URL, if it has one."""
+        if not job.webhook_url:
+            return
+        body = json.dumps(document(job)).encode()
+        job.webhook = "pending"
+        ctx = self.ctx
+        delivered = await deliver(job.webhook_url, body, {}, attempts=ctx.settings.webhook_attempts,
+                                  backoff=ctx.settings.webhook_backoff, log=lambda line: ctx.log(f"{self.name}: {line}"))
+        job.webhook = "delivered" if delivered else "failed"
 
     @abc.abstractmethod
     def hints(self, base_url: str) -> dict[str, Any]:

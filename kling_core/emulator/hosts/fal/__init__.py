@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kling_core.emulator.hosts.base import Host, HostContext
 from kling_core.emulator.hosts.fal import wire
@@ -43,26 +42,10 @@ class FalHost(Host):
         self.engine.on_finish("fal", self.queue.on_finish)
 
     # -- shared helpers ---------------------------------------------------------------------
-    @staticmethod
-    def base(request: Request) -> str:
-        """This host's base URL as the client reached it (``scheme://host:port/fal``)."""
-        return f"{request.url.scheme}://{request.url.netloc}/fal"
-
     def authorise(self, request: Request) -> Response | None:
         """None for a well-formed ``Authorization: Key <key>`` (one of the configured keys, if any)."""
-        value = request.headers.get("authorization")
-        scheme, _, key = (value or "").strip().partition(" ")
-        key = key.strip()
-        why = None
-        if value is None:
-            why = "no Authorization header"
-        elif scheme.lower() != "key" or not key or any(c.isspace() or not c.isprintable() for c in key):
-            why = "malformed Authorization (expected: Key <key>)"
-        elif self.ctx.host.keys and key not in self.ctx.host.keys:
-            why = "a key that is not configured"
-        if why is None:
+        if self.key_refusal(request, "Key") is None:
             return None
-        self.note(request, why)
         return JSONResponse({"detail": "Unauthorized"}, status_code=401)
 
     @staticmethod
@@ -71,29 +54,19 @@ class FalHost(Host):
         return user_id(key.strip())
 
     # -- routing ------------------------------------------------------------------------------
-    def asgi(self) -> ASGIApp:
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                return
-            request = Request(scope, receive)
-            try:
-                response = await self.dispatch(request)
-            except ClientDisconnect:
-                self.note(request, "client disconnected")
-                response = JSONResponse(wire.request_error("Client disconnected", "client_disconnected"), 499)
-            except Exception as exc:  # a bug: fal's own 500 shape, one log line, no traceback
-                self.ctx.log(f"fal: internal error on {request.method} {request.url.path}: {type(exc).__name__}: {exc}")
-                response = JSONResponse(wire.request_error("Internal server error", "internal_error"), 500,
-                                        headers={"x-fal-error-type": "internal_error"})
-            await response(scope, receive, send)
+    def disconnected(self, request: Request) -> Response:
+        return JSONResponse(wire.request_error("Client disconnected", "client_disconnected"), 499)
 
-        return app
+    def internal_error(self, request: Request) -> Response:
+        return JSONResponse(wire.request_error("Internal server error", "internal_error"), 500,
+                            headers={"x-fal-error-type": "internal_error"})
+
+    def method_not_allowed(self, request: Request, allowed: str) -> Response:
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"allow": allowed})
 
     async def dispatch(self, request: Request) -> Response:
         method = request.method
-        path = request.url.path
-        rest = path[len("/fal"):] if path.startswith("/fal") else path
-        segments = [s for s in rest.split("/") if s]
+        segments = self.segments(request)
         if not segments:
             return self._not_found(request)
         head = segments[0]
@@ -161,12 +134,8 @@ class FalHost(Host):
     async def _jwks(self) -> Response:
         return JSONResponse(self.ctx.signer.jwks())
 
-    @staticmethod
-    async def _only(request: Request, allowed: str, handler: Any, method: str | None = None) -> Response:
-        if (method or request.method) != allowed:
-            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"allow": allowed})
-        response: Response = await handler()
-        return response
+    async def _only(self, request: Request, allowed: str, handler: Any, method: str | None = None) -> Response:
+        return await self.only(request, method or request.method, allowed, handler)
 
     def _not_found(self, request: Request) -> Response:
         self.note(request, "unknown path")

@@ -22,15 +22,13 @@ import uuid
 from typing import Any, ClassVar
 
 import jwt as pyjwt
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
-from kling_core.emulator.hosts.base import BadJson, BodyTooLarge, Host, HostContext, read_json
+from kling_core.emulator.hosts.base import Host, HostContext
 from kling_core.emulator.hosts.kling import wire
-from kling_core.emulator.webhooks import deliver
 
 TASKS = ("v1", "videos", "omni-video")
 ALGORITHM = "HS256"
@@ -51,10 +49,6 @@ class KlingHost(Host):
         self.engine.on_finish("kling", self.on_finish)
 
     # -- helpers ---------------------------------------------------------------------------
-    @staticmethod
-    def base(request: Request) -> str:
-        return f"{request.url.scheme}://{request.url.netloc}/kling"
-
     def error(self, request: Request, status: int, code: int, message: str,
               headers: dict[str, str] | None = None) -> JSONResponse:
         request_id = str(uuid.uuid4())
@@ -109,28 +103,14 @@ class KlingHost(Host):
         return 0, ""
 
     # -- routing ----------------------------------------------------------------------------
-    def asgi(self) -> ASGIApp:
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                return
-            request = Request(scope, receive)
-            try:
-                response = await self.dispatch(request)
-            except ClientDisconnect:
-                self.note(request, "client disconnected")
-                response = self.error(request, 400, 1200, "Client disconnected")
-            except Exception as exc:  # a bug: Kling's own 500 shape, one log line, no traceback
-                self.ctx.log(f"kling: internal error on {request.method} {request.url.path}: "
-                             f"{type(exc).__name__}: {exc}")
-                response = self.error(request, 500, 5000, "Server internal error")
-            await response(scope, receive, send)
+    def disconnected(self, request: Request) -> Response:
+        return self.error(request, 400, 1200, "Client disconnected")
 
-        return app
+    def internal_error(self, request: Request) -> Response:
+        return self.error(request, 500, 5000, "Server internal error")
 
     async def dispatch(self, request: Request) -> Response:
-        path = request.url.path
-        rest = path[len("/kling"):] if path.startswith("/kling") else path
-        segments = [s for s in rest.split("/") if s]
+        segments = self.segments(request)
         method = "GET" if request.method == "HEAD" else request.method
         if len(segments) == 3 and segments[0] == "files":
             if method != "GET":
@@ -168,12 +148,11 @@ class KlingHost(Host):
         refused = self.authorise(request)
         if refused is not None:
             return refused
-        try:
-            body = await read_json(request, self.ctx.settings.max_json_bytes)
-        except BodyTooLarge:
-            return self.error(request, 400, 1200, "Request body too large")
-        except BadJson as exc:
-            return self.error(request, 400, 1200, f"Invalid request parameters: {exc.message}")
+        body, refused = await self.read_body(
+            request, lambda: self.error(request, 400, 1200, "Request body too large"),
+            lambda exc: self.error(request, 400, 1200, f"Invalid request parameters: {exc.message}"))
+        if refused is not None:
+            return refused
         try:
             intake = wire.validate(body)
         except wire.BadField as exc:
@@ -268,16 +247,7 @@ class KlingHost(Host):
         return doc
 
     async def on_finish(self, job: Job) -> None:
-        if not job.webhook_url:
-            return
-        import json
-
-        body = json.dumps(self.task_doc(job)).encode()
-        job.webhook = "pending"
-        ctx = self.ctx
-        delivered = await deliver(job.webhook_url, body, {}, attempts=ctx.settings.webhook_attempts,
-                                  backoff=ctx.settings.webhook_backoff, log=lambda line: ctx.log(f"kling: {line}"))
-        job.webhook = "delivered" if delivered else "failed"
+        await self.send_callback(job, self.task_doc)
 
     # -- what to tell clients ----------------------------------------------------------------
     def hints(self, base_url: str) -> dict[str, Any]:

@@ -25,13 +25,12 @@ import re
 import time
 from typing import Any, ClassVar
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
-from kling_core.emulator.hosts.base import BadJson, BodyTooLarge, Host, HostContext, read_json
+from kling_core.emulator.hosts.base import Host, HostContext
 from kling_core.emulator.hosts.segmind import wire
 from kling_core.emulator.storage import safe_name
 
@@ -51,10 +50,6 @@ class SegmindHost(Host):
         self.credits: dict[str, float] = {}
 
     # -- helpers -------------------------------------------------------------------------------
-    @staticmethod
-    def base(request: Request) -> str:
-        return f"{request.url.scheme}://{request.url.netloc}/segmind"
-
     def _key(self, request: Request) -> str | None:
         return (request.headers.get("x-api-key") or "").strip() or None
 
@@ -82,50 +77,38 @@ class SegmindHost(Host):
         self.credits[key] = round(self.credits.get(key, wire.START_CREDITS) - wire.COSTS.get(model, 1.0), 2)
 
     # -- routing -------------------------------------------------------------------------------
-    def asgi(self) -> ASGIApp:
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                return
-            request = Request(scope, receive)
-            try:
-                response = await self.dispatch(request)
-            except ClientDisconnect:
-                self.note(request, "client disconnected")
-                response = _json(wire.error("Client disconnected"), 499)
-            except Exception as exc:  # a bug: Segmind's 500 shape, one log line, no traceback
-                self.ctx.log(f"segmind: internal error on {request.method} {request.url.path}: "
-                             f"{type(exc).__name__}: {exc}")
-                response = _json(wire.error("Internal Server Error"), 500)
-            await response(scope, receive, send)
+    def disconnected(self, request: Request) -> Response:
+        return _json(wire.error("Client disconnected"), 499)
 
-        return app
+    def internal_error(self, request: Request) -> Response:
+        return _json(wire.error("Internal Server Error"), 500)
+
+    def method_not_allowed(self, request: Request, allowed: str) -> Response:
+        return _json(wire.error("Method Not Allowed"), 405, {"allow": allowed})
 
     async def dispatch(self, request: Request) -> Response:
-        path = request.url.path
-        rest = path[len("/segmind"):] if path.startswith("/segmind") else path
-        s = [seg for seg in rest.split("/") if seg]
+        s = self.segments(request)
         method = "GET" if request.method == "HEAD" else request.method
         if len(s) == 3 and s[0] == "files":
-            return await self._only(request, method, "GET", lambda: self.file(s[1], s[2]))
+            return await self.only(request, method, "GET", lambda: self.file(s[1], s[2]))
         if s == ["upload-asset"]:
-            return await self._only(request, method, "POST", lambda: self.upload_asset(request))
+            return await self.only(request, method, "POST", lambda: self.upload_asset(request))
         if len(s) == 2 and s[0] in ("v1", "v2") and s[1] != "requests":
             version, slug = s
-            return await self._only(request, method, "POST", lambda: self.submit(request, slug, version))
+            return await self.only(request, method, "POST", lambda: self.submit(request, slug, version))
         if len(s) >= 3 and s[0] in ("v1", "v2") and s[1] == "requests":
             rid, tail = s[2], s[3:]
             if tail == [] or (tail == ["status"] and s[0] == "v2"):
-                return await self._only(request, method, "GET",
-                                        lambda: self.status(request, rid, result=not tail))
+                return await self.only(request, method, "GET",
+                                       lambda: self.status(request, rid, result=not tail))
         self.note(request, "unknown path")
         return _json(wire.error("Not Found"), 404)
 
-    @staticmethod
-    async def _only(request: Request, method: str, allowed: str, handler: Any) -> Response:
-        if method != allowed:
-            return _json(wire.error("Method Not Allowed"), 405, {"allow": allowed})
-        response: Response = await handler()
-        return response
+    async def _read_body(self, request: Request, credits: dict[str, str]) -> tuple[Any, Response | None]:
+        """(the parsed JSON body, None), or (None, Segmind's 413/400) when it cannot be read."""
+        return await self.read_body(
+            request, lambda: _json(wire.error("Request body too large"), 413, credits),
+            lambda exc: _json(wire.error(f"Invalid JSON body: {exc.message}"), 400, credits))
 
     # -- submit (v2 async, v1 blocking) ------------------------------------------------------------
     async def submit(self, request: Request, slug: str, version: str) -> Response:
@@ -141,12 +124,9 @@ class SegmindHost(Host):
         if ctype != "application/json" and not ctype.endswith("+json"):
             self.note(request, f"content type {ctype[:40]!r}")
             return _json(wire.error("Invalid content type"), 406, credits)  # [3P]
-        try:
-            body = await read_json(request, self.ctx.settings.max_json_bytes)
-        except BodyTooLarge:
-            return _json(wire.error("Request body too large"), 413, credits)
-        except BadJson as exc:
-            return _json(wire.error(f"Invalid JSON body: {exc.message}"), 400, credits)
+        body, refused = await self._read_body(request, credits)
+        if refused is not None:
+            return refused
         if not isinstance(body, dict):
             return _json(wire.error("Request body must be a JSON object"), 400, credits)
         model, edit_mode = endpoint
@@ -272,12 +252,9 @@ class SegmindHost(Host):
         if refused is not None:
             return refused
         credits = self.credit_headers(request)
-        try:
-            body = await read_json(request, self.ctx.settings.max_json_bytes)
-        except BodyTooLarge:
-            return _json(wire.error("Request body too large"), 413, credits)
-        except BadJson as exc:
-            return _json(wire.error(f"Invalid JSON body: {exc.message}"), 400, credits)
+        body, refused = await self._read_body(request, credits)
+        if refused is not None:
+            return refused
         urls = body.get("data_urls") if isinstance(body, dict) else None
         if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
             return _json(wire.error("data_urls must be a non-empty list of data URLs"), 400, credits)

@@ -15,21 +15,18 @@ when a task ends, unsigned, as Unifically documents them.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Any, ClassVar
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
-from kling_core.emulator.hosts.base import BadJson, BodyTooLarge, Host, HostContext, read_json
+from kling_core.emulator.hosts.base import BadJson, Host, HostContext
 from kling_core.emulator.hosts.unifically import wire
 from kling_core.emulator.storage import valid_key
-from kling_core.emulator.webhooks import deliver
 
 NAME = "unifically"
 
@@ -45,81 +42,44 @@ class UnificallyHost(Host):
         super().__init__(ctx)
         self.engine.on_finish(NAME, self.on_finish)
 
-    @staticmethod
-    def base(request: Request) -> str:
-        return f"{request.url.scheme}://{request.url.netloc}/{NAME}"
-
     def authorise(self, request: Request) -> Response | None:
         """None for a well-formed ``Authorization: Bearer <key>`` (a configured key, if any)."""
-        value = request.headers.get("authorization")
-        scheme, _, key = (value or "").strip().partition(" ")
-        key = key.strip()
-        why = None
-        if value is None:
-            why = "no Authorization header"
-        elif scheme.lower() != "bearer" or not key or any(c.isspace() or not c.isprintable() for c in key):
-            why = "malformed Authorization (expected: Bearer <key>)"
-        elif self.ctx.host.keys and key not in self.ctx.host.keys:
-            why = "a key that is not configured"
-        if why is None:
+        if self.key_refusal(request, "Bearer") is None:
             return None
-        self.note(request, why)
         return _json(wire.AUTH_FAILED, 401)
 
     # -- routing ------------------------------------------------------------------------------
-    def asgi(self) -> ASGIApp:
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                return
-            request = Request(scope, receive)
-            try:
-                response = await self.dispatch(request)
-            except ClientDisconnect:
-                self.note(request, "client disconnected")
-                response = _json(wire.error(499, "client_disconnected", "Client disconnected"), 499)
-            except Exception as exc:  # a bug: Unifically's own 500 shape, one log line, no traceback
-                self.ctx.log(f"{NAME}: internal error on {request.method} {request.url.path}: "
-                             f"{type(exc).__name__}: {exc}")
-                response = _json(wire.error(500, "internal_error", "Internal server error"), 500)
-            await response(scope, receive, send)
+    def disconnected(self, request: Request) -> Response:
+        return _json(wire.error(499, "client_disconnected", "Client disconnected"), 499)
 
-        return app
+    def internal_error(self, request: Request) -> Response:
+        return _json(wire.error(500, "internal_error", "Internal server error"), 500)
+
+    def method_not_allowed(self, request: Request, allowed: str) -> Response:
+        return _json(wire.error(405, "method_not_allowed", f"Method {request.method} not allowed"), 405,
+                     {"allow": allowed})
 
     async def dispatch(self, request: Request) -> Response:
-        path = request.url.path
-        rest = path[len(f"/{NAME}"):] if path.startswith(f"/{NAME}") else path
-        s = [seg for seg in rest.split("/") if seg]
+        s = self.segments(request)
         method = "GET" if request.method == "HEAD" and s[:1] == ["files"] else request.method
         if s == ["v1", "tasks"]:
-            return await self._only(request, method, "POST", lambda: self.submit(request))
+            return await self.only(request, method, "POST", lambda: self.submit(request))
         if len(s) == 3 and s[:2] == ["v1", "tasks"]:
-            return await self._only(request, method, "GET", lambda: self.task(request, s[2]))
+            return await self.only(request, method, "GET", lambda: self.task(request, s[2]))
         if len(s) == 3 and s[0] == "files":
-            return await self._only(request, method, "GET", lambda: self.file(s[1], s[2]))
+            return await self.only(request, method, "GET", lambda: self.file(s[1], s[2]))
         self.note(request, "unknown path")
         return _json(wire.NOT_FOUND, 404)
-
-    @staticmethod
-    async def _only(request: Request, method: str, allowed: str, handler: Any) -> Response:
-        if method != allowed:
-            return _json(wire.error(405, "method_not_allowed", f"Method {request.method} not allowed"), 405,
-                         {"allow": allowed})
-        response: Response = await handler()
-        return response
 
     # -- tasks ----------------------------------------------------------------------------------
     async def submit(self, request: Request) -> Response:
         refused = self.authorise(request)
         if refused is not None:
             return refused
-        try:
-            body = await read_json(request, self.ctx.settings.max_json_bytes)
-        except BodyTooLarge:
-            return _json(wire.TOO_LARGE, 413)
-        except BadJson as exc:
-            self.note(request, "body is not JSON")
-            return _json(wire.error(422, "validation_error", f"Invalid JSON body: {exc.message} "
-                                                             f"(at character {exc.position})"), 422)
+        body, refused = await self.read_body(request, lambda: _json(wire.TOO_LARGE, 413),
+                                             lambda exc: self._bad_json(request, exc))
+        if refused is not None:
+            return refused
         task, problems = wire.validate(body)
         if task is None:
             self.note(request, f"{len(problems)} input problem(s)")
@@ -148,6 +108,11 @@ class UnificallyHost(Host):
         self.engine.submit(job)
         self.note(request, f"task_id={job.id}" + (f" fail={fail}" if fail else ""))
         return _json(wire.envelope({"task_id": job.id, "status": "pending"}))
+
+    def _bad_json(self, request: Request, exc: BadJson) -> Response:
+        self.note(request, "body is not JSON")
+        return _json(wire.error(422, "validation_error", f"Invalid JSON body: {exc.message} "
+                                                         f"(at character {exc.position})"), 422)
 
     def task_doc(self, job: Job) -> dict[str, Any]:
         doc: dict[str, Any] = {"task_id": job.id, "model": job.endpoint}
@@ -203,14 +168,7 @@ class UnificallyHost(Host):
         return out
 
     async def on_finish(self, job: Job) -> None:
-        if not job.webhook_url:
-            return
-        body = json.dumps(self.callback_doc(job)).encode()
-        job.webhook = "pending"
-        ctx = self.ctx
-        delivered = await deliver(job.webhook_url, body, {}, attempts=ctx.settings.webhook_attempts,
-                                  backoff=ctx.settings.webhook_backoff, log=lambda line: ctx.log(f"{NAME}: {line}"))
-        job.webhook = "delivered" if delivered else "failed"
+        await self.send_callback(job, self.callback_doc)
 
     # -- what to tell clients -----------------------------------------------------------------
     def hints(self, base_url: str) -> dict[str, Any]:
