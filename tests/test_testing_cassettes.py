@@ -137,7 +137,7 @@ def test_request_matching_exact_subset_and_query() -> None:
     [
         ("Token sk-live-abc123", "'Token <SECRET>'"),  # the scheme word shows, the key does not
         ("Bearer tok1 tok2", "'Bearer <SECRET> <SECRET>'"),
-        ("SG_abcdef123456", "'<SECRET>'"),  # a bare key is never taken for a scheme word
+        ("SG_fake123456abcd", "'<SECRET>'"),  # fake; a bare key is never taken for a scheme word
         ("sk-live-1 tok", "'<SECRET>'"),
     ],
 )

@@ -141,7 +141,7 @@ def test_scrub_json_replaces_auth_fields_and_every_echo_of_them() -> None:
                        "expires_at": "2026-09-01T11:00:00Z"}
     assert STORAGE_TOKEN in secrets, "learnt: an echo later in the recording is scrubbed too"
     later = scrub_json({"detail": f"upload refused for {STORAGE_TOKEN}", "auth": {"api_key": "short"},
-                        "echo": f"Authorization: Bearer {jwt_value}", "k": "Key 3c5e1f0a7b9d4e2a8c6f1d3b",
+                        "echo": f"Authorization: Bearer {jwt_value}", "k": "Key fake3c5e1f0a7b9d4e2a8c6f1d",
                         "n": 3, "ok": True, "none": None}, secrets)
     assert later == {"detail": "upload refused for <SECRET>", "auth": {"api_key": "<SECRET>"},
                      "echo": "Authorization: Bearer <SECRET>", "k": "Key <SECRET>", "n": 3, "ok": True, "none": None}
