@@ -19,7 +19,6 @@ from attrs import field
 
 from kling_core.errors import ConfigError, MissingKeyError
 
-ENV_REF_RE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
 KEYRING_REF_RE = re.compile(r"^keyring:([A-Za-z0-9_.@+-]+)/([A-Za-z0-9_.@+/-]+)$")
 # Either kind of credential reference (the same pattern as "credential_ref" in the config schema).
 CREDENTIAL_REF_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[A-Za-z0-9_.@+-]+/[A-Za-z0-9_.@+/-]+)$")
@@ -239,11 +238,6 @@ def _keyring_get(provider: str, spec: CredentialSpec, ref: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"the system keyring returned no text for {ref}", key=where)
     return value
-
-
-def credential_reference(spec: CredentialSpec, settings: ProviderSettings, *, first: bool = False) -> str:
-    """Where the credential is read from: ``env:VAR`` or ``keyring:SERVICE/NAME``."""
-    return _credential_ref(spec, settings, first)
 
 
 def resolve_credential(provider: str, spec: CredentialSpec, settings: ProviderSettings,

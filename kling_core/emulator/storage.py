@@ -21,7 +21,6 @@ from kling_core.files import atomic_open, write_text_atomic
 _KEY = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_PARTS = 10_000
 
 
 class TooLarge(Exception):
@@ -79,17 +78,6 @@ class Storage:
                     raise TooLarge(f"more than {self.max_bytes} bytes")
                 out.write(chunk)
         return size
-
-    def adopt(self, key: str, name: str, source: Path) -> Path:
-        """Store a copy of a local file (a render) under ``key/name``; keep an existing one."""
-        dest = self.path(key, name)
-        if dest is None:
-            raise NotFound(f"{key}/{name}")
-        if not dest.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_open(dest) as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out)
-        return dest
 
     # -- multipart -----------------------------------------------------------------------
     def start_multipart(self, name: str, content_type: str) -> tuple[str, str]:

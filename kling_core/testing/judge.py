@@ -93,13 +93,6 @@ def lifecycle_problems(trail: Trail, provider: str) -> list[str]:
     return out
 
 
-def trail_problems(trail: list[Any], provider: str) -> list[str]:
-    def op(value: Any) -> str:
-        return "submit" if isinstance(value, JobHandle) else ("cancel" if isinstance(value, bool) else "status")
-
-    return lifecycle_problems([(op(v), v, None) for v in trail], provider)
-
-
 @attrs.frozen
 class JobRun:
     """One job as a behaviour test judges it, whatever drove it (a cassette or a real run)."""

@@ -60,7 +60,3 @@ CAPABILITIES = ProviderCapabilities(
     reports_progress=False,
     reports_cost=False,
 )
-
-
-def endpoint_for(model: str, edit_mode: str, quality: str) -> str | None:
-    return ENDPOINTS.get((model, edit_mode, quality))

@@ -37,10 +37,8 @@ from kling_core.sdk import (
     spell_triple_angle,
 )
 
-PROVIDER = "kling"
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 TASKS_PATH = "/v1/videos/omni-video"
-DOCS_URL = "https://app.klingai.com/global/dev/document-api/apiReference/model/OmniVideo"
 
 MODEL_NAMES: Mapping[str, str] = {"kling-o1": "kling-video-o1", "kling-o3": "kling-v3-omni"}
 REFER_TYPES: Mapping[str, str] = {"edit": "base", "reference": "feature"}

@@ -82,10 +82,6 @@ ERROR_TABLE = ErrorTable(
 )
 
 
-def slug_for(model: str, edit_mode: str) -> str | None:
-    return SLUGS.get((model, edit_mode))
-
-
 def submit_body(request: EditRequest) -> dict[str, Any]:
     body = fal_style_edit_body(request)
     fields = MODEL_FIELDS.get(request.model, frozenset())

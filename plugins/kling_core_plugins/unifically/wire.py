@@ -41,7 +41,6 @@ from kling_core.sdk import (
     spell_snake,
 )
 
-PROVIDER = "unifically"
 DEFAULT_BASE_URL = "https://api.unifically.com"
 TASKS_PATH = "/v1/tasks"
 
