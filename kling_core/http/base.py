@@ -809,11 +809,22 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+_PARSED = "kling_json"  # response extension: the body, parsed once
+
+
 def try_json(response: httpx.Response) -> Any:
+    """The body as JSON (or a not-JSON marker), parsed once per response: the auth flow, the
+    2xx error rule, the parser and the error mapping all read the same answer."""
+    if _PARSED in response.extensions:
+        return response.extensions[_PARSED]
     try:
-        return json.loads(response.content) if response.content else _NOT_JSON
-    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
-        return _NOT_JSON
+        doc = json.loads(response.content) if response.content else _NOT_JSON
+    except httpx.ResponseNotRead:
+        return _NOT_JSON  # a streamed body not read yet: not cached, it may be read later
+    except (ValueError, UnicodeDecodeError):
+        doc = _NOT_JSON
+    response.extensions[_PARSED] = doc
+    return doc
 
 
 def host_of(url: str) -> str | None:
