@@ -105,15 +105,22 @@ async def write_chunks_atomic(
     More than ``limit`` bytes raises :class:`StreamTooLarge` at once. ``verify`` gets the
     final count before the rename and may raise (a size check) to keep nothing.
     """
-    count = 0
     with atomic_open(dest) as fh:
-        async for chunk in chunks:
-            count += len(chunk)
-            if limit is not None and count > limit:
-                raise StreamTooLarge(f"more than {limit} bytes: over the size limit")
-            fh.write(chunk)
+        count = await write_chunks(fh, chunks, limit=limit)
         if verify is not None:
             verify(count)
+    return count
+
+
+async def write_chunks(fh: BinaryIO, chunks: AsyncIterable[bytes], *, limit: int | None = None) -> int:
+    """Write ``chunks`` to an open file; the byte count. More than ``limit`` bytes raises
+    :class:`StreamTooLarge` at once, before the excess is written."""
+    count = 0
+    async for chunk in chunks:
+        count += len(chunk)
+        if limit is not None and count > limit:
+            raise StreamTooLarge(f"more than {limit} bytes: over the size limit")
+        fh.write(chunk)
     return count
 
 

@@ -30,7 +30,7 @@ import attrs
 import httpx
 
 from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError, ValidationError
-from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, write_chunks_atomic
+from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, write_chunks, write_chunks_atomic
 from kling_core.media import netguard
 from kling_core.media.netguard import IPAddress, Resolver
 from kling_core.settings import MediaSettings, PollSettings
@@ -231,15 +231,10 @@ async def write_stream_into(response: httpx.Response, dest: Path, *, cap: int, e
     StreamTooLarge or StreamIncomplete the file is left empty.
     """
     verify = _size_check(response, expected_size)
-    count = 0
     with open(dest, "r+b") as fh:  # the same file (inode) the caller holds: not replaced
         fh.truncate(0)
         try:
-            async for chunk in response.aiter_bytes(CHUNK):
-                count += len(chunk)
-                if count > cap:
-                    raise StreamTooLarge(f"more than {cap} bytes: over the size limit")
-                fh.write(chunk)
+            count = await write_chunks(fh, response.aiter_bytes(CHUNK), limit=cap)
             verify(count)
         except BaseException:
             fh.truncate(0)
