@@ -22,7 +22,7 @@ reference of :class:`HostSpec`. Providers that render locally (the mock) also ge
 hardened media tools: :func:`run_ffmpeg`, :func:`probe_video`, :func:`local_media` and friends.
 """
 
-from kling_core.contract.capabilities import ImageLimits, ModelCapabilities, ProviderCapabilities, VideoLimits
+from kling_core.contract.capabilities import ImageLimits, ModelCapabilities, Price, ProviderCapabilities, VideoLimits
 from kling_core.contract.checks import local_path
 from kling_core.contract.models import MODELS, Cost, EditRequest, EditResult, Element, OutputVideo, Timings
 from kling_core.contract.prompt import render_prompt, spell_canonical, spell_snake, spell_triple_angle
@@ -137,6 +137,7 @@ __all__ = [
     "ModelCapabilities",
     "OutputVideo",
     "PollSettings",
+    "Price",
     "Problem",
     "ProtocolError",
     "Provider",

@@ -29,6 +29,8 @@ _COMMAND_MODULES = (
     "kling_core.cli.emulate_cmd",
     "kling_core.cli.compare_cmd",
     "kling_core.cli.keys_cmd",
+    "kling_core.cli.batch_cmd",
+    "kling_core.cli.webhooks_cmd",
 )
 
 

@@ -34,6 +34,24 @@ class ImageLimits:
 
 
 @attrs.frozen
+class Price:
+    """What a host charges for one model and quality, as published, with its source and date.
+
+    A host charges per second of output video (``usd_per_second``) or per finished job
+    (``usd_per_run``); one of the two is set. ``edit_mode`` None: the price of both modes.
+    """
+
+    model: str  # canonical name: kling-o1 | kling-o3
+    quality: str  # std | pro
+    source: str  # where the figure is published (a URL), or why it is inferred
+    as_of: str  # the date the figure was read, YYYY-MM-DD
+    usd_per_second: float | None = None
+    usd_per_run: float | None = None
+    edit_mode: str | None = None
+    note: str = ""  # e.g. "inferred from the host's credit price"
+
+
+@attrs.frozen
 class ModelCapabilities:
     """One canonical model on one provider."""
 
@@ -81,6 +99,11 @@ class ProviderCapabilities:
     can_reconcile: bool = False
     reports_progress: bool = False
     reports_cost: bool = False
+    # Published prices (see Price); empty when the host publishes none.
+    prices: tuple[Price, ...] = ()
+    # Jobs one account may have in flight at once, from the host's documentation (None: none
+    # documented). The default of the per-provider bound on jobs in flight (``max_in_flight``).
+    max_in_flight: int | None = None
 
     def model(self, name: str) -> ModelCapabilities | None:
         for m in self.models:
