@@ -132,6 +132,10 @@ class CallbackShape:
     job_id: str = "id"
     status: StatusShape = field(factory=StatusShape)
     result: ResultShape = field(factory=ResultShape)
+    # How the host signs its callbacks: "fal-ed25519" (Ed25519 over fal's header fields, keys
+    # from its JWKS), "standard-webhooks" (HMAC-SHA256 with webhook-id/-timestamp/-signature
+    # headers, as Replicate sends), or None: unsigned, trusted only after a status GET agrees.
+    signature: str | None = None
 
 
 @attrs.frozen
