@@ -9,7 +9,7 @@ schema); the edit endpoints take neither (the output follows the input).
 
 from __future__ import annotations
 
-from kling_core.sdk import ModelCapabilities, ProviderCapabilities
+from kling_core.sdk import ModelCapabilities, Price, ProviderCapabilities
 
 QUEUE_BASE = "https://queue.fal.run"
 # The owner/app part of every Kling model id: status/result/cancel URLs use only this.
@@ -31,6 +31,21 @@ ENDPOINTS: dict[tuple[str, str, str], str] = {
 REFERENCE_FIELDS = frozenset({"duration", "aspect_ratio"})
 _EDIT_FOLLOWS_INPUT = {"aspect_ratio": "the edit endpoint follows the input; the reference endpoint takes it",
                        "duration": "the edit endpoint follows the input; the reference endpoint takes it"}
+
+# Per second of output video. The O3 pro edit figure is on its model page; the O1 figures come
+# from a third-party snapshot of fal's pricing (providers.md §1.1), the O3 standard one from
+# providers.md §8; the reference endpoints are taken to cost what the edit does [inferred].
+_FAL_O3_PRO = "https://fal.ai/models/fal-ai/kling-video/o3/pro/video-to-video/edit/llms.txt"
+_FAL_PRICING = "https://fal.ai/pricing"
+PRICES = (
+    Price(model="kling-o1", quality="pro", usd_per_second=0.168, source=_FAL_PRICING, as_of="2026-12-01",
+          note="third-party snapshot of fal's pricing [inferred]"),
+    Price(model="kling-o1", quality="std", usd_per_second=0.126, source=_FAL_PRICING, as_of="2026-12-01",
+          note="third-party snapshot of fal's pricing [inferred]"),
+    Price(model="kling-o3", quality="pro", usd_per_second=0.336, source=_FAL_O3_PRO, as_of="2026-12-01"),
+    Price(model="kling-o3", quality="std", usd_per_second=0.252, source=_FAL_PRICING, as_of="2026-12-01",
+          note="approximate figure from public listings [inferred]"),
+)
 
 # Both models default keep_audio differently on fal (O1 false, O3 true), so it is always sent.
 CAPABILITIES = ProviderCapabilities(
@@ -59,4 +74,5 @@ CAPABILITIES = ProviderCapabilities(
     supports_dry_run=False,
     reports_progress=False,
     reports_cost=False,
+    prices=PRICES,
 )

@@ -129,6 +129,9 @@ CAPABILITIES = ProviderCapabilities(
     can_reconcile=True,  # external_task_id carries the client key
     reports_progress=False,
     reports_cost=True,  # final_unit_deduction
+    # No price table: Kling bills in resource-pack units whose dollar price depends on the
+    # pack bought, so only the units a job used (final_unit_deduction) are known [GAP].
+    prices=(),
 )
 
 # The task document, inside the {"code", "message", "request_id", "data"} envelope of every

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kling_core.sdk import (
     ModelCapabilities,
+    Price,
     ProviderCapabilities,
 )
 
@@ -18,6 +19,10 @@ CAPABILITIES = ProviderCapabilities(
     supports_dry_run=True,
     reports_progress=True,
     reports_cost=False,
+    # Renders locally with ffmpeg: free, which a dry run and --max-cost can rely on.
+    prices=tuple(Price(model=m, quality=q, usd_per_second=0.0, source="local ffmpeg render (kling-core mock)",
+                       as_of="2026-12-01", note="offline, no charge") for m in ("kling-o1", "kling-o3")
+                 for q in ("std", "pro")),
 )
 
 # Short side of the output picture per quality (the hosts' 720p / 1080p).

@@ -21,6 +21,7 @@ from kling_core.sdk import (
     HostState,
     InsufficientCreditsError,
     ModelCapabilities,
+    Price,
     ProviderCapabilities,
     ProviderError,
     ProviderValidationError,
@@ -65,6 +66,11 @@ CAPABILITIES = ProviderCapabilities(
     supports_dry_run=False,
     reports_progress=False,
     reports_cost=True,  # x-remaining-credits
+    # Per finished job. The O1 edit's page showed about $1.28-1.30 a run; the higher figure is
+    # kept. O3's runs range $0.945-6.30 by duration and mode with no table read: none [GAP].
+    prices=(Price(model="kling-o1", quality="pro", usd_per_run=1.30,
+                  source="https://www.segmind.com/models/kling-o1-video-to-video-edit",
+                  as_of="2026-12-01", note="about $1.28-1.30 per run seen; the higher figure [inferred]"),),
 )
 
 ERROR_TABLE = ErrorTable(

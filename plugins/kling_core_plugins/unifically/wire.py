@@ -28,6 +28,7 @@ from kling_core.sdk import (
     HostState,
     InsufficientCreditsError,
     ModelCapabilities,
+    Price,
     ProviderCapabilities,
     ProviderError,
     ProviderValidationError,
@@ -150,6 +151,11 @@ CAPABILITIES = ProviderCapabilities(
     supports_dry_run=True,
     reports_progress=False,
     reports_cost=False,
+    # The O1 edit page lists one price per second for every resolution (3 s $0.144 ... 10 s
+    # $0.48); the Kling 3.0 Omni page was not read for prices: none for kling-o3 [GAP].
+    prices=tuple(Price(model="kling-o1", quality=q, usd_per_second=0.048,
+                       source="https://docs.unifically.com/models/video/kling/kling-o1/edit", as_of="2026-12-01")
+                 for q in ("std", "pro")),
 )
 
 # A failed task's message: `error.message`, or a bare `error` / `error_message` string [INF].
