@@ -83,6 +83,11 @@ def _at_least_one(inst: object, attribute: attrs.Attribute[Any], value: float) -
         raise ValueError(f"must be 1 or more, got {value}")
 
 
+def _at_least_one_or_none(inst: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None:
+        _at_least_one(inst, attribute, value)
+
+
 # Upper bounds of the numeric settings (also in schemas/config.schema.json as "maximum").
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -95,6 +100,7 @@ MAX_RETRY_AFTER = DAY  # poll.max_retry_after: a longer Retry-After stops the re
 MAX_DOWNLOAD_BYTES = 2**40  # 1 TiB
 MAX_DOWNLOAD_TIMEOUT = HOUR  # between two reads of a download
 MAX_FFMPEG_TIMEOUT = DAY  # one ffmpeg run
+MAX_IN_FLIGHT = 100_000  # jobs one client runs at once on one provider
 
 
 def _env_refs(inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -139,6 +145,28 @@ class Secret:
         raise TypeError("Secret values cannot be pickled")
 
 
+def _typical_range(inst: object, attribute: attrs.Attribute[Any], value: tuple[float, float] | None) -> None:
+    if value is None:
+        return
+    for end in value:
+        _finite(end)
+        if not 0 <= end <= MAX_DEADLINE:
+            raise ValueError(f"must be two numbers of seconds from 0 to {MAX_DEADLINE:g}, got {end:g}")
+
+
+def _typical_ranges(inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, tuple[float, float]]) -> None:
+    for name, pair in value.items():
+        try:
+            _typical_range(inst, attribute, pair)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+
+
+def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
+    # A range is its two ends in either order.
+    return (min(pair), max(pair))
+
+
 @attrs.frozen
 class PollSettings:
     """Backoff for status polling: ``initial`` seconds growing ×``factor`` to ``max``."""
@@ -153,6 +181,24 @@ class PollSettings:
     status_retries: int = field(default=5, validator=[_non_negative, _at_most(MAX_STATUS_RETRIES, "")])
     # a longer Retry-After: stop retrying
     max_retry_after: float = field(default=120.0, validator=[_non_negative, _at_most(MAX_RETRY_AFTER, " s")])
+    # The schedule around the host's typical job duration (kling_core.client.schedule): seconds
+    # after submit a job usually ends, for every model of the provider or by model name (either
+    # overrides the model's capability data); polls at most ``window_every`` s apart inside it,
+    # every ``outlier_fraction`` of the time since submit after it.
+    typical_seconds: tuple[float, float] | None = field(default=None, validator=_typical_range)
+    typical_by_model: Mapping[str, tuple[float, float]] = field(factory=dict, validator=_typical_ranges)
+    window_every: float = field(default=1.5, validator=[_positive, _at_most(MAX_POLL_DELAY, " s")])
+    outlier_fraction: float = field(default=0.05, validator=_fraction)
+    # While a push channel is live (the host's status stream, an in-process webhook receiver):
+    # a safety poll every push_every seconds. stream = false: never open the host's stream.
+    push_every: float = field(default=60.0, validator=[_positive, _at_most(MAX_POLL_DELAY, " s")])
+    stream: bool = True
+
+    def typical_for(self, model: str | None) -> tuple[float, float] | None:
+        """The configured typical duration range for ``model`` (None: none configured)."""
+        if model is not None and model in self.typical_by_model:
+            return _ordered(self.typical_by_model[model])
+        return _ordered(self.typical_seconds) if self.typical_seconds is not None else None
 
 
 @attrs.frozen
@@ -180,6 +226,9 @@ class ProviderSettings:
     # When a wait passes its deadline, ask the host to cancel the job (hosts that can cancel);
     # off by default: a job that is slow, not dead, may still be picked up and paid for once.
     cancel_on_timeout: bool = False
+    # Jobs this client runs at once on this provider (submitted, not yet finished); None: the
+    # host's documented limit, else kling_core.inflight.DEFAULT_MAX_IN_FLIGHT. See kling_core.inflight.
+    max_in_flight: int | None = field(default=None, validator=[_at_least_one_or_none, _at_most(MAX_IN_FLIGHT, "")])
 
 
 @attrs.frozen
@@ -190,6 +239,31 @@ class MediaSettings:
     download_timeout: float = field(default=60.0, validator=[_positive, _at_most(MAX_DOWNLOAD_TIMEOUT, " s")])
     ffmpeg_timeout: float = field(default=300.0, validator=[_positive, _at_most(MAX_FFMPEG_TIMEOUT, " s")])
     work_dir: str | None = None  # where rendered/ downloaded media is kept; default: a cache dir
+
+
+FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+MAX_WEBHOOK_TOLERANCE = HOUR
+
+
+def _port(inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a port number from 0 to 65535, got {value}")
+
+
+@attrs.frozen
+class WebhookSettings:
+    """``kling webhooks serve`` and the in-process receiver (docs/webhooks.md)."""
+
+    host: str = "127.0.0.1"  # a non-loopback address also needs --public
+    port: int = field(default=8766, validator=_port)  # 0: a free port
+    public_url: str | None = field(default=None, validator=_http_url)  # the base hosts reach (a tunnel)
+    # seconds a signed delivery's timestamp may be off our clock, either way
+    tolerance: float = field(default=300.0, validator=[_positive, _at_most(MAX_WEBHOOK_TOLERANCE, " s")])
+    fal_jwks_url: str = field(default=FAL_JWKS_URL, validator=_http_url)
+    jwks_max_age: float = field(default=DAY, validator=[_positive, _at_most(DAY, " s")])  # fal: never over 24 h
+    jwks_min_refresh: float = field(default=60.0, validator=[_non_negative, _at_most(HOUR, " s")])
+    confirm_timeout: float = field(default=30.0, validator=[_positive, _at_most(600.0, " s")])
+    secrets: Mapping[str, str] = field(factory=dict, validator=_env_refs)  # provider -> signing secret ref
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ from kling_core.provider import JobHandle
 from kling_core.settings import PollSettings
 from tests.test_http_provider import REQ, STATUS, SUBMIT, make  # the Demo host
 
-PRE_SEND = [httpx.ConnectError, httpx.ConnectTimeout]
+PRE_SEND = [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout]
 POST_SEND = [httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.WriteTimeout, httpx.ReadError]
 
 outcome = st.one_of(

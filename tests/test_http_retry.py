@@ -37,7 +37,7 @@ def test_every_status_in_every_phase(phase: str) -> None:
     ],
 )
 def test_transport_errors_by_phase(exc: Exception) -> None:
-    pre_send = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+    pre_send = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))  # never sent
     assert classify("submit_pre_send", exc).retry is pre_send
     assert classify("submit_post_send", exc).retry is False
     for phase in IDEMPOTENT:

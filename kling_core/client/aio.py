@@ -8,9 +8,11 @@ polls to a deadline and saves the result atomically (:mod:`.follow`), and works 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypedDict, Unpack
 
 from kling_core.client.base import PathArg, StatusCallback, SubmitCallback, unexpected_keywords
+from kling_core.client.fallback import provider_chain
 from kling_core.client.joblog_ops import JobLogMixin
 from kling_core.client.submit import SubmitMixin
 from kling_core.client.timeouts import check_timeout
@@ -21,7 +23,8 @@ class JobOptions(TypedDict, total=False):
     """The keywords of running one edit (``AsyncEditClient.edit``, ``edit``, ``aedit``)."""
 
     output: PathArg | None
-    provider: str | None
+    provider: str | Sequence[str] | None  # a list ("fal,segmind"): fallback hosts (client.fallback)
+    max_cost: float | None  # US dollars: a host whose price estimate is higher is not sent the job
     on_submit: SubmitCallback | None
     on_status: StatusCallback | None
     new: bool  # default False
@@ -37,13 +40,24 @@ class AsyncEditClient(SubmitMixin, JobLogMixin):
         return f"<AsyncEditClient provider={self.default_provider!r}>"
 
     async def edit(self, request: EditRequest, **options: Unpack[JobOptions]) -> EditResult:
-        """The whole job: check, submit once (or pick up this request's job), wait, save."""
+        """The whole job: check, submit once (or pick up this request's job), wait, save.
+
+        At most :meth:`in_flight_limit` jobs run at once per provider; one past it waits
+        (before submitting) for a running one to end.
+        """
         unexpected_keywords("edit", options, JOB_OPTIONS)
         output, timeout = options.get("output"), options.get("timeout")
         check_timeout(timeout)
-        handle = await self.submit(request, provider=options.get("provider"), new=options.get("new", False),
-                                   output=output)
-        on_submit = options.get("on_submit")
-        if on_submit is not None:
-            on_submit(handle)
-        return await self._collect(handle, output, on_status=options.get("on_status"), timeout=timeout)
+        provider = options.get("provider")
+        first = (provider_chain(provider) or (self.default_provider,))[0]  # slots of the first host
+        slots = self._slots(first)
+        if slots.held >= slots.size:
+            self.check(request, first)  # a bad request is told now, not after its turn
+        # The job holds one of the provider's slots from before its submit to its saved result.
+        async with slots.slot():
+            handle = await self.submit(request, provider=provider, new=options.get("new", False), output=output,
+                                       max_cost=options.get("max_cost"))
+            on_submit = options.get("on_submit")
+            if on_submit is not None:
+                on_submit(handle)
+            return await self._collect(handle, output, on_status=options.get("on_status"), timeout=timeout)

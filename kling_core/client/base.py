@@ -6,13 +6,15 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeAlias, TypedDict, Unpack
 
+from kling_core.client.fallback import provider_chain
 from kling_core.config import KlingConfig, load_config
 from kling_core.contract.models import AspectRatio, EditMode, EditRequest, Element, ModelName, Quality
 from kling_core.contract.status import JobStatus
+from kling_core.inflight import LoopBound, max_in_flight
 from kling_core.joblog import JobLog
 from kling_core.plugins import PluginHost
 from kling_core.preflight import check_request
@@ -33,7 +35,7 @@ def _fspath(value: Any) -> Any:
 class ClientOptions(TypedDict, total=False):
     """The keywords of a client (``AsyncEditClient``, ``EditClient``): a type checker sees a typo."""
 
-    provider: str | None
+    provider: str | Sequence[str] | None  # a list ("fal,segmind"): fallback hosts, first the default
     config: KlingConfig | None
     host: PluginHost | None
     environ: Mapping[str, str] | None
@@ -59,7 +61,7 @@ class EditFields(TypedDict, total=False):
     webhook_url: str | None
     client_key: str | None
     options: Mapping[str, Any] | None
-    provider: str | None
+    provider: str | Sequence[str] | None  # its defaults layer: the first host's
 
 
 CLIENT_OPTIONS = ClientOptions.__optional_keys__
@@ -86,7 +88,11 @@ class ClientBase:
         self.config = config if config is not None else load_config()
         self.host = host if host is not None else PluginHost()
         self.host.declare(self.config)  # `[providers.NAME] uses = "BASE"` tables add providers
-        self.default_provider = options.get("provider") or self.config.default_provider
+        # A list of providers is a fallback chain (kling_core.client.fallback); its first is the default.
+        given = provider_chain(options.get("provider"))
+        self.default_chain: tuple[str, ...] = given or (self.config.default_provider,
+                                                        *self.config.fallback_providers)
+        self.default_provider: str = self.default_chain[0]
         self.environ = options.get("environ")
         self.transport = options.get("transport")
         self._sleep = options.get("sleep") or asyncio.sleep
@@ -96,6 +102,7 @@ class ClientBase:
         self.journal: JobLog | None = (journal or JobLog()) if options.get("use_journal", True) else None
         self._rng = options.get("rng") or random.Random()
         self._providers: dict[str, Provider] = {}
+        self._job_slots: dict[str, LoopBound] = {}  # provider name -> its bound on jobs in flight
 
     # -- providers --------------------------------------------------------------------
     def provider(self, name: str | None = None) -> Provider:
@@ -118,11 +125,28 @@ class ClientBase:
             self._providers[name] = cls(ctx)
         return self._providers[name]
 
+    def in_flight_limit(self, provider: str | None = None) -> int:
+        """How many jobs this client runs at once on ``provider`` through ``edit`` (the single-job
+        path): its ``max_in_flight`` setting, else the host's documented limit, else 100.
+
+        Needs no event loop and no credential. A job past the bound waits before its submit.
+        """
+        name = provider or self.default_provider
+        return max_in_flight(self.config.provider_settings(name), self.host.provider_class(name).capabilities)
+
+    def _slots(self, provider: str | None = None) -> LoopBound:
+        """The bound on jobs in flight on ``provider`` (see :mod:`kling_core.inflight`)."""
+        name = provider or self.default_provider
+        slots = self._job_slots.get(name)
+        if slots is None:
+            slots = self._job_slots[name] = LoopBound(self.in_flight_limit(name))
+        return slots
+
     # -- requests ---------------------------------------------------------------------
     def request(self, video: PathArg, prompt: str, **fields: Unpack[EditFields]) -> EditRequest:
         """Build a request, layering config defaults under what is given; None means unset."""
         unexpected_keywords("request", fields, EDIT_FIELDS)
-        name = fields.get("provider") or self.default_provider
+        name = (provider_chain(fields.get("provider")) or (self.default_provider,))[0]
         doc: dict[str, Any] = {
             "video": _fspath(video),
             "prompt": prompt,
@@ -176,9 +200,12 @@ class ClientBase:
 
     # -- lifetime ---------------------------------------------------------------------
     async def aclose(self) -> None:
+        from kling_core.media.fetch import close_shared_client
+
         for prov in self._providers.values():
             await prov.aclose()
         self._providers.clear()
+        await close_shared_client()  # this loop's download client, once no download uses it
 
     async def __aenter__(self) -> Self:
         return self

@@ -99,6 +99,7 @@ class EditClient:
     jobs = _calls(AsyncEditClient.jobs)
     job = _calls(AsyncEditClient.job)
     forget = _calls(AsyncEditClient.forget)
+    in_flight_limit = _calls(AsyncEditClient.in_flight_limit)
     submit = _runs(AsyncEditClient.submit)
     start = _runs(AsyncEditClient.start)
     status = _runs(AsyncEditClient.status)

@@ -51,7 +51,15 @@ from kling_core.http.auth import CredentialAuth, HeaderAuth
 from kling_core.http.errormap import ErrorInfo, ErrorTable
 from kling_core.http.hostspec import HostSpec, ResultShape, StatusShape
 from kling_core.http.redact import install_redaction, redact_headers, redact_url, register_secret, scrub
-from kling_core.http.retry import PRE_SEND_ERRORS, Phase, backoff_delays, classify, parse_retry_after
+from kling_core.http.retry import (
+    NOT_SENT,
+    PRE_SEND_ERRORS,
+    Phase,
+    backoff_delays,
+    classify,
+    parse_retry_after,
+)
+from kling_core.inflight import LoopBound, ReleasingStream, http_concurrency, max_in_flight
 from kling_core.provider import JobHandle, Provider, ProviderContext
 
 log = logging.getLogger("kling_core.http")
@@ -91,6 +99,9 @@ class HttpProvider(Provider):
         self._hosts: frozenset[str] | None = None
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        # Requests this provider sends at once; more wait here, before httpx's pool (see
+        # kling_core.inflight), and the pool is sized to match.
+        self.requests = LoopBound(http_concurrency(max_in_flight(self.ctx.settings, self.capabilities)))
 
     # -- data-derived helpers --------------------------------------------------------
     @property
@@ -167,9 +178,11 @@ class HttpProvider(Provider):
             self._client = None
         if self._client is None:
             self._client_loop = loop
+            size = self.requests.size
             self._client = httpx.AsyncClient(
                 transport=self.ctx.transport,
                 timeout=httpx.Timeout(self.ctx.settings.timeout, connect=min(10.0, self.ctx.settings.timeout)),
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
                 # Redirects are not followed on API calls: httpx would carry custom key headers
                 # (x-api-key) to whatever host a redirect names.
                 follow_redirects=False,
@@ -196,7 +209,23 @@ class HttpProvider(Provider):
                 raise ProtocolError(f"refusing to send the {self.name} credential to {request.url.host!r}, "
                                     "which is not its API host", provider=self.name)
         auth = self.auth if request.extensions.get(_AUTH, True) else None
-        return await self.client.send(request, auth=auth, stream=stream)
+        await self.requests.acquire()
+        try:
+            response = await self.client.send(request, auth=auth, stream=stream)
+        except BaseException:
+            self.requests.release()
+            raise
+        if not stream:
+            self.requests.release()
+            return response
+        # A streamed body still holds its connection: the slot goes when the response closes.
+        response.stream = ReleasingStream(response.stream, self.requests.release)
+        return response
+
+    async def open_stream(self, request: httpx.Request) -> httpx.Response:
+        """Send a request whose answer is read as it arrives (the status stream,
+        :mod:`kling_core.http.stream`); the caller closes the response."""
+        return await self._send(request, stream=True)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -516,9 +545,12 @@ class HttpProvider(Provider):
                     await self.ctx.sleep(next(delays))
                     continue
                 if isinstance(exc, PRE_SEND_ERRORS):
+                    # Certain: not a byte of the request left, so no job exists (never "uncertain").
+                    what = ("no connection was free in time" if isinstance(exc, httpx.PoolTimeout)
+                            else "could not connect")
                     raise ProviderError(
-                        f"could not connect to {request.url.host} ({type(exc).__name__}); nothing was submitted",
-                        provider=self.name, retryable=True,
+                        f"{what} to {request.url.host} ({type(exc).__name__}); nothing was submitted",
+                        provider=self.name, retryable=True, code=NOT_SENT,
                     ) from exc
                 raise SubmitUncertainError(
                     f"the submit reached {request.url.host} but its answer was lost ({type(exc).__name__})"

@@ -23,8 +23,10 @@ from kling_core.settings import PollSettings
 Phase = Literal["submit_pre_send", "submit_post_send", "status", "result", "download"]
 PHASES: tuple[str, ...] = ("submit_pre_send", "submit_post_send", "status", "result", "download")
 
-# Failures that happen before a byte of the request reached the host.
-PRE_SEND_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
+# Failures that happen before a byte of the request reached the host: no connection could be
+# made, or none came free from the pool in time (the request never left the process).
+PRE_SEND_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_SENT = "not_sent"  # ProviderError.code of a submit that certainly never reached the host
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 429, *range(500, 600)})
 _IDEMPOTENT: frozenset[str] = frozenset({"status", "result", "download"})
 

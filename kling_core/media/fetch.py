@@ -7,8 +7,13 @@
 - the connection goes to the address that was checked, with the original host in the
   ``Host`` header and TLS SNI, so a second DNS answer cannot swap in another one (rebinding);
 - redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop checked again;
-- a fresh client: no credential, no cookie carried between hops, no proxy or netrc from the
-  environment; only GETs;
+- no credential, no cookie ever kept (not between hops, not between downloads), no proxy or
+  netrc from the environment; only GETs;
+- one shared client per event loop (:func:`shared_client`): one TLS context (the CA bundle is
+  loaded once per process) and pooled connections kept per (scheme, checked address, port,
+  TLS name), so a connection is reused only for the same checked address *and* the name its
+  certificate was verified for; at most ``DOWNLOADS_AT_ONCE`` GETs run at once, the rest wait
+  their turn before the pool (a test's injected transport gets a client of its own);
 - the body streams to a ``.part`` file beside the target (:mod:`kling_core.files`), capped at
   ``media.max_download_bytes`` and checked against Content-Length and the expected size;
 - transient failures (408, 429, 5xx, transport errors, a short body) are retried as GETs,
@@ -18,10 +23,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
+import http.cookiejar
 import os
 import ssl
-from collections.abc import Awaitable, Callable
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -31,6 +41,7 @@ import httpx
 
 from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError, ValidationError
 from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, write_chunks, write_chunks_atomic
+from kling_core.inflight import ReleasingStream
 from kling_core.media import netguard
 from kling_core.media.netguard import IPAddress, Resolver
 from kling_core.settings import MediaSettings, PollSettings
@@ -41,6 +52,11 @@ CONNECT_TIMEOUT = 10.0
 DNS_TIMEOUT = 10.0
 RETRY_BACKOFF = PollSettings(initial=1.0, factor=2.0, max=16.0, jitter=0.25)
 TOO_MANY_REDIRECTS = "too_many_redirects"  # ProviderError.code
+# GETs the shared download client runs at once (per event loop), and the connections each
+# pinned address may hold; at most MAX_POOLS addresses keep a pool, the least recently used
+# idle one is closed past that.
+DOWNLOADS_AT_ONCE = 16
+MAX_POOLS = 32
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -87,14 +103,12 @@ async def fetch(
         require_https=require_https, resolve=resolve, provider=provider, job_id=job_id, in_place=in_place,
     )
     delays = backoff_delays(RETRY_BACKOFF)
-    timeout = httpx.Timeout(settings.download_timeout, connect=min(CONNECT_TIMEOUT, settings.download_timeout))
     last = ""
-    async with httpx.AsyncClient(
-        transport=transport, follow_redirects=False, timeout=timeout, trust_env=False, verify=_tls()
-    ) as client:
+    async with _client_for(transport) as (client, gate):
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await job.attempt(client)
+                async with gate:  # one turn per GET, not across the backoff sleep
+                    await job.attempt(client)
                 return job.dest
             except _Transient as exc:
                 last = str(exc)
@@ -119,14 +133,19 @@ class _Fetch:
     job_id: str | None
     in_place: bool = False
 
+    def timeout(self) -> httpx.Timeout:
+        limit = self.settings.download_timeout
+        return httpx.Timeout(limit, connect=min(CONNECT_TIMEOUT, limit))
+
     async def attempt(self, client: httpx.AsyncClient) -> None:
         """One GET, redirects included, from the first URL again."""
         current = self.url
         for _hop in range(MAX_REDIRECTS + 1):
             addr, port = await self._checked(current)
             pinned, headers, extensions = _pinned(current, addr, port)
-            client.cookies.clear()  # a hop's Set-Cookie must not travel to the next host
-            request = client.build_request("GET", pinned, headers=headers, extensions=extensions)
+            # The client keeps no cookie (_NoCookies): a hop's Set-Cookie never travels on.
+            request = client.build_request("GET", pinned, headers=headers, extensions=extensions,
+                                           timeout=self.timeout())
             try:
                 response = await client.send(request, stream=True)
             except httpx.TransportError as exc:
@@ -244,11 +263,140 @@ async def write_stream_into(response: httpx.Response, dest: Path, *, cap: int, e
     return count
 
 
-def _tls() -> ssl.SSLContext | bool:
+def _tls() -> ssl.SSLContext:
     # trust_env is off (it would send ~/.netrc credentials and hand the checked address to a
     # proxy that sees another network), but a CA bundle the user points at still counts.
-    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
-    return ssl.create_default_context(cafile=cafile, capath=capath) if cafile or capath else True
+    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.cache
+def _tls_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    """One verifying TLS context per CA bundle: loading the bundle costs tens of milliseconds."""
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Refuses every cookie: a download client shared by every job and host keeps none."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+def _new_client(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
+                             cookies=http.cookiejar.CookieJar(policy=_NoCookies()))
+
+
+class _PinnedPools(httpx.AsyncBaseTransport):
+    """A connection pool per (scheme, checked address, port, TLS name), all with one TLS context.
+
+    httpx pools by the URL's host alone, here the checked address: two names on one address
+    would share a connection whose certificate was verified for only one of them. Keyed by
+    the TLS name too, a connection serves only the name it was verified for.
+    """
+
+    def __init__(self) -> None:
+        self._pools: OrderedDict[tuple[str, str, int | None, str | None], httpx.AsyncHTTPTransport] = OrderedDict()
+        self._busy: dict[tuple[str, str, int | None, str | None], int] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        sni = request.extensions.get("sni_hostname")
+        key = (request.url.scheme, request.url.host, request.url.port, str(sni) if sni else None)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = httpx.AsyncHTTPTransport(
+                verify=_tls(), trust_env=False,
+                limits=httpx.Limits(max_connections=DOWNLOADS_AT_ONCE, max_keepalive_connections=DOWNLOADS_AT_ONCE),
+            )
+            await self._evict()
+        self._pools.move_to_end(key)
+        self._busy[key] = self._busy.get(key, 0) + 1
+
+        def done() -> None:
+            self._busy[key] -= 1
+
+        try:
+            response = await pool.handle_async_request(request)
+        except BaseException:
+            done()
+            raise
+        response.stream = ReleasingStream(response.stream, done)  # busy until the body is closed
+        return response
+
+    async def _evict(self) -> None:
+        for key in list(self._pools):
+            if len(self._pools) <= MAX_POOLS:
+                return
+            if not self._busy.get(key):
+                self._busy.pop(key, None)
+                await self._pools.pop(key).aclose()
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.aclose()
+
+
+class _Shared:
+    """The download client of one event loop, its turn-taking, and who is using it."""
+
+    def __init__(self) -> None:
+        self.client = _new_client(_PinnedPools())
+        self.gate = asyncio.Semaphore(DOWNLOADS_AT_ONCE)
+        self.users = 0
+        self.retired = False
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Shared] = weakref.WeakKeyDictionary()
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The running event loop's shared download client (made on first use)."""
+    return _shared().client
+
+
+def _shared() -> _Shared:
+    loop = asyncio.get_running_loop()
+    shared = _SHARED.get(loop)
+    if shared is None:
+        shared = _SHARED[loop] = _Shared()
+    return shared
+
+
+async def close_shared_client() -> None:
+    """Close this event loop's shared download client once no download uses it (the next
+    download makes a new one). Called by the edit client's ``aclose``."""
+    shared = _SHARED.pop(asyncio.get_running_loop(), None)
+    if shared is not None:
+        shared.retired = True
+        if shared.users == 0:
+            await shared.client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _client_for(
+    transport: httpx.AsyncBaseTransport | None,
+) -> AsyncIterator[tuple[httpx.AsyncClient, contextlib.AbstractAsyncContextManager[Any]]]:
+    """The client a fetch uses and its turn-taking: the shared one, or (a test's transport) its own."""
+    if transport is not None:
+        async with _new_client(transport) as client:
+            yield client, contextlib.nullcontext()
+        return
+    shared = _shared()
+    shared.users += 1
+    try:
+        yield shared.client, shared.gate
+    finally:
+        shared.users -= 1
+        if shared.retired and shared.users == 0:
+            await shared.client.aclose()
 
 
 def _canonical(url: str, field: str) -> str:

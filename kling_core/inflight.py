@@ -1,0 +1,121 @@
+"""How much work one client keeps in flight on one provider: two bounds.
+
+- **Jobs** (``max_in_flight``): jobs submitted and not yet finished that one client runs at
+  once on a provider through its single-job path (``edit``, and what builds on it). Hosts cap
+  this (fal by account tier, Kling's error 1303 "parallel tasks over the resource pack
+  limit"), so the default is the host's documented limit
+  (``ProviderCapabilities.max_in_flight``), else :data:`DEFAULT_MAX_IN_FLIGHT`. A job holds
+  its slot from before its submit until its result is saved or the wait ends; one past the
+  bound waits before submitting, so nothing is sent that the host would refuse. Bare
+  ``submit``/``wait`` calls take no job slot: a caller that submits everything before waiting
+  on anything would otherwise wait forever.
+- **Requests** (:func:`http_concurrency`): HTTP requests one provider's API client sends at
+  once (submit, status, result, cancel). This is what keeps the event loop and the connection
+  pool small whatever the number of jobs: a job waiting between polls holds no request slot,
+  and one past the bound waits in a FIFO queue *before* the pool, so httpx's pool never holds
+  thousands of waiting requests. The pool is sized to the bound, so a request that has its
+  slot finds a connection. Result downloads have their own bound on the shared download
+  client (:mod:`kling_core.media.fetch`), so a long download never delays a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+
+from kling_core.contract.capabilities import ProviderCapabilities
+from kling_core.settings import ProviderSettings
+
+# Jobs in flight per provider when neither the config nor the host's documentation names a
+# number: enough to keep a batch busy, few enough that polling them stays polite (100 jobs
+# polled every 20 s is 5 requests a second).
+DEFAULT_MAX_IN_FLIGHT = 100
+# Requests in flight per provider (and connections in its pool): at least MIN_REQUESTS so a
+# cancel or a look-up never waits behind the polls of a tiny job bound, at most MAX_REQUESTS:
+# on loopback one connection answers about a thousand polls a second, and 64 of them over a
+# 100 ms round trip still carry 640 a second (10,000 jobs polled every 20 s need 500).
+MIN_REQUESTS = 8
+MAX_REQUESTS = 64
+
+
+def max_in_flight(settings: ProviderSettings, capabilities: ProviderCapabilities) -> int:
+    """The job bound: the config's ``max_in_flight``, else the host's documented one, else the default."""
+    if settings.max_in_flight is not None:
+        return int(settings.max_in_flight)
+    if capabilities.max_in_flight is not None:
+        return int(capabilities.max_in_flight)
+    return DEFAULT_MAX_IN_FLIGHT
+
+
+def http_concurrency(jobs: int) -> int:
+    """Requests one provider sends at once for a job bound of ``jobs`` (each job sends one at a time)."""
+    return max(MIN_REQUESTS, min(MAX_REQUESTS, jobs))
+
+
+class LoopBound:
+    """At most ``size`` holders at once, in FIFO order, on whichever event loop is running.
+
+    An ``asyncio.Semaphore`` belongs to the loop it first waited on; a client used from a
+    second loop (successive ``asyncio.run`` calls) gets a fresh one there.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held = 0  # slots taken now, on the current loop
+        self.most = 0  # the most ever taken at once
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sem: asyncio.Semaphore | None = None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._sem is None or self._loop is not loop:
+            self._loop, self._sem, self.held = loop, asyncio.Semaphore(self.size), 0
+        return self._sem
+
+    async def acquire(self) -> None:
+        await self._semaphore().acquire()
+        self.held += 1
+        self.most = max(self.most, self.held)
+
+    def release(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._sem is not None and self._loop is loop:  # a slot of an ended loop is gone with it
+            self.held -= 1
+            self._sem.release()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+class ReleasingStream(httpx.AsyncByteStream):
+    """A streamed response body that calls ``release`` once, when it is closed: a slot (or a
+    busy count) held by a request lasts as long as its connection is in use."""
+
+    def __init__(self, stream: httpx.AsyncByteStream | httpx.SyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        assert isinstance(self._stream, httpx.AsyncByteStream)
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        release, self._release = self._release, None
+        try:
+            if isinstance(self._stream, httpx.AsyncByteStream):
+                await self._stream.aclose()
+        finally:
+            if release is not None:
+                release()
