@@ -66,6 +66,8 @@ class RunningEmulator:
                 lines += ["[providers.segmind]", f'base_url = "{url}"', ""]
             elif host == "kling":
                 lines += ["[providers.kling]", f'base_url = "{url}"', ""]
+            elif host == "replicate":
+                lines += ["[providers.replicate]", f'base_url = "{url}"', ""]
         return "\n".join([*lines, *extra]) + "\n"
 
     def environ(self) -> dict[str, str]:
@@ -80,6 +82,8 @@ class RunningEmulator:
             env["UNIFICALLY_API_KEY"] = self.keys["unifically"]
         if "segmind" in self.keys:
             env["SEGMIND_API_KEY"] = self.keys["segmind"]
+        if "replicate" in self.keys:
+            env["REPLICATE_API_TOKEN"] = self.keys["replicate"]
         if "kling" in self.keys:  # an ACCESS:SECRET pair
             env["KLING_ACCESS_KEY"], _, env["KLING_SECRET_KEY"] = self.keys["kling"].partition(":")
         if self.ca_file is not None:

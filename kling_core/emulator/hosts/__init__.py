@@ -8,7 +8,9 @@ from kling_core.errors import ConfigError
 HOSTS: dict[str, str] = {"fal": "kling_core.emulator.hosts.fal:FalHost",
                          "unifically": "kling_core.emulator.hosts.unifically:UnificallyHost",
                          "segmind": "kling_core.emulator.hosts.segmind:SegmindHost",
-                         "kling": "kling_core.emulator.hosts.kling:KlingHost"}
+                         "replicate": "kling_core.emulator.hosts.replicate:ReplicateHost",
+                         "kling": "kling_core.emulator.hosts.kling:KlingHost",
+                         "wavespeed": "kling_core.emulator.hosts.wavespeed:WaveSpeedHost"}
 # Hosts kling-core has providers for that the emulator does not speak yet (docs/emulator.md).
 PLANNED: tuple[str, ...] = ()
 
