@@ -34,6 +34,7 @@ from kling_core.settings import (
     MediaSettings,
     ProviderSettings,
     RequestDefaults,
+    WebhookSettings,
     is_credential_ref,
 )
 
@@ -66,9 +67,13 @@ _PROVENANCE = ("source", "files", "shadowed")
 @attrs.frozen
 class KlingConfig:
     default_provider: str = "mock"
+    # Tried in order after default_provider, only when the one before certainly made no job
+    # (kling_core.client.fallback). A --provider / provider= given explicitly replaces both.
+    fallback_providers: tuple[str, ...] = ()
     defaults: RequestDefaults = field(factory=RequestDefaults)
     media: MediaSettings = field(factory=MediaSettings)
     providers: Mapping[str, ProviderSettings] = field(factory=dict)
+    webhooks: WebhookSettings = field(factory=WebhookSettings)
     source: str | None = field(default=None, eq=False)  # where it was read from; not a config key
     # The files in effect, lowest layer first; and files found but not read (shadowed).
     files: tuple[ConfigFile, ...] = field(default=(), eq=False)

@@ -14,8 +14,10 @@ import click
 from kling_core.cli.common import State
 from kling_core.cli.compare_cmd import caption_for, check_sheet_path
 from kling_core.cli.completion_cmd import complete_providers
+from kling_core.cli.estimates import parse_max_cost, print_comparison, print_dry_run
 from kling_core.cli.progress import JobProgress, describe
 from kling_core.client import AsyncEditClient, check_timeout
+from kling_core.client.fallback import chain_for, pending_on
 from kling_core.contract.checks import local_path
 from kling_core.contract.models import (
     ASPECT_RATIO_VALUES,
@@ -211,14 +213,23 @@ async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provid
               help="Your id for this job (default: derived from the request, so a re-run picks its job up).")
 @click.option("--new", is_flag=True, help="Submit a new job even if this same edit has one unfinished.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="Provider option; repeatable.")
-@click.option("--provider", default=None, shell_complete=complete_providers,
-              help="Provider name (default: config's default_provider, else mock).")
+@click.option("--provider", default=None, shell_complete=complete_providers, metavar="NAME[,NAME...]",
+              help="Provider, or a list tried in order: the next only when the one before certainly made no job "
+                   "(default: config's default_provider and fallback_providers, else mock).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Output .mp4 (default: <video>-edited.mp4 here, or where this job's first run said).")
 @click.option("--timeout", "timeout_raw", default=None, metavar="SECONDS",
               help="Stop waiting after this long (the job keeps running; `kling jobs resume` picks it up).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
-@click.option("--dry-run", is_flag=True, help="Validate and price on the host without creating a job.")
+@click.option("--dry-run", is_flag=True,
+              help="Check the request and print its price estimate (and the host's own dry run where it has one); "
+                   "no job is created.")
+@click.option("--compare", is_flag=True,
+              help="With or without --dry-run: the estimate on every installed provider that can serve the request; "
+                   "nothing is submitted.")
+@click.option("--max-cost", "max_cost_raw", default=None, metavar="USD",
+              help="Refuse before submitting when the estimate is higher (or unknown); with a provider list, "
+                   "a host over it is passed over.")
 @click.option("--no-wait", is_flag=True, help="Submit, print the job, and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--sheet", "sheet", type=click.Path(), default=None, metavar="PATH",
@@ -229,7 +240,8 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
          keep_audio: bool | None, quality: Quality | None, model: ModelName | None, edit_mode: EditMode | None,
          aspect_ratio: AspectRatio | None, duration: int | None, webhook_url: str | None, client_key: str | None, new: bool,
          options: tuple[str, ...], provider: str | None, output: str | None, timeout_raw: str | None, as_json: bool,
-         dry_run: bool, no_wait: bool, quiet: bool, sheet: str | None = None) -> int:
+         dry_run: bool, no_wait: bool, quiet: bool, sheet: str | None = None, compare: bool = False,
+         max_cost_raw: str | None = None) -> int:
     """Edit VIDEO (a local path or an http(s) URL) as the prompt says; write the output .mp4.
 
     Running the same command again picks up its job (never paying twice) until its video was
@@ -253,6 +265,12 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
         timeout = parse_timeout(timeout_raw)
     except ValidationError as exc:
         problems += exc.problems
+    max_cost: float | None = None
+    try:
+        max_cost = parse_max_cost(max_cost_raw)
+    except ValidationError as exc:
+        problems += exc.problems
+    dry_run = dry_run or compare
     if new and client_key is not None:
         problems.append(Problem("new", "--new cannot be combined with --client-key (a key names one job)"))
     if sheet is not None and (dry_run or no_wait):
@@ -271,20 +289,20 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
                 keep_audio=keep_audio, edit_mode=edit_mode, aspect_ratio=aspect_ratio, duration=duration,
                 webhook_url=webhook_url, client_key=client_key, options=opts, provider=provider,
             )
-            prov = client.provider(provider)
-            client.check(request, prov.name)
+            chain = chain_for(client, provider)
+            if compare:
+                return print_comparison(client, request, as_json=as_json, max_cost=max_cost)
             if dry_run:
-                answer = await prov.dry_run(request)
-                if as_json:
-                    click.echo(json.dumps(answer, indent=2))
-                else:
-                    click.echo("\n".join(dry_run_lines(prov.name, answer)))
-                return 0
+                return await print_dry_run(client, request, chain, as_json=as_json, max_cost=max_cost)
+            prov = client.provider(chain[0]) if len(chain) == 1 else None
+            if prov is not None:
+                client.check(request, prov.name)  # one host: every problem now, before any upload
+            first = chain[0]
             inputs = local_inputs(request)
             dest = check_output(out, inputs=inputs) if out is not None else None
             reserved: Path | None = None
             if dest is None and not no_wait:
-                earlier = client.pending(request, provider=prov.name, new=new)
+                earlier = pending_on(client, request, chain, new=new)
                 if earlier is not None and earlier.output:
                     dest = check_output(earlier.output, inputs=inputs)  # where this job's first run would save
                 else:
@@ -293,7 +311,8 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
             try:
                 with JobProgress(enabled=not quiet) as progress:
                     try:
-                        started = await client.start(request, provider=prov.name, new=new, output=dest)
+                        started = await client.start(request, provider=chain, new=new, output=dest,
+                                                     max_cost=max_cost)
                         handle = started.handle
                         if started.resumed:
                             progress.line(f"resumed {handle.provider} job {handle.job_id} (client key "
@@ -310,9 +329,9 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
                         progress.interrupted()
                         key = handle.client_key if handle is not None else request.client_key
                         if key is None:
-                            earlier = client.pending(request, provider=prov.name)
+                            earlier = pending_on(client, request, chain)
                             key = earlier.client_key if earlier is not None else None
-                        code = await _interrupted(client, handle, prov.name, key)
+                        code = await _interrupted(client, handle, first, key)
                         release_unless_pending(client, reserved)
                         return code
             except BaseException:
@@ -321,7 +340,7 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
             emit_result(result, as_json)
             if sheet_dest is not None:
                 return await _write_sheet(state, video, result, sheet_dest, caption_for(
-                    None, provider=prov.name, request=unstructure(request)))
+                    None, provider=result.provider, request=unstructure(request)))
             return 0
 
     return asyncio.run(run())

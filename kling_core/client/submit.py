@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
 from kling_core.client.base import ClientBase, PathArg
+from kling_core.client.fallback import start_chain
 from kling_core.client.pickup import identify, lookup, pickup
 from kling_core.client.reword import reword
 from kling_core.client.send import send
@@ -51,18 +53,27 @@ class SubmitMixin(ClientBase):
             return None
         return record
 
-    async def submit(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
-                     output: PathArg | None = None) -> JobHandle:
+    async def submit(self, request: EditRequest, *, provider: str | Sequence[str] | None = None, new: bool = False,
+                     output: PathArg | None = None, max_cost: float | None = None) -> JobHandle:
         """Check, prepare and submit once; or return the job this request already has.
 
         The handle is in the job log before it is returned. ``new`` submits a new take even
         when the same request has an unfinished job.
         """
-        return (await self.start(request, provider=provider, new=new, output=output)).handle
+        return (await self.start(request, provider=provider, new=new, output=output, max_cost=max_cost)).handle
 
-    async def start(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
-                    output: PathArg | None = None) -> Started:
-        """:meth:`submit`, saying which job it bound to and whether it was picked up."""
+    async def start(self, request: EditRequest, *, provider: str | Sequence[str] | None = None, new: bool = False,
+                    output: PathArg | None = None, max_cost: float | None = None) -> Started:
+        """:meth:`submit`, saying which job it bound to and whether it was picked up.
+
+        ``provider`` may list fallback hosts (``"fal,segmind"``), and ``max_cost`` (US dollars)
+        refuses a host whose estimate is higher: see :mod:`kling_core.client.fallback`.
+        """
+        return await start_chain(self, request, provider, new=new, output=output, max_cost=max_cost)
+
+    async def start_one(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
+                        output: PathArg | None = None) -> Started:
+        """:meth:`start` on one host, without fallback or budget."""
         prov = self.provider(provider)
         self.check(request, prov.name)
         if new and request.client_key is not None:

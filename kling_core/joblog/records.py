@@ -56,7 +56,9 @@ class JobRecord:
     job_id: str | None = None
     handle: JobHandle | None = None
     result: Mapping[str, Any] | None = None  # the EditResult document, once known
-    cost: Mapping[str, Any] | None = None
+    cost: Mapping[str, Any] | None = None  # what the host reported (credits, remaining credits)
+    estimate: Mapping[str, Any] | None = None  # the price estimate when it was sent (kling_core.pricing)
+    attempts: tuple[Mapping[str, Any], ...] = ()  # the hosts tried, in order (kling_core.client.fallback)
     output: str | None = None
     error: str | None = None
     owner: str | None = None  # "host:pid" of the process that claimed the submit
@@ -84,6 +86,8 @@ class JobRecord:
             "output": self.output,
             "error": self.error,
             "cost": dict(self.cost) if self.cost else None,
+            "estimate": dict(self.estimate) if self.estimate else None,
+            "attempts": [dict(a) for a in self.attempts],
             "request_sha256": self.request_sha256,
             "request": self.request,
             "handle": unstructure(self.handle) if self.handle is not None else None,

@@ -18,7 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-VERSION = 1
+VERSION = 2
+# What each version added to a log written by the one before (see ``_upgrade``).
+UPGRADES: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE jobs ADD COLUMN estimate TEXT", "ALTER TABLE jobs ADD COLUMN attempts TEXT"),
+}
 BUSY_TIMEOUT_S = 30.0
 
 DDL = """
@@ -39,6 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     state          TEXT NOT NULL,
     result         TEXT,
     cost           TEXT,
+    estimate       TEXT,
+    attempts       TEXT,
     output         TEXT,
     error          TEXT,
     owner          TEXT,
@@ -107,10 +113,30 @@ def _create(conn: sqlite3.Connection) -> None:
     if conn.execute("PRAGMA user_version").fetchone()[0] == VERSION:
         return
     with transaction(conn):
-        for statement in DDL.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        # Read again inside the write lock: another process may have created or upgraded it.
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found == VERSION:
+            return
+        if found == 0:
+            for statement in DDL.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        else:
+            _upgrade(conn, found)
         conn.execute(f"PRAGMA user_version = {VERSION}")
+
+
+def _upgrade(conn: sqlite3.Connection, found: int) -> None:
+    """Bring a log written by an older version up to this one, in the caller's transaction.
+
+    A newer log than this code knows is refused rather than written with missing columns.
+    """
+    if found > VERSION:
+        raise sqlite3.DatabaseError(f"job log version {found} is newer than this kling-core's ({VERSION}): "
+                                    "upgrade kling-core")
+    for version in range(found + 1, VERSION + 1):
+        for statement in UPGRADES.get(version, ()):
+            conn.execute(statement)
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from kling_core.provider import JobHandle
 from kling_core.serialization import structure, unstructure
 
 DB_NAME = "jobs.db"
-_JSON_FIELDS = ("request", "handle", "result", "cost")
+_JSON_FIELDS = ("request", "handle", "result", "cost", "estimate", "attempts")
 _PLAIN_FIELDS = ("job_id", "output", "error", "model", "owner")
 
 
@@ -142,7 +142,8 @@ class JobLog:
             request_sha256=row["request_sha256"], created_at=row["created_at"], updated_at=row["updated_at"],
             model=row["model"], take=row["take"], base_key=row["base_key"], request=_load(row["request"]),
             job_id=row["job_id"], handle=_handle(row["handle"]), result=_load(row["result"]),
-            cost=_load(row["cost"]), output=row["output"], error=row["error"], owner=row["owner"],
+            cost=_load(row["cost"]), estimate=_load(row["estimate"]), attempts=tuple(_load(row["attempts"]) or ()),
+            output=row["output"], error=row["error"], owner=row["owner"],
             events=history,
         )
 

@@ -1,0 +1,232 @@
+"""Fallback hosts: try the next provider only when the previous one certainly created no job.
+
+A host is passed over when the request does not fit its capabilities, its key is missing, its
+published price breaks ``max_cost``, or it answered the submit with a definite refusal
+(authentication, validation, out of credit, rate limited before accepting). Anything else, and
+above all a submit whose outcome is unknown, stops the list: the job may exist, and paying a
+second host for it is what fallback must never do. Every attempt is kept on the job that
+served (or stopped) the list, in the job log's ``attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from kling_core.client.reword import reword
+from kling_core.contract.models import EditRequest
+from kling_core.errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    KlingError,
+    MissingKeyError,
+    ProviderError,
+    ProviderValidationError,
+    RateLimitedError,
+    SubmitUncertainError,
+    UnsupportedError,
+    ValidationError,
+)
+from kling_core.pricing import CostEstimate, estimate, over_budget
+
+if TYPE_CHECKING:
+    from kling_core.client.base import PathArg
+    from kling_core.client.submit import Started, SubmitMixin
+    from kling_core.joblog import JobRecord
+
+log = logging.getLogger(__name__)
+
+# Answers that prove the host made no job: the next host may be tried.
+DEFINITE_REFUSALS: tuple[type[KlingError], ...] = (
+    AuthenticationError, ProviderValidationError, InsufficientCreditsError, RateLimitedError, MissingKeyError,
+    UnsupportedError,
+)
+ProviderArg = str | Sequence[str] | None
+
+
+@attrs.frozen
+class Attempt:
+    """One host tried for a job: ``served``, ``refused`` (no job made), ``skipped`` (not sent:
+    no key, cannot serve it, over budget) or ``stopped`` (the list ended here)."""
+
+    provider: str
+    outcome: str
+    reason: str | None = None
+    client_key: str | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        return {"provider": self.provider, "outcome": self.outcome, "reason": self.reason,
+                "client_key": self.client_key}
+
+
+def provider_chain(value: ProviderArg) -> tuple[str, ...]:
+    """``"fal,segmind"`` or ``["fal", "segmind"]`` -> ``("fal", "segmind")``; empty -> ``()``.
+
+    A name given twice, or an empty name between commas, is a ValidationError on ``provider``.
+    """
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValidationError.single("provider", f"{item!r} is not a provider name")
+        name = item.strip()
+        if not name:
+            if isinstance(value, str) and value.strip() == "":
+                return ()
+            raise ValidationError.single("provider", f"{value!r} has an empty provider name")
+        if name in names:
+            raise ValidationError.single("provider", f"{name!r} is listed twice")
+        names.append(name)
+    return tuple(names)
+
+
+def chain_for(client: SubmitMixin, provider: ProviderArg) -> tuple[str, ...]:
+    """The hosts to try, in order: the given list, else the config's default and fallbacks.
+
+    Every name is checked (and aliases resolved) before anything is sent.
+    """
+    names = provider_chain(provider) or client.default_chain
+    resolved: list[str] = []
+    for name in names:
+        canonical = client.host.provider_class(name).name
+        if canonical not in resolved:
+            resolved.append(canonical)
+    return tuple(resolved)
+
+
+def client_key_for(request: EditRequest, index: int, name: str) -> EditRequest:
+    """An explicit client key names one job on one host: later hosts get ``KEY.host``."""
+    if request.client_key is None or index == 0:
+        return request
+    return attrs.evolve(request, client_key=f"{request.client_key}.{name}"[:128])
+
+
+def estimate_on(client: SubmitMixin, name: str, request: EditRequest) -> CostEstimate | None:
+    """The price estimate on one host, or None where it cannot be made (e.g. an unreadable file)."""
+    try:
+        return estimate(name, client.host.provider_class(name).capabilities, request)
+    except KlingError:
+        return None
+
+
+def pending_on(client: SubmitMixin, request: EditRequest, chain: Sequence[str], *,
+               new: bool = False) -> JobRecord | None:
+    """The logged job that running ``request`` on this list would pick up (None: it submits)."""
+    if new or client.journal is None:
+        return None
+    for i, name in enumerate(chain):
+        try:
+            record = client.pending(client_key_for(request, i, name), provider=name)
+        except (MissingKeyError, UnsupportedError):
+            continue
+        if record is not None:
+            return record
+    return None
+
+
+async def find_started(client: SubmitMixin, request: EditRequest, chain: Sequence[str], *, new: bool,
+                       output: PathArg | None) -> Started | None:
+    """The job this request already has on any host of the list (picked up, never resubmitted)."""
+    record = pending_on(client, request, chain, new=new)
+    if record is None:
+        return None
+    i = chain.index(record.provider)
+    return await client.start_one(client_key_for(request, i, record.provider), provider=record.provider,
+                                  output=output)
+
+
+async def start_chain(client: SubmitMixin, request: EditRequest, provider: ProviderArg, *, new: bool = False,
+                      output: PathArg | None = None, max_cost: float | None = None) -> Started:
+    """Submit ``request`` to the first host of the list that takes it (see the module doc)."""
+    chain = chain_for(client, provider)
+    if max_cost is not None and not (max_cost >= 0 and max_cost != float("inf")):
+        raise ValidationError.single("max_cost", f"{max_cost!r} must be a finite amount of US dollars, 0 or more")
+    found = await find_started(client, request, chain, new=new, output=output)
+    if found is not None:
+        return found
+    attempts: list[Attempt] = []
+    last: KlingError | None = None
+    for i, name in enumerate(chain):
+        req = client_key_for(request, i, name)
+        cost = estimate_on(client, name, req)
+        if max_cost is not None:
+            why = over_budget(cost, max_cost) if cost is not None else "the price could not be estimated"
+            if why is not None:
+                attempts.append(Attempt(name, "skipped", why))
+                last = ValidationError.single("max_cost", why)
+                continue
+        try:
+            started = await client.start_one(req, provider=name, new=new, output=output)
+        except KlingError as exc:
+            key = exc.client_key if isinstance(exc, ProviderError) else None
+            key = key or _logged_key(client, req, name)
+            definite = isinstance(exc, DEFINITE_REFUSALS) and not isinstance(exc, SubmitUncertainError)
+            if definite and not (isinstance(exc, ValidationError) and not isinstance(exc, UnsupportedError)):
+                outcome = "refused" if isinstance(exc, ProviderError) else "skipped"
+                attempts.append(Attempt(name, outcome, _first_line(exc), key))
+                log.info("%s did not take the job (%s); trying the next host", name, _first_line(exc))
+                last = exc
+                continue
+            attempts.append(Attempt(name, "stopped", _first_line(exc), key))
+            rest = list(chain[i + 1:])
+            if key is not None:
+                _log_attempts(client, key, attempts, cost)
+            if rest and not isinstance(exc, ValidationError):  # a wrong request is wrong on every host
+                why = ("the job may exist there, so" if isinstance(exc, SubmitUncertainError)
+                       or (isinstance(exc, ProviderError) and exc.client_key is not None) else "so")
+                reword(exc, f"{exc.message}\nfallback stopped at {name}: {why} {', '.join(rest)} "
+                            f"{'was' if len(rest) == 1 else 'were'} not tried")
+            raise
+        attempts.append(Attempt(name, "picked up" if started.resumed else "served", None, started.client_key))
+        _log_attempts(client, started.client_key, attempts, cost)
+        return started
+    assert last is not None  # the list is never empty
+    for attempt in reversed(attempts):
+        if attempt.client_key is not None:
+            _log_attempts(client, attempt.client_key, attempts, None)
+            break
+    if len(attempts) > 1:
+        listed = "\n".join(f"  {a.provider}: {a.outcome}: {a.reason}" for a in attempts)
+        reword(last, f"no host took the job ({len(attempts)} tried, none created a job):\n{listed}")
+    raise last
+
+
+def _first_line(exc: KlingError) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _logged_key(client: SubmitMixin, request: EditRequest, name: str) -> str | None:
+    """The client key the job log holds for this request on this host, if a claim was made."""
+    if client.journal is None:
+        return None
+    if request.client_key is not None:
+        return request.client_key if client.journal.get(request.client_key) is not None else None
+    from kling_core.client.pickup import identify
+
+    try:
+        _canon, base = identify(client.journal, request, client.provider(name))
+    except KlingError:
+        return None
+    record = client.journal.latest(base) if base is not None else None
+    return record.client_key if record is not None and record.provider == name else None
+
+
+def _log_attempts(client: SubmitMixin, key: str, attempts: list[Attempt], cost: CostEstimate | None) -> None:
+    if client.journal is None:
+        return
+    fields: dict[str, Any] = {"attempts": [a.to_document() for a in attempts]}
+    if cost is not None:
+        fields["estimate"] = estimate_document(cost)
+    client.journal.transition(key, **fields)
+
+
+def estimate_document(cost: CostEstimate) -> dict[str, Any]:
+    """An estimate as the job log keeps it."""
+    return {"usd": cost.usd, "seconds": cost.seconds, "upper_bound": cost.upper_bound,
+            "usd_per_second": cost.usd_per_second, "usd_per_run": cost.usd_per_run, "source": cost.source,
+            "as_of": cost.as_of}
