@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-PLUGINS = ("fal", "kling", "mock", "segmind", "unifically")
+PLUGINS = ("fal", "kling", "mock", "replicate", "segmind", "unifically")
 
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
