@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kling_core_plugins.replicate import ReplicateProvider, wire
 
 from kling_core.contract.models import EditRequest
 from kling_core.contract.status import Cancelled, Failed, Succeeded
 from kling_core.errors import ProtocolError, ValidationError
 from kling_core.preflight import check_request
 from kling_core.testing.doubles import CallLog, build_provider, canary_credentials, refusing_transport
-from kling_core_plugins.replicate import ReplicateProvider, wire
 
 VIDEO = "https://media.example.com/clip.mp4"
 IMAGE = "https://media.example.com/ref.png"
