@@ -42,7 +42,8 @@ def _body(provider: ReplicateProvider, request: EditRequest) -> tuple[str, dict[
 def test_each_model_goes_to_its_official_route_with_its_mode_word(provider: ReplicateProvider, model: str,
                                                                   quality: str, route: str, mode: str) -> None:
     url, body = _body(provider, EditRequest(prompt="Swap the hat for @Image1, keep @Video1's pace", video=VIDEO,
-                                            model=model, quality=quality, images=(IMAGE,)))
+                                            model=model, quality=quality,  # type: ignore[arg-type]
+                                            images=(IMAGE,)))
     assert url == f"https://api.replicate.com/v1/models/{route}/predictions"
     assert body == {"input": {"prompt": "Swap the hat for <<<image_1>>>, keep <<<video_1>>>'s pace",
                               "reference_video": VIDEO, "video_reference_type": "base", "keep_original_sound": False,
