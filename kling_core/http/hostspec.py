@@ -134,8 +134,29 @@ class CallbackShape:
     result: ResultShape = field(factory=ResultShape)
     # How the host signs its callbacks: "fal-ed25519" (Ed25519 over fal's header fields, keys
     # from its JWKS), "standard-webhooks" (HMAC-SHA256 with webhook-id/-timestamp/-signature
-    # headers, as Replicate sends), or None: unsigned, trusted only after a status GET agrees.
+    # headers, as Replicate sends), "wavespeed-v3" (the same headers, "v3,<hex HMAC-SHA256>" keyed
+    # by the secret without its "whsec_" prefix), or None: unsigned, trusted only after a status
+    # GET agrees.
     signature: str | None = None
+    # Where the body names our client key, when the host echoes it (Kling: external_task_id);
+    # a callback naming another key than the job's is not matched.
+    client_key: str | None = None
+
+
+@attrs.frozen
+class StreamShape:
+    """A status stream: server-sent events, each event's data a status document (read by the
+    spec's :class:`StatusShape`); the host closes it after a final state. See
+    :mod:`kling_core.http.stream`."""
+
+    # A URL template like the routes'; ``{status_url}`` is the status URL the host gave (or the
+    # status route's), e.g. fal's "{status_url}/stream".
+    route: str
+    query: Mapping[str, str] = field(factory=dict)
+    # Seconds without a byte (an event or a keep-alive comment) before the stream counts as lost.
+    idle: float = 45.0
+    # Times a lost stream is opened again before the wait falls back to polling alone.
+    reopen: int = 2
 
 
 @attrs.frozen
@@ -153,3 +174,4 @@ class HostSpec:
     expired: Mapping[str, str] = field(factory=dict)  # phase ("status"/"result") -> message
     lookup_not_found: frozenset[str] = frozenset()  # host codes meaning "no job under that key"
     callback: CallbackShape | None = None
+    stream: StreamShape | None = None  # a push channel for status changes, where the host offers one

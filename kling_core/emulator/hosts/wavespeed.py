@@ -1,0 +1,282 @@
+"""WaveSpeedAI on the emulator, under ``/wavespeed`` (``https://api.wavespeed.ai`` becomes ``<emulator>/wavespeed``).
+
+=================================================================  =========================================
+``POST /wavespeed/api/v3/kwaivgi/<family>/video-edit[?webhook=]``  create a prediction (``prompt``, ``video``,
+                                                                   ``images``, ``keep_original_sound``,
+                                                                   ``enable_sync_mode``)
+``GET  /wavespeed/api/v3/predictions/<id>/result``                 the prediction (also without ``/result``)
+``GET  /wavespeed/api/v3/webhook/secret``                          the webhook signing secret (``whsec_…``)
+``GET  /wavespeed/files/<key>/<name>``                             results (public, as WaveSpeed's CDN URLs are)
+=================================================================  =========================================
+
+Every answer is the ``{"code", "message", "data"}`` envelope; a prediction is ``created``,
+``processing``, ``completed`` (``outputs``) or ``failed`` (``error``), always with HTTP 200.
+Errors carry the HTTP status as ``code`` and ``data: null`` [INF]. Webhooks POST the bare
+prediction when it ends, signed as WaveSpeed documents: ``webhook-id``, ``webhook-timestamp``,
+``webhook-signature: v3,<hex HMAC-SHA256 of "{id}.{timestamp}.{body}">`` keyed by the secret
+without its ``whsec_`` prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from kling_core.contract.prompt import normalize_prompt
+from kling_core.emulator.engine import Job
+from kling_core.emulator.failures import UnknownFailure, choose
+from kling_core.emulator.hosts.base import BadJson, Host, HostContext
+from kling_core.emulator.storage import valid_key
+from kling_core.emulator.webhooks import deliver
+
+NAME = "wavespeed"
+# Model family (the path segment after kwaivgi/) -> (canonical model, quality); the plugin's table.
+FAMILIES: Mapping[str, tuple[str, str]] = {
+    "kling-video-o1-std": ("kling-o1", "std"),
+    "kling-video-o1": ("kling-o1", "pro"),
+    "kling-video-o3-std": ("kling-o3", "std"),
+    "kling-video-o3-pro": ("kling-o3", "pro"),
+}
+FIELDS = frozenset({"prompt", "video", "images", "keep_original_sound", "enable_sync_mode"})
+PROMPT_MAX = 2500  # Kling's prompt limit [INF for WaveSpeed]
+IMAGES_MAX = 4
+SYNC_WAIT = 600.0  # how long enable_sync_mode holds the request before the gateway's 504
+# Scripted failures refused at submit, as (HTTP status, message) [INF bodies].
+SUBMIT_FAILURES: Mapping[str, tuple[int, str]] = {
+    "insufficient_credits": (402, "Insufficient credits, please top up"),
+    "server_error": (500, "internal server error"),
+}
+CONTENT_POLICY = "content flagged as potentially sensitive by the safety checker"
+
+
+def envelope(data: Any, code: int = 200, message: str = "success") -> dict[str, Any]:
+    return {"code": code, "message": message, "data": data}
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(envelope(None, status, message), status_code=status, headers=headers)
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.split("://", 1)[0].lower() in ("http", "https") and "://" in value \
+        and len(value) > 8 and not any(c.isspace() for c in value)
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def validate(body: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """(fields, problems) for a video-edit body; every problem listed, each naming the field [INF wording]."""
+    if not isinstance(body, dict):
+        return None, ["request body must be a JSON object"]
+    out = [f"{key}: unknown parameter" for key in sorted(set(body) - FIELDS)]
+    prompt, video = body.get("prompt"), body.get("video")
+    if not isinstance(prompt, str) or not prompt.strip():
+        out.append("prompt: required, a non-empty string")
+    elif len(prompt) > PROMPT_MAX:
+        out.append(f"prompt: at most {PROMPT_MAX} characters, got {len(prompt)}")
+    if not _is_url(video):
+        out.append("video: required, an http(s) URL")
+    images = body.get("images", [])
+    if not isinstance(images, list) or not all(_is_url(u) for u in images):
+        out.append("images: must be an array of http(s) URLs")
+    elif len(images) > IMAGES_MAX:
+        out.append(f"images: at most {IMAGES_MAX} items, got {len(images)}")
+    for flag in ("keep_original_sound", "enable_sync_mode"):
+        if flag in body and not isinstance(body[flag], bool):
+            out.append(f"{flag}: must be a boolean")
+    if out:
+        return None, out
+    return {"prompt": prompt, "video": video, "images": list(images),
+            "keep_audio": body.get("keep_original_sound", True), "sync": body.get("enable_sync_mode", False)}, out
+
+
+class WaveSpeedHost(Host):
+    name: ClassVar[str] = NAME
+
+    def __init__(self, ctx: HostContext) -> None:
+        super().__init__(ctx)
+        self.engine.on_finish(NAME, self.on_finish)
+        # Derived from the emulator's secret: stable across restarts with a state folder.
+        self.webhook_secret = hmac.new(ctx.secret, b"wavespeed-webhook", hashlib.sha256).hexdigest()
+
+    def authorise(self, request: Request) -> Response | None:
+        """None for a well-formed ``Authorization: Bearer <key>`` (a configured key, if any)."""
+        if self.key_refusal(request, "Bearer") is None:
+            return None
+        return error(401, "Unauthorized: invalid api key")
+
+    # -- routing ------------------------------------------------------------------------------
+    def disconnected(self, request: Request) -> Response:
+        return error(499, "client disconnected")
+
+    def internal_error(self, request: Request) -> Response:
+        return error(500, "internal server error")
+
+    def method_not_allowed(self, request: Request, allowed: str) -> Response:
+        return error(405, f"method {request.method} not allowed", {"allow": allowed})
+
+    async def dispatch(self, request: Request) -> Response:
+        s = self.segments(request)
+        method = "GET" if request.method == "HEAD" and s[:1] == ["files"] else request.method
+        if len(s) == 5 and s[:3] == ["api", "v3", "kwaivgi"] and s[4] == "video-edit":
+            return await self.only(request, method, "POST", lambda: self.submit(request, s[3]))
+        if len(s) in (4, 5) and s[:3] == ["api", "v3", "predictions"] and s[4:] in ([], ["result"]):
+            return await self.only(request, method, "GET", lambda: self.prediction(request, s[3]))
+        if s == ["api", "v3", "webhook", "secret"]:
+            return await self.only(request, method, "GET", lambda: self.secret(request))
+        if len(s) == 3 and s[0] == "files":
+            return await self.only(request, method, "GET", lambda: self.file(s[1], s[2]))
+        self.note(request, "unknown path")
+        return error(404, "not found")
+
+    # -- predictions ------------------------------------------------------------------------------
+    async def submit(self, request: Request, family: str) -> Response:
+        refused = self.authorise(request)
+        if refused is not None:
+            return refused
+        if family not in FAMILIES:
+            self.note(request, f"unknown model {family[:60]!r}")
+            return error(404, f"model kwaivgi/{family[:100]}/video-edit not found")
+        webhook = request.query_params.get("webhook")
+        if webhook is not None and not _is_url(webhook):
+            return error(400, "webhook: must be an http(s) URL")
+        body, refused = await self.read_body(request, lambda: error(413, "request body too large"),
+                                             lambda exc: self._bad_json(request, exc))
+        if refused is not None:
+            return refused
+        fields, problems = validate(body)
+        if fields is None:
+            self.note(request, f"{len(problems)} input problem(s)")
+            return error(400, "; ".join(problems))
+        try:
+            prompt, fail = choose(fields["prompt"], request.headers, self.ctx.host.fail)
+        except UnknownFailure as exc:
+            return error(400, str(exc))
+        if not prompt:
+            return error(400, "prompt: required, a non-empty string")
+        if fail == "rate_limited":
+            self.note(request, "scripted rate_limited")
+            return error(429, "Too many requests", {"retry-after": str(math.ceil(self.ctx.settings.retry_after))})
+        if fail is not None and fail in SUBMIT_FAILURES:
+            self.note(request, f"scripted {fail}")
+            return error(*SUBMIT_FAILURES[fail])
+        model, quality = FAMILIES[family]
+        intake = {"prompt": normalize_prompt(prompt), "video": fields["video"], "images": fields["images"],
+                  "elements": [], "keep_audio": fields["keep_audio"], "model": model, "quality": quality,
+                  "edit_mode": "edit"}
+        job = Job(id=uuid.uuid4().hex, host=NAME, app=family, endpoint=f"kwaivgi/{family}/video-edit", intake=intake,
+                  submitted_at=time.time(), fail=fail, webhook_url=webhook, origin=self.base(request))
+        self.engine.submit(job)
+        self.note(request, f"id={job.id}" + (f" fail={fail}" if fail else ""))
+        if fields["sync"]:
+            try:
+                await asyncio.wait_for(self.engine.wait(job), SYNC_WAIT)
+            except TimeoutError:
+                return error(504, "Gateway Timeout")  # documented: the task may still finish
+        return JSONResponse(envelope(self.prediction_doc(job)))
+
+    def _bad_json(self, request: Request, exc: BadJson) -> Response:
+        self.note(request, "body is not JSON")
+        return error(400, f"invalid JSON body: {exc.message} (at character {exc.position})")
+
+    def prediction_doc(self, job: Job) -> dict[str, Any]:
+        """The prediction as the result endpoint (and a webhook) shows it."""
+        outputs: list[str] = []
+        failure = ""
+        if job.state == "queued":
+            status = "created"
+        elif job.state == "running":
+            status = "processing"
+        elif job.output is not None:
+            status = "completed"
+            outputs = [f"{job.origin}/files/{job.output['key']}/{job.output['name']}"]
+        elif job.error == "completed_with_error":  # done, yet with an error and no output
+            status, failure = "completed", "elementReferList: size must be between 1 and 3"
+        else:
+            status, failure = "failed", self.failure(job)
+        doc: dict[str, Any] = {
+            "id": job.id, "model": job.endpoint, "outputs": outputs,
+            "urls": {"get": f"{job.origin}/api/v3/predictions/{job.id}/result"},
+            "has_nsfw_contents": [False] * len(outputs), "status": status,
+            "created_at": _iso(job.submitted_at), "error": failure,
+        }
+        if job.completed_at is not None and job.started_at is not None:
+            doc["timings"] = {"inference": int((job.completed_at - job.started_at) * 1000)}
+        return doc
+
+    @staticmethod
+    def failure(job: Job) -> str:
+        if job.state == "cancelled":
+            return "task cancelled"
+        if job.problems:
+            return "; ".join(f"{p['field']}: {p['message']}" for p in job.problems)
+        if job.error == "content_policy":
+            return CONTENT_POLICY
+        return f"generation failed: {job.error_message or 'internal error'}"
+
+    async def prediction(self, request: Request, prediction_id: str) -> Response:
+        refused = self.authorise(request)
+        if refused is not None:
+            return refused
+        job = self.engine.get(prediction_id)
+        if job is None or job.host != NAME:
+            self.note(request, f"unknown prediction {prediction_id[:40]!r}")
+            return error(404, "prediction not found")
+        return JSONResponse(envelope(self.prediction_doc(job)))
+
+    async def secret(self, request: Request) -> Response:
+        refused = self.authorise(request)
+        if refused is not None:
+            return refused
+        return JSONResponse(envelope({"secret": f"whsec_{self.webhook_secret}"}))  # data shape [INF]
+
+    async def file(self, key: str, name: str) -> Response:
+        path = self.engine.storage.find(key, name) if valid_key(key) else None
+        if path is None:
+            return error(404, "file not found")
+        return FileResponse(path, media_type="video/mp4" if name.endswith(".mp4") else "application/octet-stream")
+
+    # -- webhooks ---------------------------------------------------------------------------------
+    def signed_headers(self, body: bytes, now: float | None = None) -> dict[str, str]:
+        webhook_id = uuid.uuid4().hex
+        timestamp = str(int(time.time() if now is None else now))
+        signed = f"{webhook_id}.{timestamp}.".encode() + body
+        digest = hmac.new(self.webhook_secret.encode(), signed, hashlib.sha256).hexdigest()
+        return {"webhook-id": webhook_id, "webhook-timestamp": timestamp, "webhook-signature": f"v3,{digest}"}
+
+    async def on_finish(self, job: Job) -> None:
+        if not job.webhook_url:
+            return
+        body = json.dumps(self.prediction_doc(job)).encode()
+        job.webhook = "pending"
+        ctx = self.ctx
+        delivered = await deliver(job.webhook_url, body, self.signed_headers(body),
+                                  attempts=ctx.settings.webhook_attempts, backoff=ctx.settings.webhook_backoff,
+                                  log=lambda line: ctx.log(f"{NAME}: {line}"))
+        job.webhook = "delivered" if delivered else "failed"
+
+    # -- what to tell clients -----------------------------------------------------------------
+    def hints(self, base_url: str) -> dict[str, Any]:
+        return {"base_url": base_url,
+                "kling_config": {"providers.wavespeed.base_url": base_url, "media.allow_private_urls": True},
+                "env": {"WAVESPEED_API_KEY": "any-key"},
+                "requests": f"POST {base_url}/api/v3/kwaivgi/kling-video-o1-std/video-edit with Authorization: "
+                            f"Bearer <key> (in place of https://api.wavespeed.ai/api/v3/...)"}
+
+    def hint_line(self, base_url: str) -> str:
+        return (f"wavespeed  {base_url}  kling: [providers.wavespeed] base_url = \"{base_url}\", "
+                f"[media] allow_private_urls = true, any WAVESPEED_API_KEY; requests/curl: {base_url}/api/v3/... "
+                f"in place of https://api.wavespeed.ai/api/v3/... (inputs: loopback URLs)")
