@@ -38,7 +38,21 @@ def provider_info(cls: type[Provider], state: State) -> dict[str, Any]:
         "capabilities": caps,
         "keys": cls.key_status(settings, os.environ),
         "default": cls.name == state.config.default_provider,
+        # Its place among the config's fallback hosts (0: the default; None: not listed).
+        "fallback_position": _fallback_position(cls.name, state),
     }
+
+
+def _fallback_position(name: str, state: State) -> int | None:
+    chain = (state.config.default_provider, *state.config.fallback_providers)
+    return chain.index(name) if name in chain else None
+
+
+def _price_text(price: dict[str, Any]) -> str:
+    rate = f"${price['usd_per_second']:g}/s" if price.get("usd_per_second") is not None else f"${price['usd_per_run']:g}/job"
+    mode = f" {price['edit_mode']}" if price.get("edit_mode") else ""
+    return f"{price['model']} {price['quality']}{mode} {rate}"
+
 
 
 @click.command("providers")
@@ -63,6 +77,13 @@ def providers(state: State, as_json: bool) -> None:
         caps = info["capabilities"]
         flags = [k for k in ("can_cancel", "accepts_webhook", "accepts_local_files", "supports_dry_run") if caps.get(k)]
         click.echo(f"  capabilities: {', '.join(flags) or 'none beyond editing'}")
+        prices = caps.get("prices") or []
+        if prices:
+            dates = sorted({p["as_of"] for p in prices})
+            click.echo(f"  prices: {'; '.join(_price_text(p) for p in prices)} (as of {', '.join(dates)}; "
+                       "sources in --json)")
+        else:
+            click.echo("  prices: none published that we know of")
         for m in info["models"]:
             click.echo(
                 f"  - {m['model']}: modes {'/'.join(m['edit_modes'])}, quality {'/'.join(m['qualities'])}, "
@@ -144,6 +165,11 @@ def config_check(state: State) -> None:
     for name in cfg.providers:
         if name not in names:
             problems.append(f"providers.{name}: unknown provider (installed: {', '.join(names)})")
+    for i, name in enumerate(cfg.fallback_providers):
+        if name not in names:
+            problems.append(f"fallback_providers[{i}]: unknown provider {name!r} (installed: {', '.join(names)})")
+        elif name == cfg.default_provider or name in cfg.fallback_providers[:i]:
+            problems.append(f"fallback_providers[{i}]: {name!r} is listed twice (with default_provider)")
     for name, settings in cfg.providers.items():
         if name not in names:
             continue
@@ -163,7 +189,8 @@ def config_check(state: State) -> None:
         problems.append(str(exc))
     if problems:
         raise ConfigError("\n  - ".join(["problems:", *problems]), file=where)
-    click.echo(f"ok: {where}; default provider {cfg.default_provider!r}; ffmpeg {ffmpeg}")
+    fallback = f", then {', '.join(cfg.fallback_providers)}" if cfg.fallback_providers else ""
+    click.echo(f"ok: {where}; default provider {cfg.default_provider!r}{fallback}; ffmpeg {ffmpeg}")
 
 
 @config.command("show")

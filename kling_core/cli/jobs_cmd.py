@@ -29,6 +29,7 @@ from kling_core.cli.job_cmd import (
 from kling_core.cli.progress import JobProgress
 from kling_core.errors import ValidationError
 from kling_core.joblog import JobRecord, prune_cache
+from kling_core.joblog.costs import job_cost, total_line
 from kling_core.joblog.hints import record_hints
 from kling_core.outputs import check_output, reserve_default_output
 
@@ -52,13 +53,15 @@ def _limit(raw: str) -> int:
 
 
 def _table(records: Sequence[JobRecord]) -> list[str]:
-    rows = [("CREATED", "STATE", "PROVIDER", "CLIENT KEY", "JOB ID", "OUTPUT / ERROR")]
+    rows = [("CREATED", "STATE", "PROVIDER", "CLIENT KEY", "JOB ID", "COST", "OUTPUT / ERROR")]
     for r in records:
         note = r.output if r.state == "saved" else (r.error or r.output or "")
-        rows.append((_when(r.created_at), r.state, r.provider, r.client_key, r.job_id or "-", note or ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)), row[5]]).rstrip()
-            for row in rows]
+        rows.append((_when(r.created_at), r.state, r.provider, r.client_key, r.job_id or "-", job_cost(r).text,
+                     note or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:6], widths, strict=True)), row[6]]).rstrip()
+             for row in rows]
+    return [*lines, total_line(records)]
 
 
 def _can_reconcile(state: State, provider: str) -> bool:
@@ -77,8 +80,20 @@ def _show_lines(record: JobRecord, hints: list[str]) -> list[str]:
     ]
     if record.output:
         lines.append(f"output:      {record.output}")
+    cost = job_cost(record)
+    if cost.text != "-":
+        lines.append(f"cost:        {cost.text} ({cost.basis})")
     if record.cost:
-        lines.append("cost:        " + ", ".join(f"{k} {v}" for k, v in record.cost.items() if v is not None))
+        lines.append("reported:    " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in record.cost.items()
+                                              if v is not None))
+    if record.estimate and record.estimate.get("source"):
+        lines.append(f"price from:  {record.estimate['source']} (as of {record.estimate.get('as_of')})")
+    if record.attempts:
+        lines.append("attempts:")
+        lines += [f"  {a.get('provider')}: {a.get('outcome')}" + (f" ({a['reason']})" if a.get("reason") else "")
+                  + (f" [client key {a['client_key']}]" if a.get("client_key") and a.get("client_key") != record.client_key
+                     else "")
+                  for a in record.attempts]
     if record.error:
         lines.append(f"last error:  {record.error}")
     doc = (record.request or {}).get("request") or {}
