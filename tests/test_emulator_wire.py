@@ -243,9 +243,10 @@ def test_failure_tags_headers_and_host_defaults() -> None:
 
 def test_every_hosted_provider_is_emulated_and_unknown_hosts_are_refused_by_name() -> None:
     assert check_hosts(["fal", "FAL"]) == ("fal",)
-    assert check_hosts(["fal", "segmind", "unifically", "kling"]) == ("fal", "segmind", "unifically", "kling")
+    assert check_hosts(["fal", "segmind", "unifically", "kling", "replicate"]) == \
+        ("fal", "segmind", "unifically", "kling", "replicate")
     with pytest.raises(ConfigError, match="not a host"):
-        check_hosts(["replicate"])
+        check_hosts(["piapi"])
 
 
 def test_settings_file(tmp_path: Path) -> None:
