@@ -51,7 +51,7 @@ def _fail_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="First print a JSON object mapping host name to base URL.")
 def command(bind: str, port: int, hosts: str, render: str | None, state: str | None, media_root: str | None,
             fail: tuple[str, ...], settings_file: str | None, tls: bool, public: bool, as_json: bool) -> None:
-    """Serve the hosts' own APIs (fal, Segmind, Unifically, Kling) on one local port, rendering with the mock.
+    """Serve the hosts' own APIs (fal, Segmind, Unifically, Kling, Replicate) on one local port, rendering with the mock.
 
     Unmodified clients (fal-client, requests, curl, `kling edit --provider fal` with base_url
     pointed here) get the host's routes, status codes, error shapes and limits; results are
