@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-PLUGINS = ("fal", "kling", "mock", "replicate", "segmind", "unifically")
+PLUGINS = ("fal", "kling", "mock", "replicate", "segmind", "unifically", "wavespeed")
 
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
