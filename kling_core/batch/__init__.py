@@ -1,0 +1,27 @@
+"""Batches: many edits from one manifest (``kling batch FILE``, ``kling_core.batch``/``abatch``).
+
+- :mod:`.manifest` — reading JSONL/CSV lines and checking their fields' shapes;
+- :mod:`.plan` — each line's request checked on its provider, its output and client key, and
+  whether a run submits it, picks its job up or skips it (how lines are identified across runs);
+- :mod:`.runner` — the bounded worker pool and per-provider slots;
+- :mod:`.results` — :class:`BatchLineResult`, the results JSONL, the summary's counts;
+- :mod:`.api` — ``abatch`` and its blocking ``batch``.
+
+See docs/batch.md.
+"""
+
+from kling_core.batch.api import abatch, batch, load_plan
+from kling_core.batch.plan import BatchPlan, PlannedLine
+from kling_core.batch.results import BatchLineResult
+from kling_core.batch.runner import DEFAULT_CONCURRENCY, BatchEvents
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "BatchEvents",
+    "BatchLineResult",
+    "BatchPlan",
+    "PlannedLine",
+    "abatch",
+    "batch",
+    "load_plan",
+]
