@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import httpx
 
 from kling_core.sdk import (
+    CallbackShape,
     CancelShape,
     CredentialSpec,
     EditRequest,
@@ -61,6 +62,15 @@ SPEC = HostSpec(
                       details="detail", retryable_header="x-fal-retryable"),
     expired={"result": "fal no longer holds this result (kept 1 hour, or 6 minutes when large); "
                        "the job was not resubmitted"},
+    # Webhooks (providers.md §1.7): request_id, status OK|ERROR, the result under payload;
+    # signed with Ed25519 (keys from fal's JWKS).
+    callback=CallbackShape(
+        job_id="request_id",
+        status=StatusShape(states={"OK": "completed", "ERROR": "failed"}, error_message=("error", "payload_error")),
+        result=ResultShape(url=("payload.video.url",), file_size="payload.video.file_size",
+                           content_type="payload.video.content_type", file_name="payload.video.file_name"),
+        signature="fal-ed25519",
+    ),
 )
 
 

@@ -158,7 +158,8 @@ SPEC = HostSpec(
     errors=ErrorShape(message=("message",), code=("code",), request_id="request_id",
                       body_error=BodyError(path="code", ok=(0,))),
     lookup_not_found=frozenset({str(NOT_FOUND_CODE)}),
-    callback=CallbackShape(job_id="task_id", status=_TASK_STATUS, result=_TASK_RESULT),
+    callback=CallbackShape(job_id="task_id", status=_TASK_STATUS, result=_TASK_RESULT,
+                           client_key="task_info.external_task_id"),
 )
 
 
