@@ -43,7 +43,6 @@ from kling_core.sdk import (
 )
 
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
-DOCS = "https://wavespeed.ai/docs/docs-api/kwaivgi"
 RESULT_PATH = "api/v3/predictions/{job_id}/result"
 
 # (canonical model, quality) -> model id; the submit goes to POST /api/v3/<model id>.
@@ -53,9 +52,6 @@ MODEL_IDS: Mapping[tuple[str, str], str] = {
     ("kling-o1", "pro"): "kwaivgi/kling-video-o1/video-edit",
     ("kling-o3", "std"): "kwaivgi/kling-video-o3-std/video-edit",
     ("kling-o3", "pro"): "kwaivgi/kling-video-o3-pro/video-edit",
-}
-DOC_PAGES: Mapping[tuple[str, str], str] = {
-    key: f"{DOCS}/{model_id.replace('/', '-')}" for key, model_id in MODEL_IDS.items()
 }
 
 STATES: Mapping[str, HostState] = {
