@@ -22,7 +22,16 @@ reference of :class:`HostSpec`. Providers that render locally (the mock) also ge
 hardened media tools: :func:`run_ffmpeg`, :func:`probe_video`, :func:`local_media` and friends.
 """
 
-from kling_core.contract.capabilities import ImageLimits, ModelCapabilities, Price, ProviderCapabilities, VideoLimits
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from kling_core.contract.capabilities import (
+    ImageLimits,
+    ModelCapabilities,
+    Price,
+    ProviderCapabilities,
+    VideoLimits,
+)
 from kling_core.contract.checks import local_path
 from kling_core.contract.models import MODELS, Cost, EditRequest, EditResult, Element, OutputVideo, Timings
 from kling_core.contract.prompt import render_prompt, spell_canonical, spell_snake, spell_triple_angle
@@ -56,31 +65,6 @@ from kling_core.errors import (
 )
 from kling_core.files import write_text_atomic
 from kling_core.hookspecs import hookimpl
-from kling_core.http.auth import CredentialAuth, HeaderAuth, RefreshingAuth
-from kling_core.http.base import HttpProvider, clip, detail_problems, host_of, saved_body, try_json
-from kling_core.http.bodies import fal_style_edit_body
-from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
-from kling_core.http.fields import MISSING
-from kling_core.http.fields import code as field_code
-from kling_core.http.fields import get as field
-from kling_core.http.fields import integer as field_int
-from kling_core.http.fields import text as field_text
-from kling_core.http.hostspec import (
-    BodyError,
-    CallbackShape,
-    CancelShape,
-    ErrorShape,
-    FailureKind,
-    HostSpec,
-    HostState,
-    ResultShape,
-    Routes,
-    StatusShape,
-    SubmitShape,
-)
-from kling_core.http.redact import register_secret
-from kling_core.http.retry import parse_retry_after
-from kling_core.http.tokens import ExpiringTokenAuth, TokenCache, TokenGrant, TokenRefusal, TokenTimes
 from kling_core.media.formats import IMAGE_FORMATS, VIDEO_FORMATS
 from kling_core.media.locate import find_ffmpeg
 from kling_core.media.probe import ImageInfo, VideoInfo, probe_image, probe_video
@@ -91,6 +75,77 @@ from kling_core.provider import JobHandle, MediaUploader, Provider, ProviderCont
 from kling_core.serialization import structure, unstructure
 from kling_core.settings import CredentialSpec, MediaSettings, PollSettings, Secret
 from kling_core.uploads import FileChunks, content_type, replace_local_media
+
+if TYPE_CHECKING:
+    from kling_core.http.auth import CredentialAuth, HeaderAuth, RefreshingAuth
+    from kling_core.http.base import HttpProvider, clip, detail_problems, host_of, saved_body, try_json
+    from kling_core.http.bodies import fal_style_edit_body
+    from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
+    from kling_core.http.fields import MISSING
+    from kling_core.http.fields import code as field_code
+    from kling_core.http.fields import get as field
+    from kling_core.http.fields import integer as field_int
+    from kling_core.http.fields import text as field_text
+    from kling_core.http.hostspec import (
+        BodyError,
+        CallbackShape,
+        CancelShape,
+        ErrorShape,
+        FailureKind,
+        HostSpec,
+        HostState,
+        ResultShape,
+        Routes,
+        StatusShape,
+        StreamShape,
+        SubmitShape,
+    )
+    from kling_core.http.redact import register_secret
+    from kling_core.http.retry import parse_retry_after
+    from kling_core.http.tokens import ExpiringTokenAuth, TokenCache, TokenGrant, TokenRefusal, TokenTimes
+
+# The HTTP toolkit (and httpx with it) loads on first use: a provider that renders locally (the
+# mock) imports this module without paying for it. A name added above goes here too
+# (tests/test_start_up.py checks that every name in __all__ resolves).
+_LAZY: dict[str, tuple[str, str]] = {
+    "CredentialAuth": ("kling_core.http.auth", "CredentialAuth"),
+    "HeaderAuth": ("kling_core.http.auth", "HeaderAuth"),
+    "RefreshingAuth": ("kling_core.http.auth", "RefreshingAuth"),
+    "HttpProvider": ("kling_core.http.base", "HttpProvider"),
+    "clip": ("kling_core.http.base", "clip"),
+    "detail_problems": ("kling_core.http.base", "detail_problems"),
+    "host_of": ("kling_core.http.base", "host_of"),
+    "saved_body": ("kling_core.http.base", "saved_body"),
+    "try_json": ("kling_core.http.base", "try_json"),
+    "fal_style_edit_body": ("kling_core.http.bodies", "fal_style_edit_body"),
+    "ErrorInfo": ("kling_core.http.errormap", "ErrorInfo"),
+    "ErrorRule": ("kling_core.http.errormap", "ErrorRule"),
+    "ErrorTable": ("kling_core.http.errormap", "ErrorTable"),
+    "MISSING": ("kling_core.http.fields", "MISSING"),
+    "field_code": ("kling_core.http.fields", "code"),
+    "field": ("kling_core.http.fields", "get"),
+    "field_int": ("kling_core.http.fields", "integer"),
+    "field_text": ("kling_core.http.fields", "text"),
+    "BodyError": ("kling_core.http.hostspec", "BodyError"),
+    "CallbackShape": ("kling_core.http.hostspec", "CallbackShape"),
+    "CancelShape": ("kling_core.http.hostspec", "CancelShape"),
+    "ErrorShape": ("kling_core.http.hostspec", "ErrorShape"),
+    "FailureKind": ("kling_core.http.hostspec", "FailureKind"),
+    "HostSpec": ("kling_core.http.hostspec", "HostSpec"),
+    "HostState": ("kling_core.http.hostspec", "HostState"),
+    "ResultShape": ("kling_core.http.hostspec", "ResultShape"),
+    "Routes": ("kling_core.http.hostspec", "Routes"),
+    "StatusShape": ("kling_core.http.hostspec", "StatusShape"),
+    "StreamShape": ("kling_core.http.hostspec", "StreamShape"),
+    "SubmitShape": ("kling_core.http.hostspec", "SubmitShape"),
+    "register_secret": ("kling_core.http.redact", "register_secret"),
+    "parse_retry_after": ("kling_core.http.retry", "parse_retry_after"),
+    "ExpiringTokenAuth": ("kling_core.http.tokens", "ExpiringTokenAuth"),
+    "TokenCache": ("kling_core.http.tokens", "TokenCache"),
+    "TokenGrant": ("kling_core.http.tokens", "TokenGrant"),
+    "TokenRefusal": ("kling_core.http.tokens", "TokenRefusal"),
+    "TokenTimes": ("kling_core.http.tokens", "TokenTimes"),
+}
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -154,6 +209,7 @@ __all__ = [
     "Running",
     "Secret",
     "StatusShape",
+    "StreamShape",
     "SubmitShape",
     "SubmitUncertainError",
     "Succeeded",
@@ -197,3 +253,12 @@ __all__ = [
     "work_dir",
     "write_text_atomic",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'kling_core.sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(where[0]), where[1])
+    globals()[name] = value
+    return value

@@ -85,6 +85,11 @@ env_refs = st.from_regex(r"env:[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)
 poll_docs = st.fixed_dictionaries({}, optional={
     "initial": st.floats(0, 5), "factor": st.floats(1, 3), "max": st.floats(0, 30), "jitter": st.floats(0, 0.9),
     "deadline": st.floats(1, 3600), "status_retries": st.integers(0, 9), "max_retry_after": st.floats(0, 300),
+    "typical_seconds": st.lists(st.floats(0, 600), min_size=2, max_size=2),
+    "typical_by_model": st.dictionaries(st.sampled_from(["kling-o1", "kling-o3"]),
+                                        st.lists(st.floats(0, 600), min_size=2, max_size=2), max_size=2),
+    "window_every": st.floats(0.1, 10), "outlier_fraction": st.floats(0, 0.5), "push_every": st.floats(1, 600),
+    "stream": st.booleans(),
 })
 defaults_docs = st.fixed_dictionaries({}, optional={
     "model": st.sampled_from(["kling-o1", "kling-o3"]), "quality": st.sampled_from(["std", "pro"]),

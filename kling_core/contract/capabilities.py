@@ -80,6 +80,9 @@ class ModelCapabilities:
     image: ImageLimits = field(factory=ImageLimits)
     # Host identifiers per (edit_mode, quality) or a single id: descriptive, for `providers`.
     endpoints: dict[str, str] = field(factory=dict)
+    # Seconds from submit to a finished job on this host, as usually seen (low, high); None:
+    # unknown. The poll schedule polls closely inside it (kling_core.client.schedule).
+    typical_seconds: tuple[float, float] | None = None
 
     def takes_aspect_ratio(self, edit_mode: str) -> bool:
         return self.accepts_aspect_ratio and edit_mode in self.aspect_ratio_modes

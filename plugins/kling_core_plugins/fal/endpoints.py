@@ -29,6 +29,9 @@ ENDPOINTS: dict[tuple[str, str, str], str] = {
 # What the reference endpoints add: duration (fal's DurationEnum, sent as a string) and aspect
 # ratio. With a reference video Kling makes 3–10 s (third-party docs agree; providers.md §8).
 REFERENCE_FIELDS = frozenset({"duration", "aspect_ratio"})
+# No job durations are published for fal; the same Kling models take 210-255 s on Segmind,
+# whose pages publish them (providers.md §2.1, §8) [inferred for fal].
+TYPICAL_SECONDS = (210.0, 255.0)
 _EDIT_FOLLOWS_INPUT = {"aspect_ratio": "the edit endpoint follows the input; the reference endpoint takes it",
                        "duration": "the edit endpoint follows the input; the reference endpoint takes it"}
 
@@ -57,6 +60,7 @@ CAPABILITIES = ProviderCapabilities(
             accepts_duration=True, duration_modes=("reference",), durations=(3, 10),
             refusals=_EDIT_FOLLOWS_INPUT,
             endpoints={f"{m}/{q}": path for (model, m, q), path in ENDPOINTS.items() if model == "kling-o1"},
+            typical_seconds=TYPICAL_SECONDS,
         ),
         ModelCapabilities(
             model="kling-o3",
@@ -66,6 +70,7 @@ CAPABILITIES = ProviderCapabilities(
             accepts_duration=True, duration_modes=("reference",), durations=(3, 10),
             refusals=_EDIT_FOLLOWS_INPUT,
             endpoints={f"{m}/{q}": path for (model, m, q), path in ENDPOINTS.items() if model == "kling-o3"},
+            typical_seconds=TYPICAL_SECONDS,
         ),
     ),
     can_cancel=True,

@@ -26,6 +26,7 @@ from kling_core.sdk import (
     ResultShape,
     Routes,
     StatusShape,
+    StreamShape,
     SubmitShape,
     fal_style_edit_body,
 )
@@ -71,6 +72,10 @@ SPEC = HostSpec(
                            content_type="payload.video.content_type", file_name="payload.video.file_name"),
         signature="fal-ed25519",
     ),
+    # fal's status stream (docs: inference-api/queue/status-stream): server-sent events of the
+    # status document, closed after COMPLETED, a keep-alive comment every 15 s; three missed
+    # keep-alives lose it [inferred limit].
+    stream=StreamShape(route="{status_url}/stream", query={"logs": "1"}, idle=45.0),
 )
 
 

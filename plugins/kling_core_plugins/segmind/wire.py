@@ -53,11 +53,13 @@ CAPABILITIES = ProviderCapabilities(
         ModelCapabilities(
             model="kling-o1", edit_modes=("edit",), qualities=("pro",),
             endpoints={"edit": SLUGS[("kling-o1", "edit")]},
+            typical_seconds=(223.0, 255.0),  # the model page's times (providers.md §2.1, §8)
         ),
         ModelCapabilities(
             model="kling-o3", edit_modes=("edit", "reference"), qualities=("std", "pro"),
             accepts_aspect_ratio=True, accepts_duration=True,
             endpoints={"edit": SLUGS[("kling-o3", "edit")], "reference": SLUGS[("kling-o3", "reference")]},
+            typical_seconds=(210.0, 255.0),  # "~210-255 s" on both model pages (providers.md §2.1) [inferred for O3]
         ),
     ),
     can_cancel=False,  # no cancel documented

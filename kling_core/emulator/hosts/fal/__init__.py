@@ -3,6 +3,7 @@
 ============================================  =====================================================
 ``POST   /fal/<model id>[?fal_webhook=URL]``  queue submit (``queue.fal.run/<model id>``)
 ``GET    /fal/<owner>/<app>/requests/<id>/status[?logs=1]``  status
+``GET    /fal/<owner>/<app>/requests/<id>/status/stream[?logs=1]``  status stream (server-sent events)
 ``GET    /fal/<owner>/<app>/requests/<id>``   result
 ``PUT    /fal/<owner>/<app>/requests/<id>/cancel``  cancel
 ``POST   /fal/run/<model id>``                synchronous run (``fal.run/<model id>``)
@@ -92,6 +93,8 @@ class FalHost(Host):
                 return await self._only(request, "GET", lambda: self.queue.result(request, app_id, request_id))
             if tail == ["status"]:
                 return await self._only(request, "GET", lambda: self.queue.status(request, app_id, request_id))
+            if tail == ["status", "stream"]:
+                return await self._only(request, "GET", lambda: self.queue.status_stream(request, app_id, request_id))
             if tail == ["cancel"]:
                 return await self._only(request, "PUT", lambda: self.queue.cancel(request, app_id, request_id))
             return self._not_found(request)

@@ -4,21 +4,24 @@ Shapes per providers.md §1.2–1.7 and the fal cassettes: submit answers 200 wi
 URLs (owner/app only, never the model subpath); status answers 202 while ``IN_QUEUE`` /
 ``IN_PROGRESS`` and 200 once ``COMPLETED``; the result GET repeats the model's own error
 (422 ``detail`` list) for a failed job; cancel is a PUT answering ``CANCELLATION_REQUESTED``
-(202), ``ALREADY_COMPLETED`` (400) or ``NOT_FOUND`` (404).
+(202), ``ALREADY_COMPLETED`` (400) or ``NOT_FOUND`` (404). The status stream sends the same
+status document as server-sent events, one per change, and ends after ``COMPLETED``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from kling_core.emulator.hosts.fal import FalHost
 
 FAL_LEVELS = {"INFO": "INFO", "WARN": "WARN", "ERROR": "ERROR"}
+STREAM_STEP = 0.1  # seconds between looks at a streamed job's state (its end is sent at once)
+KEEP_ALIVE = 15.0  # seconds of quiet before a comment line keeps the stream open
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -161,6 +166,37 @@ class Queue:
             return job
         with_logs = request.query_params.get("logs", "0").strip().lower() in ("1", "true", "yes")
         return _json(*self.status_doc(job, self.host.base(request), with_logs))
+
+    async def status_stream(self, request: Request, app: str, request_id: str) -> Response:
+        """The status as server-sent events: one event per change, closed after COMPLETED."""
+        job = self._job(request, app, request_id, {"detail": "Request not found"})
+        if isinstance(job, Response):
+            return job
+        with_logs = request.query_params.get("logs", "0").strip().lower() in ("1", "true", "yes")
+        return StreamingResponse(self._events(job, self.host.base(request), with_logs),
+                                 media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+    async def _events(self, job: Job, base: str, with_logs: bool) -> AsyncIterator[str]:
+        # Each event carries the log lines since the one before (fal-js gathers them) [INF];
+        # a comment line every KEEP_ALIVE seconds keeps a quiet stream open (fal's docs).
+        sent_logs, last, quiet = 0, "", 0.0
+        while True:
+            doc, _ = self.status_doc(job, base, False)
+            if with_logs:
+                doc["logs"], sent_logs = self.logs(job)[sent_logs:], len(job.logs)
+            key = json.dumps([doc["status"], doc.get("queue_position")])
+            if key != last or doc.get("logs"):
+                last, quiet = key, 0.0
+                yield f"data: {json.dumps(doc)}\n\n"
+            if doc["status"] == "COMPLETED":
+                return
+            try:  # the end is sent at once; other changes are looked for every STREAM_STEP seconds
+                await asyncio.wait_for(self.engine.wait(job), STREAM_STEP)
+            except TimeoutError:
+                quiet += STREAM_STEP
+            if quiet >= KEEP_ALIVE:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
 
     def status_doc(self, job: Job, base: str, with_logs: bool) -> tuple[dict[str, Any], int]:
         urls = self.urls(base, job)
