@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kling_core.batches import BatchLineResult, abatch, batch
     from kling_core.client import AsyncEditClient, EditClient, Started, aedit, edit
     from kling_core.config import KlingConfig, load_config
     from kling_core.contract.models import EditRequest, EditResult, Element, OutputVideo
@@ -42,9 +43,11 @@ if TYPE_CHECKING:
     )
     from kling_core.hookspecs import hookimpl
     from kling_core.joblog import JobEvent, JobLog, JobRecord, PruneReport, prune_cache
+    from kling_core.pricing import CostEstimate, estimate_cost
     from kling_core.provider import JobHandle
 
 _WHERE = {
+    "kling_core.batches": ("BatchLineResult", "abatch", "batch"),
     "kling_core.client": ("AsyncEditClient", "EditClient", "Started", "aedit", "edit"),
     "kling_core.config": ("KlingConfig", "load_config"),
     "kling_core.contract.models": ("EditRequest", "EditResult", "Element", "OutputVideo"),
@@ -58,6 +61,7 @@ _WHERE = {
     ),
     "kling_core.hookspecs": ("hookimpl",),
     "kling_core.joblog": ("JobEvent", "JobLog", "JobRecord", "PruneReport", "prune_cache"),
+    "kling_core.pricing": ("CostEstimate", "estimate_cost"),
     "kling_core.provider": ("JobHandle",),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
@@ -65,9 +69,11 @@ _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names
 __all__ = [
     "AsyncEditClient",
     "AuthenticationError",
+    "BatchLineResult",
     "Cancelled",
     "ConfigError",
     "ContentPolicyError",
+    "CostEstimate",
     "EditClient",
     "EditRequest",
     "EditResult",
@@ -102,8 +108,11 @@ __all__ = [
     "UnsafeMediaError",
     "UnsupportedError",
     "ValidationError",
+    "abatch",
     "aedit",
+    "batch",
     "edit",
+    "estimate_cost",
     "hookimpl",
     "load_config",
     "prune_cache",

@@ -10,10 +10,10 @@
 See docs/batch.md.
 """
 
-from kling_core.batch.api import abatch, batch, load_plan
-from kling_core.batch.plan import BatchPlan, PlannedLine
-from kling_core.batch.results import BatchLineResult
-from kling_core.batch.runner import DEFAULT_CONCURRENCY, BatchEvents
+from kling_core.batches.api import abatch, batch, load_plan
+from kling_core.batches.plan import BatchPlan, PlannedLine
+from kling_core.batches.results import BatchLineResult
+from kling_core.batches.runner import DEFAULT_CONCURRENCY, BatchEvents
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

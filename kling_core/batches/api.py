@@ -6,10 +6,10 @@ import os
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
-from kling_core.batch.manifest import read_manifest
-from kling_core.batch.plan import BatchPlan, plan_lines
-from kling_core.batch.results import BatchLineResult
-from kling_core.batch.runner import DEFAULT_CONCURRENCY, BatchEvents, check_concurrency, run_plan
+from kling_core.batches.manifest import read_manifest
+from kling_core.batches.plan import BatchPlan, plan_lines
+from kling_core.batches.results import BatchLineResult
+from kling_core.batches.runner import DEFAULT_CONCURRENCY, BatchEvents, check_concurrency, run_plan
 from kling_core.client.aio import AsyncEditClient
 from kling_core.client.sync import EditClient, Portal
 from kling_core.client.timeouts import check_timeout

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import attrs
 
-from kling_core.batch.manifest import ManifestLine, problem
+from kling_core.batches.manifest import ManifestLine, problem
 from kling_core.client.aio import AsyncEditClient
 from kling_core.contract.checks import is_url, local_path
 from kling_core.contract.models import EditRequest

@@ -16,7 +16,7 @@ from typing import IO, Any, Literal
 
 import attrs
 
-from kling_core.batch.plan import PlannedLine
+from kling_core.batches.plan import PlannedLine
 
 LineState = Literal["saved", "failed", "cancelled", "not_run"]
 LineAction = Literal["submitted", "picked_up", "skipped", "not_started"]

@@ -22,8 +22,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from kling_core.batch.plan import BatchPlan, PlannedLine
-from kling_core.batch.results import BatchLineResult, LineAction, LineState, not_run, skipped
+from kling_core.batches.plan import BatchPlan, PlannedLine
+from kling_core.batches.results import BatchLineResult, LineAction, LineState, not_run, skipped
 from kling_core.client.aio import AsyncEditClient
 from kling_core.client.submit import Started
 from kling_core.contract.status import JobStatus

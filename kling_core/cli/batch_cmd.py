@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
-from kling_core.batch.api import load_plan
-from kling_core.batch.manifest import FORMATS
-from kling_core.batch.plan import BatchPlan, PlannedLine
-from kling_core.batch.results import BatchLineResult, ResultsFile, Tally
-from kling_core.batch.runner import (
+from kling_core.batches.api import load_plan
+from kling_core.batches.manifest import FORMATS
+from kling_core.batches.plan import BatchPlan, PlannedLine
+from kling_core.batches.results import BatchLineResult, ResultsFile, Tally
+from kling_core.batches.runner import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
     BatchEvents,

@@ -1,0 +1,241 @@
+"""Batches on the offline mock: manifest fields (JSONL and CSV), how a line is identified across runs,
+resuming, --fail-fast, a cancelled batch picked up again, the Python API, --dry-run and --max-cost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from media_fixtures import sample  # noqa: F401 - fixture
+
+import kling_core
+from kling_core.batches import BatchEvents, abatch, load_plan
+from kling_core.batches.manifest import read_manifest
+from kling_core.client import AsyncEditClient, EditClient
+from kling_core.config import config_from_document
+from kling_core.errors import ValidationError
+from kling_core.joblog import JobLog
+from kling_core.media import SampleMedia
+
+
+def _config(tmp: Path, *, latency: float = 0) -> Any:
+    return config_from_document({"default_provider": "mock", "media": {"work_dir": str(tmp / "cache")},
+                                 "providers": {"mock": {"options": {"latency": latency},
+                                                        "poll": {"initial": 0.05, "max": 0.2}}}})
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+# -- manifest fields ------------------------------------------------------------------------------
+def test_csv_cells_take_lists_options_and_elements(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video,prompt,images,elements,options,keep_audio,duration,quality\n"
+                        'a.mp4,"night, @Image1",x.png|y.png,"f.png:r1.png,r2.png|g.png:r3.png",seed=3|tag=hi,yes,5,std\n'
+                        "b.mp4,day,,,,,,\n")
+    lines, problems = read_manifest(manifest)
+    assert problems == []
+    first, second = lines
+    assert first.number == 2 and second.number == 3
+    assert first.fields["images"] == ["x.png", "y.png"] and first.fields["prompt"] == "night, @Image1"
+    assert first.fields["elements"] == [{"frontal_image": "f.png", "reference_images": ["r1.png", "r2.png"]},
+                                        {"frontal_image": "g.png", "reference_images": ["r3.png"]}]
+    assert first.fields["options"] == {"seed": 3, "tag": "hi"}
+    assert first.fields["keep_audio"] is True and first.fields["duration"] == 5
+    assert second.fields == {"video": "b.mp4", "prompt": "day"}  # empty cells: unset
+
+
+def test_every_bad_field_of_every_line_is_named(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"video": "a.mp4", "prompt": "ok"}\n\n[1]\n{"video": 3, "prompt": "x", "keep_audio": "no"}\n'
+                        '{"prompt": "x", "images": "a.png", "elements": [{"frontal_image": "f"}, 7], "colour": 1}\n')
+    _lines, problems = read_manifest(manifest)
+    text = [str(p) for p in problems]
+    assert "line 3: must be a JSON object, not list" in text
+    assert "line 4, video: must be a string, not int" in text
+    assert "line 4, keep_audio: must be true or false, not 'no'" in text
+    assert "line 5, video: is required" in text
+    assert any(t.startswith("line 5, colour: unknown field") for t in text)
+    assert any(t.startswith("line 5, images: must be a list") for t in text)
+    assert any(t.startswith("line 5, elements[1]: must be an object") for t in text)
+
+
+def test_unreadable_and_empty_manifests_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="no such file"):
+        read_manifest(tmp_path / "none.jsonl")
+    (tmp_path / "empty.csv").write_text("video,prompt\n")
+    with pytest.raises(ValidationError, match="no edits"):
+        read_manifest(tmp_path / "empty.csv")
+    (tmp_path / "latin.jsonl").write_bytes(b'{"video": "\xe9"}\n')
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        read_manifest(tmp_path / "latin.jsonl")
+
+
+# -- identity across runs -------------------------------------------------------------------------
+def test_a_lines_key_follows_its_content_and_output_not_its_position(sample: SampleMedia,  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    video = str(sample.video)
+    rows = [{"video": video, "prompt": "night"}, {"video": video, "prompt": "day", "output": "o/day.mp4"},
+            {"video": video, "prompt": "night"}, {"video": video, "prompt": "x", "client_key": "mine-1"}]
+
+    async def keys(manifest: Path) -> dict[str, tuple[str, str]]:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            plan = load_plan(client, manifest)
+        return {f"{ln.request.prompt}|{ln.output.name}": (ln.client_key, ln.action) for ln in plan.lines}
+
+    first = asyncio.run(keys(_write(tmp_path / "m.jsonl", rows)))
+    moved = asyncio.run(keys(_write(tmp_path / "m.jsonl", [rows[1], rows[3], rows[0], rows[2]])))
+    assert first == moved and len(first) == 4  # identical lines get their own outputs and keys
+    assert first["x|" + next(k.split("|")[1] for k in first if k.startswith("x|"))][0] == "mine-1"
+    assert all(action == "submit" for _key, action in first.values())
+    edited = asyncio.run(keys(_write(tmp_path / "m.jsonl", [{**rows[1], "prompt": "dusk"}])))
+    assert edited["dusk|day.mp4"][0] != first["day|day.mp4"][0]  # new content: a new job
+    assert all(k.startswith("batch-") for k, _a in first.values() if k != "mine-1")
+
+
+def test_two_lines_saving_to_one_output_are_refused(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": "a", "output": "o.mp4"},
+                                             {"video": str(sample.video), "prompt": "b", "output": "./o.mp4"}])
+
+    async def plan() -> None:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            load_plan(client, manifest)
+
+    with pytest.raises(ValidationError) as info:
+        asyncio.run(plan())
+    assert [str(p) for p in info.value.problems] == [f"line 2, output: {tmp_path / 'o.mp4'} is also the output of line 1"]
+
+
+# -- running ------------------------------------------------------------------------------------
+def test_python_api_saves_every_line_and_a_rerun_skips_them(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": p, "quality": "std"}
+                                             for p in ("night", "winter")])
+    with EditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+        results = list(kling_core.batch(manifest, client=client, concurrency=2))
+        assert sorted(r.line for r in results) == [1, 2]
+        assert all(r.ok and r.action == "submitted" and Path(r.output).is_file() for r in results)
+        assert all(Path(r.output).parent == tmp_path / "m-outputs" for r in results)
+        again = list(kling_core.batch(manifest, client=client))
+        assert [(r.action, r.state) for r in again] == [("skipped", "saved")] * 2
+        assert len(client.jobs(limit=0)) == 2  # one job per line, over both runs
+
+
+def test_fail_fast_stops_and_a_rerun_skips_what_failed_on_the_host(sample: SampleMedia,  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    rows = [{"video": str(sample.video), "prompt": f"p{i}", "quality": "std", "options": {"fail": "content_policy"}}
+            for i in range(3)]
+    manifest = _write(tmp_path / "m.jsonl", rows)
+
+    async def run(**kw: Any) -> list[Any]:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            return [r async for r in abatch(manifest, client=client, concurrency=1, **kw)]
+
+    first = asyncio.run(run(fail_fast=True))
+    assert [(r.line, r.state) for r in first] == [(1, "failed"), (2, "not_run"), (3, "not_run")]
+    assert first[0].error_type == "ContentPolicyError" and first[0].job_id
+    second = asyncio.run(run())
+    by_line = {r.line: (r.action, r.state) for r in second}
+    assert by_line == {1: ("skipped", "failed"), 2: ("submitted", "failed"), 3: ("submitted", "failed")}
+
+
+def test_a_submit_the_host_refused_is_submitted_again(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": "p", "quality": "std",
+                                              "options": {"fail": "rate_limited"}}])
+
+    async def run() -> tuple[Any, str]:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            results = [r async for r in abatch(manifest, client=client)]
+            return results[0], load_plan(client, manifest).lines[0].action
+
+    result, next_action = asyncio.run(run())
+    assert result.state == "failed" and result.error_type == "RateLimitedError" and result.job_id is None
+    assert next_action == "submit"  # no job was made: submitting again cannot pay twice
+
+
+def test_a_cancelled_batch_leaves_its_jobs_for_the_next_run(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": p, "quality": "std"}
+                                             for p in ("a", "b", "c")])
+
+    class Bound(BatchEvents):
+        def __init__(self) -> None:
+            self.bound_lines: list[int] = []
+            self.all_bound = asyncio.Event()
+
+        def bound(self, line: Any, started: Any) -> None:
+            self.bound_lines.append(line.number)
+            if len(self.bound_lines) == 2:
+                self.all_bound.set()
+
+    async def interrupted() -> list[int]:
+        events = Bound()
+        async with AsyncEditClient(config=_config(tmp_path, latency=2), journal=JobLog(tmp_path / "state")) as client:
+            async def consume() -> None:
+                async for _r in abatch(manifest, client=client, concurrency=2, events=events):
+                    pass
+
+            task = asyncio.create_task(consume())
+            await asyncio.wait_for(events.all_bound.wait(), 60)
+            task.cancel()  # Ctrl-C
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        return events.bound_lines
+
+    started = asyncio.run(interrupted())
+    assert len(started) == 2
+    log = JobLog(tmp_path / "state")
+    assert {r.state for r in log.list(limit=0)} <= {"submitted", "running"} and len(log.list(limit=0)) == 2
+
+    async def rerun() -> list[Any]:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            return [r async for r in abatch(manifest, client=client, concurrency=3)]
+
+    results = asyncio.run(rerun())
+    assert all(r.ok for r in results)
+    assert sorted(r.line for r in results if r.action == "picked_up") == sorted(started)
+    assert len(log.list(limit=0)) == 3  # the third line submitted once; the two picked up, not resubmitted
+
+
+# -- the command ----------------------------------------------------------------------------------
+def _kling(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "KLING_CONFIG_DIR": str(cwd / "user-config"), "KLING_STATE_DIR": str(cwd / "state"),
+            "KLING_CACHE_DIR": str(cwd / "cache"), **env}
+    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_dry_run_shows_the_plan_and_submits_nothing(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": "night", "quality": "std",
+                                              "provider": "fal"}])
+    done = _kling(["batch", str(manifest), "--dry-run"], tmp_path, FAL_KEY="fake-key:fake")
+    assert done.returncode == 0, done.stderr
+    assert "1 to submit, 0 to pick up, 0 to skip" in done.stdout
+    assert "$" in done.stdout.splitlines()[2]  # the line's estimate
+    as_json = json.loads(_kling(["batch", str(manifest), "--dry-run", "--json"], tmp_path,
+                                FAL_KEY="fake-key:fake").stdout)
+    assert as_json["lines"][0]["action"] == "submit" and as_json["counts"] == {"submit": 1, "pickup": 0, "skip": 0}
+    assert JobLog(tmp_path / "state").list(limit=0) == []
+
+
+def test_max_cost_refuses_the_batch_before_any_submit(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": "night", "provider": "fal"}])
+    done = _kling(["batch", str(manifest), "--max-cost", "0.01"], tmp_path, FAL_KEY="fake-key:fake")
+    assert done.returncode == 2, done.stderr
+    assert "max_cost" in done.stderr and "nothing was submitted" in done.stderr
+    assert JobLog(tmp_path / "state").list(limit=0) == []
+
+
+def test_bad_options_exit_2_naming_each(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_text('{"video": "a.mp4", "prompt": "x"}\n')
+    done = _kling(["batch", "m.jsonl", "--concurrency", "0", "--max-cost", "lots", "--timeout", "-1"], tmp_path)
+    assert done.returncode == 2
+    for field in ("concurrency:", "max_cost:", "timeout:"):
+        assert field in done.stderr
+    assert "Traceback" not in done.stderr
