@@ -11,17 +11,6 @@ from kling_core.cli import cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _table(text: str) -> str:
-    start = text.index("| Canonical field |")
-    return text[start : text.index("\n\n", start)]
-
-
-def test_readme_provider_table_matches_docs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    docs = (ROOT / "docs" / "providers.md").read_text()
-    assert _table(readme) == _table(docs), "copy the table from docs/providers.md into README.md"
-
-
 def test_readme_names_every_cli_command() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in cli.commands:
