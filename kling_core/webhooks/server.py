@@ -114,6 +114,10 @@ async def serve_webhooks(client: AsyncEditClient, *, host: str | None = None, po
     receiver = WebhookReceiver(client, settings=settings, jwks_fetch=jwks_fetch)
     server = _server(receiver, signals=False)
     task = asyncio.create_task(server.serve(sockets=[sock]))
+    # Waits for jobs sent here may poll sparsely: a confirmed callback wakes them.
+    push = getattr(client, "push_receiver", None)
+    if push is not None:
+        push(True)
     try:
         while not server.started:
             if task.done():
@@ -122,6 +126,8 @@ async def serve_webhooks(client: AsyncEditClient, *, host: str | None = None, po
             await asyncio.sleep(0.01)
         yield RunningReceiver(receiver, sock, settings.public_url)
     finally:
+        if push is not None:
+            push(False)
         server.should_exit = True
         with contextlib.suppress(Exception):
             await task
@@ -138,4 +144,5 @@ def serve_forever(receiver: WebhookReceiver, sock: socket.socket) -> None:
             receiver.close()
             await receiver.client.aclose()
 
-    asyncio.run(main())
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it shut down for
+        asyncio.run(main())
