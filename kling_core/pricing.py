@@ -11,7 +11,7 @@ input, and the estimate is then an upper bound ("at most").
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import attrs
 
@@ -21,6 +21,7 @@ from kling_core.contract.models import EditRequest
 
 if TYPE_CHECKING:
     from kling_core.client.base import ClientBase
+    from kling_core.client.sync import EditClient
 
 
 @attrs.frozen
@@ -112,14 +113,16 @@ def estimate(name: str, caps: ProviderCapabilities, request: EditRequest) -> Cos
                         upper_bound=upper, usd_per_second=rate, note=price.note)
 
 
-def estimate_cost(client: ClientBase, request: EditRequest, provider: str | None = None) -> CostEstimate:
-    """What ``request`` would cost on ``provider`` (the client's default when None).
+def estimate_cost(client: ClientBase | EditClient, request: EditRequest, provider: str | None = None) -> CostEstimate:
+    """What ``request`` would cost on ``provider`` (the client's default when None); ``client`` is
+    an ``AsyncEditClient`` or an ``EditClient``.
 
     Reads the provider's class-level capability data only: a missing key does not stop an
     estimate. A local video that cannot be probed raises ValidationError naming ``video``.
     """
-    name = provider or client.default_provider
-    cls = client.host.provider_class(name)
+    base = cast("ClientBase", getattr(client, "_async", client))  # an EditClient wraps its async client
+    name = provider or base.default_provider
+    cls = base.host.provider_class(name)
     return estimate(cls.name, cls.capabilities, request)
 
 

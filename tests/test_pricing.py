@@ -115,7 +115,7 @@ def test_no_price_is_an_unknown_estimate_and_breaks_any_budget() -> None:
 def test_estimate_cost_needs_no_key() -> None:
     client = EditClient(config=KlingConfig(), use_journal=False, environ={})
     try:
-        est = estimate_cost(client._async, EditRequest(prompt="x", video=URL, model="kling-o3"), "fal")
+        est = estimate_cost(client, EditRequest(prompt="x", video=URL, model="kling-o3"), "fal")
     finally:
         client.close()
     assert est.provider == "fal" and est.usd == pytest.approx(10.05 * 0.336)
