@@ -98,6 +98,8 @@ def test_a_definite_refusal_falls_through_to_the_next_host(kling_emulator: Any, 
     assert served.attempts[0]["client_key"] == refused.client_key and refused.state == "failed"
     assert refused.job_id is None  # the refusal made no job
     assert served.estimate is not None and served.estimate["usd"] == pytest.approx(1.30)
+    # Segmind's x-remaining-credits (the account's balance after the charge) is kept as reported.
+    assert served.cost is not None and isinstance(served.cost["remaining_credits"], float)
 
     # Running it again picks up nothing on fal and does not pay segmind twice: the result was
     # saved, so it is a new take; but an unfinished job would be picked up (see the next test).
