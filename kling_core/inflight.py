@@ -14,7 +14,9 @@
   pool small whatever the number of jobs: a job waiting between polls holds no request slot,
   and one past the bound waits in a FIFO queue *before* the pool, so httpx's pool never holds
   thousands of waiting requests. The pool is sized to the bound, so a request that has its
-  slot finds a connection. Result downloads have their own bound on the shared download
+  slot finds a connection. A status stream, which waits on the host as long as its job runs,
+  takes no request slot but one of ``STATUS_STREAMS`` connections of its own (past those, a
+  job polls). Result downloads have their own bound on the shared download
   client (:mod:`kling_core.media.fetch`), so a long download never delays a poll.
 """
 
@@ -22,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-
-import httpx
+from collections.abc import AsyncIterator
 
 from kling_core.contract.capabilities import ProviderCapabilities
 from kling_core.settings import ProviderSettings
@@ -39,6 +39,10 @@ DEFAULT_MAX_IN_FLIGHT = 100
 # 100 ms round trip still carry 640 a second (10,000 jobs polled every 20 s need 500).
 MIN_REQUESTS = 8
 MAX_REQUESTS = 64
+# Status streams (server-sent events, kling_core.http.stream) one provider keeps open at once.
+# A stream waits on the host for the whole job, so it holds a connection of its own, never a
+# request slot; a job past this number polls instead of streaming.
+STATUS_STREAMS = 32
 
 
 def max_in_flight(settings: ProviderSettings, capabilities: ProviderCapabilities) -> int:
@@ -96,26 +100,3 @@ class LoopBound:
             yield
         finally:
             self.release()
-
-
-class ReleasingStream(httpx.AsyncByteStream):
-    """A streamed response body that calls ``release`` once, when it is closed: a slot (or a
-    busy count) held by a request lasts as long as its connection is in use."""
-
-    def __init__(self, stream: httpx.AsyncByteStream | httpx.SyncByteStream, release: Callable[[], None]) -> None:
-        self._stream = stream
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        assert isinstance(self._stream, httpx.AsyncByteStream)
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        release, self._release = self._release, None
-        try:
-            if isinstance(self._stream, httpx.AsyncByteStream):
-                await self._stream.aclose()
-        finally:
-            if release is not None:
-                release()

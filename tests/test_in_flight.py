@@ -20,8 +20,14 @@ from kling_core.config import config_from_document
 from kling_core.contract.capabilities import ModelCapabilities, ProviderCapabilities
 from kling_core.contract.models import EditRequest, EditResult, OutputVideo
 from kling_core.contract.status import JobStatus, Succeeded
-from kling_core.errors import KlingError, ValidationError
-from kling_core.inflight import DEFAULT_MAX_IN_FLIGHT, MAX_REQUESTS, MIN_REQUESTS, http_concurrency
+from kling_core.errors import KlingError, ProviderError, ValidationError
+from kling_core.inflight import (
+    DEFAULT_MAX_IN_FLIGHT,
+    MAX_REQUESTS,
+    MIN_REQUESTS,
+    STATUS_STREAMS,
+    http_concurrency,
+)
 from kling_core.joblog import JobLog
 from kling_core.plugins import PluginHost
 from kling_core.provider import JobHandle, Provider, ProviderContext
@@ -221,16 +227,35 @@ def test_requests_past_the_bound_wait_before_the_pool() -> None:
     asyncio.run(main())
 
 
-def test_a_streamed_answer_keeps_its_slot_until_closed() -> None:
+def test_a_streamed_submit_keeps_its_slot_until_closed() -> None:
     async def main() -> None:
         host = Holding()
         host.go.set()
         prov = demo(ProviderSettings(), httpx.MockTransport(host))
-        response = await prov._send(prov.make_request("GET", STATUS), stream=True)
+        response = await prov._send(prov.make_request("POST", STATUS, json_body={}), stream=True)
         assert prov.requests.held == 1
         await response.aread()
         await response.aclose()
         assert prov.requests.held == 0
+        await prov.aclose()
+
+    asyncio.run(main())
+
+
+def test_status_streams_take_no_request_slot_and_are_bounded() -> None:
+    async def main() -> None:
+        host = Holding()
+        host.go.set()
+        prov = demo(ProviderSettings(), httpx.MockTransport(host))
+        streams = [await prov.open_stream(prov.make_request("GET", STATUS)) for _ in range(STATUS_STREAMS)]
+        assert prov.requests.held == 0  # polls still have every request slot
+        with pytest.raises(ProviderError) as info:
+            await prov.open_stream(prov.make_request("GET", STATUS))
+        assert info.value.code == "streams_busy" and host.seen == STATUS_STREAMS  # refused before sending
+        await streams[0].aclose()
+        again = await prov.open_stream(prov.make_request("GET", STATUS))  # a closed one frees its place
+        for response in (*streams[1:], again):
+            await response.aclose()
         await prov.aclose()
 
     asyncio.run(main())
@@ -241,7 +266,7 @@ def test_the_connection_pool_is_sized_to_the_request_bound() -> None:
         prov = demo(ProviderSettings(max_in_flight=30), None)
         pool = prov.client._transport._pool  # type: ignore[attr-defined]  # httpx internals: no public reading
         assert prov.requests.size == 30
-        assert pool._max_connections == 30 and pool._max_keepalive_connections == 30
+        assert pool._max_connections == pool._max_keepalive_connections == 30 + STATUS_STREAMS
         await prov.aclose()
 
     asyncio.run(main())

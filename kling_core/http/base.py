@@ -59,8 +59,9 @@ from kling_core.http.retry import (
     classify,
     parse_retry_after,
 )
-from kling_core.inflight import LoopBound, ReleasingStream, http_concurrency, max_in_flight
+from kling_core.inflight import STATUS_STREAMS, LoopBound, http_concurrency, max_in_flight
 from kling_core.provider import JobHandle, Provider, ProviderContext
+from kling_core.releasing_stream import ReleasingStream
 
 log = logging.getLogger("kling_core.http")
 
@@ -102,6 +103,7 @@ class HttpProvider(Provider):
         # Requests this provider sends at once; more wait here, before httpx's pool (see
         # kling_core.inflight), and the pool is sized to match.
         self.requests = LoopBound(http_concurrency(max_in_flight(self.ctx.settings, self.capabilities)))
+        self._watching = 0  # status streams open (see _open_watch)
 
     # -- data-derived helpers --------------------------------------------------------
     @property
@@ -178,7 +180,8 @@ class HttpProvider(Provider):
             self._client = None
         if self._client is None:
             self._client_loop = loop
-            size = self.requests.size
+            self._watching = 0
+            size = self.requests.size + STATUS_STREAMS  # the streams have connections of their own
             self._client = httpx.AsyncClient(
                 transport=self.ctx.transport,
                 timeout=httpx.Timeout(self.ctx.settings.timeout, connect=min(10.0, self.ctx.settings.timeout)),
@@ -209,6 +212,8 @@ class HttpProvider(Provider):
                 raise ProtocolError(f"refusing to send the {self.name} credential to {request.url.host!r}, "
                                     "which is not its API host", provider=self.name)
         auth = self.auth if request.extensions.get(_AUTH, True) else None
+        if stream and request.method == "GET":
+            return await self._open_watch(request, auth)
         await self.requests.acquire()
         try:
             response = await self.client.send(request, auth=auth, stream=stream)
@@ -220,6 +225,29 @@ class HttpProvider(Provider):
             return response
         # A streamed body still holds its connection: the slot goes when the response closes.
         response.stream = ReleasingStream(response.stream, self.requests.release)
+        return response
+
+    async def _open_watch(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        """A streamed GET (a status stream) waits on the host for as long as the job runs, so it
+        takes no request slot (it would starve the polls) but one of ``STATUS_STREAMS``
+        connections of its own, without waiting: past them it is refused at once and that
+        job polls instead (kling_core.http.stream gives a refused stream up for polling)."""
+        client = self.client  # first: a new client (a new loop) starts the count again
+        if self._watching >= STATUS_STREAMS:
+            raise ProviderError(f"{STATUS_STREAMS} status streams are open already; this job polls instead",
+                                provider=self.name, code="streams_busy")
+        self._watching += 1
+
+        def closed() -> None:
+            if self._client is client:  # a stream of a replaced client was counted with it
+                self._watching -= 1
+
+        try:
+            response = await client.send(request, auth=auth, stream=True)
+        except BaseException:
+            closed()
+            raise
+        response.stream = ReleasingStream(response.stream, closed)
         return response
 
     async def open_stream(self, request: httpx.Request) -> httpx.Response:
