@@ -306,3 +306,58 @@ def test_an_in_process_receiver_keeps_a_webhook_jobs_polls_sparse(tmp_path: Path
 
     assert all(225.0 <= s <= 300.0 for s in slept_with(True))  # push_every, shortened by jitter only
     assert max(slept_with(False)) < 225.0  # the ordinary schedule
+
+
+def test_streams_take_at_most_half_the_providers_request_slots() -> None:
+    from kling_core.http.stream import stream_budget
+
+    opened: list[str] = []
+
+    async def run() -> list[str | None]:
+        release = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield sse(doc("IN_PROGRESS"))
+            await release.wait()
+            yield sse(doc("COMPLETED"))
+
+        async def answer(request: httpx.Request) -> httpx.Response:
+            opened.append(str(request.url))
+            return httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
+
+        p = build_provider(FalProvider, environ={"FAL_KEY": KEY}, transport=httpx.MockTransport(answer),
+                           sleep=no_sleep)
+        assert isinstance(p, FalProvider)
+        budget = stream_budget(p)
+        assert budget == p.requests.size // 2
+        tasks = [asyncio.ensure_future(watch(p, handle(), on_status=lambda s: None, sleep=no_sleep))
+                 for _ in range(budget)]
+        while len(opened) < budget:
+            await asyncio.sleep(0)
+        one_more = await watch(p, handle(), on_status=lambda s: None, sleep=no_sleep)  # polls instead
+        release.set()
+        return [one_more, *await asyncio.gather(*tasks)]
+
+    one_more, *held = asyncio.run(run())
+    assert one_more is not None and "slots are taken" in one_more
+    assert held == [None] * len(held) and len(opened) == len(held)
+
+
+def test_the_blocking_client_wakes_its_wait_from_another_thread() -> None:
+    from kling_core.client import EditClient
+
+    host = Host([doc("IN_PROGRESS"), doc("COMPLETED", error=None, error_type=None)], event_stream(b"", 404, "text/plain"))
+    cfg = config_from_document({"providers": {"fal": {"poll": {"stream": False}}}})
+    with EditClient(provider="fal", config=cfg, environ={"FAL_KEY": KEY}, transport=httpx.MockTransport(host),
+                    sleep=forever, use_journal=False) as c:
+        woken: list[bool] = []
+
+        def waker() -> None:
+            while not woken or not woken[-1]:  # until the wait is registered and woken
+                woken.append(c.wake("fal", "req-1"))
+
+        thread = threading.Thread(target=waker)
+        thread.start()
+        result = c.wait(handle())  # blocks this thread; only the waker can end its sleep
+        thread.join()
+    assert result.job_id == "req-1" and woken[-1] is True

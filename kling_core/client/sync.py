@@ -100,6 +100,8 @@ class EditClient:
     job = _calls(AsyncEditClient.job)
     forget = _calls(AsyncEditClient.forget)
     in_flight_limit = _calls(AsyncEditClient.in_flight_limit)
+    wake = _calls(AsyncEditClient.wake)  # thread-safe: a receiver's thread wakes a blocked wait
+    push_receiver = _calls(AsyncEditClient.push_receiver)
     submit = _runs(AsyncEditClient.submit)
     start = _runs(AsyncEditClient.start)
     status = _runs(AsyncEditClient.status)
