@@ -1,19 +1,22 @@
-"""Mock edit vs the plain ffmpeg command doing the same decode, scale and encode.
+"""`kling edit` through the mock vs the plain ffmpeg command doing the same decode, scale and encode.
 
-Run: python benchmarks/bench_mock_edit.py [--reps N] [--check]
+Run: python benchmarks/bench_mock_edit.py [--quality std|pro] [--reps N] [--check]
 
 Input: a generated 5 s 1280x720 24 fps clip with a tone, plus one reference image. The mock
-edit goes through the public client (checks, prepare, probe, submit, poll, save to an .mp4);
-the baseline is one ffmpeg run with the same encoder settings and no whitelists, grade or
-tile. Both are timed in the same run, alternating, and the medians compared.
-Target: the whole mock edit takes at most 1.2× the plain command.
+edit is the whole `kling edit ... --provider mock` process (start-up, imports, config, checks,
+probing, the job log, submit, render, polling, the copy to the output .mp4); the baseline is one
+ffmpeg process with the same encoder settings scaling to the same output size, without the
+mock's grade and tile. Both run as whole processes, alternating, in the same run; the medians
+are compared.
+Target: `kling edit` through the mock takes at most 1.25x the plain command at 720p (std).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,79 +26,91 @@ from pathlib import Path
 
 from kling_core_plugins.mock.render import AUDIO_CODEC_ARGS, VIDEO_CODEC_ARGS
 
-from kling_core.client import AsyncEditClient
-from kling_core.config import KlingConfig
 from kling_core.media import find_ffmpeg, make_sample
-from kling_core.settings import MediaSettings, ProviderSettings
 
-TARGET = 1.2
+TARGET = 1.25
+OUTPUT_SIZE = {"std": "1280:720", "pro": "1920:1080"}  # the mock's output for a 16:9 input
 
 
-def plain_argv(ffmpeg: str, clip: Path, out: Path) -> list[str]:
+def kling_script() -> str:
+    beside = Path(sys.executable).with_name("kling")
+    found = str(beside) if beside.exists() else shutil.which("kling")
+    if found is None:
+        sys.exit("no `kling` script beside this interpreter or on PATH; pip install -e . first")
+    return found
+
+
+def plain_argv(ffmpeg: str, clip: Path, out: Path, quality: str) -> list[str]:
     return [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-threads", "2", "-i", str(clip),
-        "-vf", "scale=1280:720", *VIDEO_CODEC_ARGS, *AUDIO_CODEC_ARGS, "-movflags", "+faststart", str(out),
+        "-vf", f"scale={OUTPUT_SIZE[quality]}", *VIDEO_CODEC_ARGS, *AUDIO_CODEC_ARGS, "-movflags", "+faststart",
+        str(out),
     ]
 
 
-def _cpu() -> float:
-    """CPU seconds used so far by this process and its finished children (steadier than wall
-    time on a busy machine)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+def kling_argv(clip: Path, image: Path, out: Path, quality: str) -> list[str]:
+    return [
+        kling_script(), "edit", str(clip), "--prompt", "Regrade the scene after @Image1", "--image", str(image),
+        "--keep-audio", "--quality", quality, "--provider", "mock", "--new", "--quiet", "--output", str(out),
+    ]
 
 
-def time_plain(argv: list[str]) -> tuple[float, float]:
-    cpu, started = _cpu(), time.perf_counter()
-    subprocess.run(argv, check=True)
-    return time.perf_counter() - started, _cpu() - cpu
+def _children_cpu() -> float:
+    """CPU seconds of finished child processes so far (steadier than wall time on a busy machine)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
 
 
-def time_mock(work: Path, clip: Path, image: Path, out: Path) -> tuple[float, float]:
-    config = KlingConfig(
-        default_provider="mock",
-        media=MediaSettings(work_dir=str(work)),
-        providers={"mock": ProviderSettings()},
-    )
-
-    async def run() -> None:
-        async with AsyncEditClient(config=config, use_journal=False) as client:
-            request = client.request(
-                str(clip), "Regrade the scene after @Image1", images=[str(image)], keep_audio=True, quality="std"
-            )
-            await client.edit(request, output=out)
-
-    cpu, started = _cpu(), time.perf_counter()
-    asyncio.run(run())
-    return time.perf_counter() - started, _cpu() - cpu
+def time_run(argv: list[str], env: dict[str, str], cwd: Path, out: Path) -> tuple[float, float]:
+    out.unlink(missing_ok=True)
+    cpu, started = _children_cpu(), time.perf_counter()
+    subprocess.run(argv, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    if not out.is_file():
+        sys.exit(f"{argv[0]} wrote no {out}")
+    return wall, _children_cpu() - cpu
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quality", choices=sorted(OUTPUT_SIZE), default="std", help="std (720p, default) or pro (1080p)")
     parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--check", action="store_true", help=f"exit 1 if the ratio is above {TARGET}")
+    parser.add_argument("--check", action="store_true", help=f"exit 1 if the wall ratio is above {TARGET}")
     args = parser.parse_args()
     ffmpeg = find_ffmpeg()
     with tempfile.TemporaryDirectory(prefix="kling-bench-") as tmp:
         root = Path(tmp)
         sample = make_sample(root / "in", duration=5.0, size=(1280, 720), fps=24, images=1)
-        plain_cmd = plain_argv(ffmpeg, sample.video, root / "plain.mp4")
-        # One warm-up of each (page cache, imports), not counted.
-        time_plain(plain_cmd)
-        time_mock(root / "work", sample.video, sample.images[0], root / "mock.mp4")
+        # The edit's own state, cache and (empty) user config, so nothing of the user's is read or kept.
+        # Bytecode cached as in an installed package (pip compiles at install), out of the source tree.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KLING_") and k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+        for name in ("KLING_STATE_DIR", "KLING_CACHE_DIR", "KLING_CONFIG_DIR"):
+            (root / name).mkdir()
+            env[name] = str(root / name)
+        plain_out, mock_out = root / "plain.mp4", root / "mock.mp4"
+        plain_cmd = plain_argv(ffmpeg, sample.video, plain_out, args.quality)
+        mock_cmd = kling_argv(sample.video, sample.images[0], mock_out, args.quality)
+        # One warm-up of each (page cache, bytecode), not counted.
+        time_run(plain_cmd, env, root, plain_out)
+        time_run(mock_cmd, env, root, mock_out)
         plain, mock = [], []
         for _ in range(args.reps):
-            plain.append(time_plain(plain_cmd))
-            mock.append(time_mock(root / "work", sample.video, sample.images[0], root / "mock.mp4"))
+            plain.append(time_run(plain_cmd, env, root, plain_out))
+            mock.append(time_run(mock_cmd, env, root, mock_out))
     p, m = statistics.median(w for w, _ in plain), statistics.median(w for w, _ in mock)
     pc, mc = statistics.median(c for _, c in plain), statistics.median(c for _, c in mock)
     ratio = m / p
-    print("input: 5 s 1280x720 24 fps H.264 + AAC, one reference image; output std (720p), audio kept")
+    size = OUTPUT_SIZE[args.quality].replace(":", "x")
+    print(f"input: 5 s 1280x720 24 fps H.264 + AAC, one reference image; output {args.quality} ({size}), audio kept")
     print(f"plain ffmpeg : median {p:.3f} s wall, {pc:.3f} s cpu  (wall runs: {', '.join(f'{w:.3f}' for w, _ in plain)})")
-    print(f"mock edit    : median {m:.3f} s wall, {mc:.3f} s cpu  (wall runs: {', '.join(f'{w:.3f}' for w, _ in mock)})")
-    print(f"ratio        : {ratio:.2f}x wall, {mc / pc:.2f}x cpu  (target <= {TARGET}x wall: {'met' if ratio <= TARGET else 'NOT met'})")
-    print("baseline cmd : " + " ".join([*plain_cmd[:1], "...", *plain_cmd[5:]]).replace(tmp, "$TMP"))
-    return 1 if args.check and ratio > TARGET else 0
+    print(f"kling edit   : median {m:.3f} s wall, {mc:.3f} s cpu  (wall runs: {', '.join(f'{w:.3f}' for w, _ in mock)})")
+    verdict = "met" if ratio <= TARGET else "NOT met"
+    target = f"target <= {TARGET}x wall at std: {verdict}" if args.quality == "std" else "no target at pro"
+    print(f"ratio        : {ratio:.2f}x wall, {mc / pc:.2f}x cpu  ({target})")
+    print("mock cmd     : " + " ".join(["kling", *mock_cmd[1:]]).replace(tmp, "$TMP"))
+    print("baseline cmd : " + " ".join(["ffmpeg", *plain_cmd[1:]]).replace(tmp, "$TMP"))
+    return 1 if args.check and args.quality == "std" and ratio > TARGET else 0
 
 
 if __name__ == "__main__":

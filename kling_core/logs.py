@@ -13,15 +13,15 @@ import logging
 import os
 import sys
 
-from kling_core.http.redact import RedactingFilter, install_redaction
-
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def configure_logging(level: str | None = None) -> None:
     name = (level or os.environ.get("KLING_LOG") or "").strip().lower()
     if not name:
-        return
+        return  # no logging: nothing to import (the redaction lives with the HTTP machinery)
+    from kling_core.http.redact import RedactingFilter, install_redaction
+
     lvl = LEVELS.get(name)
     if lvl is None:
         source = "level" if level else "KLING_LOG"

@@ -1,7 +1,20 @@
-"""The plugin host: loads ``kling`` entry points one by one and collects providers.
+"""The plugin host: finds ``kling`` entry points and imports each plugin when it is needed.
 
-First-party providers register through the same entry-point group as third-party ones. A
-plugin that fails to import, or implements a hook that does not exist, is reported by name
+First-party providers register through the same entry-point group as third-party ones.
+
+Plugins load lazily, so a command pays only for the plugins it uses:
+
+- a provider asked for by name loads the plugin whose entry point has that name (the
+  convention: a plugin's entry-point name is its provider's name); a name no entry point has,
+  or one its plugin does not register, loads every plugin before it is called unknown;
+- listings (:attr:`PluginHost.providers`, :meth:`PluginHost.plugin_names`,
+  :attr:`PluginHost.failures`) load every plugin;
+- plugins that must be present in every command, because they add commands
+  (``kling_register_commands``), observe every job (``kling_job_event``) or offer uploaders
+  (``kling_media_uploader``), also list their entry point in the ``kling.hooks`` group (same
+  name and value): those load whenever a host is built, and ``kling --help`` loads only them.
+
+A plugin that fails to import, or implements a hook that does not exist, is reported by name
 and left out; commands that do not need it keep working. ``KLING_PLUGINS`` (a comma list of
 entry-point names; empty for none) narrows what is loaded, for CI and for recovering from a
 broken plugin.
@@ -19,12 +32,15 @@ import pluggy
 
 from kling_core import hookspecs
 from kling_core.errors import ConfigError
-from kling_core.provider import Provider
 
 if TYPE_CHECKING:
     from kling_core.config import KlingConfig
+    from kling_core.provider import Provider
 
 ENTRY_POINT_GROUP = "kling"
+# Plugins loaded by every host (before any command runs): those that add commands, observe
+# jobs or offer uploaders. Same entry-point name and value as in ENTRY_POINT_GROUP.
+HOOKS_GROUP = "kling.hooks"
 
 
 @attrs.frozen
@@ -52,6 +68,10 @@ def _allow_list(environ: Any) -> set[str] | None:
     return {p.strip() for p in raw.split(",") if p.strip()}
 
 
+def _entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=group))
+
+
 class PluginHost:
     """One plugin manager plus what it learned while loading."""
 
@@ -65,7 +85,10 @@ class PluginHost:
     ) -> None:
         self.pm = pluggy.PluginManager("kling")
         self.pm.add_hookspecs(hookspecs)
-        self.failures: list[PluginFailure] = []
+        self._failures: list[PluginFailure] = []
+        # Told of each failure as it happens (the CLI warns on stderr): plugins load lazily, so
+        # a failure can come at any time, e.g. when a listing loads every plugin.
+        self.on_failure: Callable[[PluginFailure], None] | None = None
         # Plugin name -> (distribution, version), for plugins loaded from an entry point.
         self.distributions: dict[str, tuple[str, str | None]] = {}
         # Names in KLING_PLUGINS that no installed entry point has (reported as a warning).
@@ -73,42 +96,72 @@ class PluginHost:
         self.strict = strict
         env = os.environ if environ is None else environ
         self.allow = _allow_list(env)
-        if entrypoints:
-            self._load_entrypoints()
-        for name, plugin in plugins:
-            self.register(plugin, name)
+        # Entry points found but not imported yet, by plugin name (KLING_PLUGINS applied).
+        self._pending: dict[str, importlib.metadata.EntryPoint] = {}
+        # Hook name -> plugins it was called on by call_once.
+        self._called: dict[str, list[object]] = {}
         self._providers: dict[str, type[Provider]] | None = None
         self._owners: dict[str, str] = {}
         # Providers declared in config (`[providers.NAME] uses = "BASE"`): the config (or how to
         # load it, so commands that list no providers never read it) and, once built, all classes.
         self._declared_from: KlingConfig | Callable[[], KlingConfig] | None = None
         self._all: dict[str, type[Provider]] | None = None
+        if entrypoints:
+            self._find_entrypoints()
+        for name, plugin in plugins:
+            self.register(plugin, name)
 
     # -- loading ----------------------------------------------------------------------
-    def _load_entrypoints(self) -> None:
-        eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    def _find_entrypoints(self) -> None:
+        """Note every entry point (no import), then import the ``kling.hooks`` ones."""
+        providers, hooks = _entry_points(ENTRY_POINT_GROUP), _entry_points(HOOKS_GROUP)
         if self.allow is not None:
-            installed = {ep.name for ep in eps}
+            installed = {ep.name for ep in (*providers, *hooks)}
             self.unknown_allowed = sorted(self.allow - installed)
-        for ep in eps:
-            if self.allow is not None and ep.name not in self.allow:
-                continue
-            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
-                continue
-            dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else None
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # a broken plugin must not take the CLI down
-                self._fail(ep.name, dist, f"{type(exc).__name__}: {exc}", version=version)
-                continue
-            self.register(plugin, ep.name, distribution=dist, version=version)
+        for ep in (*hooks, *providers):  # a plugin in both groups: its kling.hooks entry
+            if (self.allow is None or ep.name in self.allow) and ep.name not in self._pending:
+                self._pending[ep.name] = ep
+        for ep in hooks:
+            self.load(ep.name)
+
+    def load(self, name: str) -> bool:
+        """Import the plugin of entry point ``name`` if it is not loaded yet; False if no entry
+        point (allowed by KLING_PLUGINS) has that name or it was loaded before."""
+        ep = self._pending.pop(name, None)
+        if ep is None:
+            return False
+        if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+            return False
+        dist = ep.dist.name if ep.dist is not None else None
+        version = ep.dist.version if ep.dist is not None else None
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken plugin must not take the CLI down
+            self._fail(ep.name, dist, f"{type(exc).__name__}: {exc}", version=version)
+            return True
+        self.register(plugin, ep.name, distribution=dist, version=version)
+        return True
+
+    def load_all(self) -> None:
+        """Import every plugin not loaded yet (listings; a provider no entry point is named after)."""
+        for name in list(self._pending):
+            self.load(name)
+
+    def call_once(self, hook: str, **kwargs: Any) -> None:
+        """Call ``hook`` on the plugins loaded since this was last called for it (e.g. each plugin
+        adds its commands once, however often the command list is asked for)."""
+        done = self._called.setdefault(hook, [])
+        fresh = [p for p in self.pm.get_plugins() if not any(p is d for d in done)]
+        if fresh:
+            done.extend(fresh)
+            caller = self.pm.subset_hook_caller(hook, remove_plugins=done[: len(done) - len(fresh)])
+            caller(**kwargs)
 
     def allow_list_warning(self) -> str | None:
         """What is wrong with ``KLING_PLUGINS``, if it names plugins that are not installed."""
         if not self.unknown_allowed:
             return None
-        installed = sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
+        installed = sorted({ep.name for group in (ENTRY_POINT_GROUP, HOOKS_GROUP) for ep in _entry_points(group)})
         names = ", ".join(repr(n) for n in self.unknown_allowed)
         return (f"KLING_PLUGINS names {names}, which no installed plugin provides "
                 f"(installed: {', '.join(installed) or 'none'}); it is ignored")
@@ -144,16 +197,36 @@ class PluginHost:
         failure = PluginFailure(name, dist, error, version)
         if self.strict:
             raise ConfigError(str(failure))
-        self.failures.append(failure)
+        if failure not in self._failures:  # providers are collected again after each plugin loads
+            self._failures.append(failure)
+            if self.on_failure is not None:
+                self.on_failure(failure)
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """Every plugin that failed to load (so every plugin is loaded first)."""
+        self.load_all()
+        if self._providers is None:
+            self._collect_providers()  # a failing kling_register_providers is a failure too
+        return self._failures
+
+    @property
+    def failures_so_far(self) -> list[PluginFailure]:
+        """The failures of the plugins loaded so far (nothing is loaded to find more)."""
+        return self._failures
 
     def check_pending(self) -> None:
-        """pluggy's own check over everything registered (raises on unknown hooks)."""
+        """pluggy's own check over every plugin (raises on unknown hooks)."""
+        self.load_all()
         self.pm.check_pending()
 
     def plugin_names(self) -> list[str]:
+        """Every plugin's name (every plugin is loaded first)."""
+        self.load_all()
         return sorted(n for n, _ in self.pm.list_name_plugin() if n)
 
     def hooks_of(self, name: str) -> list[str]:
+        self.load(name)
         plugin = self.pm.get_plugin(name)
         if plugin is None:
             return []
@@ -162,7 +235,9 @@ class PluginHost:
     # -- providers --------------------------------------------------------------------
     @property
     def providers(self) -> dict[str, type[Provider]]:
-        """Installed providers, then those the declared config adds (ConfigError if one is wrong)."""
+        """Every installed provider (every plugin is loaded first), then those the declared
+        config adds (ConfigError if one is wrong)."""
+        self.load_all()
         if self._providers is None:
             self._collect_providers()
         assert self._providers is not None
@@ -181,6 +256,8 @@ class PluginHost:
             self._all = None
 
     def _collect_providers(self) -> None:
+        from kling_core.provider import Provider
+
         found: dict[str, type[Provider]] = {}
         owners: dict[str, str] = {}
         current: list[str] = [""]
@@ -213,11 +290,35 @@ class PluginHost:
 
     def owner_of(self, provider: str) -> str | None:
         """The plugin that registered a provider name (for a declared one: its base's)."""
-        cls = self.providers.get(provider)
+        cls = self._installed(provider) or self.providers.get(provider)
         base = base_provider(cls) if cls is not None else None
         return self._owners.get(base or provider)
 
+    def _installed(self, name: str) -> type[Provider] | None:
+        """An installed provider by name, loading no more plugins than needed: the ones loaded,
+        then the plugin whose entry point has that name. None: ask :attr:`providers`."""
+        if self._providers is None:
+            self._collect_providers()
+        assert self._providers is not None
+        if name not in self._providers and self.load(name):
+            self._collect_providers()
+        return self._providers.get(name)
+
+    def _declares(self, name: str) -> bool:
+        source = self._declared_from
+        if source is None:
+            return False
+        cfg = source() if callable(source) else source
+        settings = cfg.providers.get(name)
+        return settings is not None and settings.uses is not None
+
     def provider_class(self, name: str) -> type[Provider]:
+        """A provider by name: installed (loading only its plugin where the entry point is named
+        after it) or declared in config; ConfigError naming the installed ones if unknown."""
+        if not self._declares(name):
+            found = self._installed(name)
+            if found is not None:
+                return found
         try:
             return self.providers[name]
         except KeyError:

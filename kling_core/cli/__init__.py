@@ -2,11 +2,16 @@
 
 Expected errors print one line (or one list) on stderr and exit with the error's code (2 for
 bad input, config or media; 1 for the remote side); no traceback unless KLING_LOG=debug.
+
+Start-up is kept short: the group knows each command's module and summary from a table, so
+``kling --help`` imports no command module, and ``kling edit`` imports only the edit command's.
+Plugins add commands through the ``kling.hooks`` entry-point group (see docs/plugin-tutorial.md).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 from typing import Any
@@ -18,7 +23,8 @@ from kling_core.cli.common import State, fail
 from kling_core.errors import KlingError
 from kling_core.logs import configure_logging
 
-# Commands living in their own modules; each exports a click command named `command`.
+# Commands living in their own modules; each exports a click command named `command` (or a
+# list named `commands`). A module that does not exist (yet) is skipped.
 _COMMAND_MODULES = (
     "kling_core.cli.info_cmd",
     "kling_core.cli.job_cmd",
@@ -33,12 +39,141 @@ _COMMAND_MODULES = (
     "kling_core.cli.webhooks_cmd",
 )
 
+# Command name -> (its module, the first paragraph of its help), so `kling --help` lists every
+# command without importing one. tests/test_cli_lazy.py keeps each summary equal to the
+# command's own help and the table equal to what the modules export.
+COMMAND_TABLE: dict[str, tuple[str, str]] = {
+    "providers": ("kling_core.cli.info_cmd", "List providers, their models and capabilities, the plugin (and its "
+                  "version) each comes from, and whether their keys are set."),
+    "plugins": ("kling_core.cli.info_cmd", "List loaded plugins, the distribution and version each comes from and "
+                "the hooks it implements; report plugins that failed to load (and exit 1 if any did)."),
+    "schema": ("kling_core.cli.info_cmd", "Print a JSON Schema: edit-request, job-status, edit-result, config, "
+               "cassette, providers/…"),
+    "config": ("kling_core.cli.info_cmd", "Check or show the config in effect."),
+    "edit": ("kling_core.cli.job_cmd", "Edit VIDEO (a local path or an http(s) URL) as the prompt says; write the "
+             "output .mp4."),
+    "status": ("kling_core.cli.job_cmd", "Show the state of a job by its id."),
+    "result": ("kling_core.cli.job_cmd", "Fetch a job's output video (waiting for it unless --no-wait)."),
+    "cancel": ("kling_core.cli.job_cmd", "Ask the host to cancel a job (where it can)."),
+    "jobs": ("kling_core.cli.jobs_cmd", "List the jobs in the job log, newest first; `kling jobs "
+             "show|resume|forget` act on one."),
+    "cache": ("kling_core.cli.jobs_cmd", "Manage $KLING_CACHE_DIR: the mock's renders and cached downloads."),
+    "demo": ("kling_core.cli.demo_cmd", "Make a sample clip (motion + tone) and two images, then edit them with "
+             "the offline mock."),
+    "contract": ("kling_core.cli.contract_cmd", "Run the contract suite against installed providers (all when none "
+                 "is named)."),
+    "completion": ("kling_core.cli.completion_cmd", "Print the shell completion script for SHELL (default: the one "
+                   "$SHELL names)."),
+    "emulate": ("kling_core.cli.emulate_cmd", "Serve the hosts' own APIs (fal, Segmind, Unifically, Kling, Replicate) on one "
+                "local port, rendering with the mock."),
+    "compare": ("kling_core.cli.compare_cmd", "Write a PNG contact sheet: INPUT's frames on the top row, OUTPUT's "
+                "below, at the same times."),
+    "keys": ("kling_core.cli.keys_cmd", "List each installed provider's credentials: whether each is set and where "
+             "it comes from (env:VARIABLE or keyring:SERVICE/NAME, or \"not set\"). Values are never printed."),
+    "batch": ("kling_core.cli.batch_cmd", "Run every edit of MANIFEST: a JSONL or CSV file, one edit per line with "
+              "`kling edit`'s fields (video, prompt, images, elements, keep_audio, quality, model, edit_mode, "
+              "aspect_ratio, duration, provider, output, options, client_key, webhook_url)."),
+    "webhooks": ("kling_core.cli.webhooks_cmd", "Receive host callbacks: verified, matched to the job log, confirmed "
+                 "by a status look-up."),
+}
 
 CONFIG_HELP = ("Config file, instead of the nearest kling.toml or [tool.kling] in pyproject.toml from here up to "
                "the project root (layered over the user config; see `kling config show`). Also after the subcommand.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _module_exists(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+class LazyGroup(click.Group):
+    """A click group whose built-in commands are imported when run, and whose plugin commands
+    are added on first need (listing the commands, or a name no built-in command has)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugins_asked = False  # the `kling.hooks` plugins' commands were added
+        self._all_plugins_asked = False  # every plugin's commands were added (a name nobody declared)
+
+    # -- built-in commands ----------------------------------------------------------
+    def _load_module(self, module_name: str) -> None:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # a command module not written yet
+                return
+            raise
+        for cmd in getattr(module, "commands", None) or [module.command]:
+            if cmd.name not in self.commands:  # a plugin's command of the same name was added first
+                self.add_command(cmd)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(cmd, name)
+        accept_config(cmd)
+
+    def builtin_names(self) -> list[str]:
+        """The built-in commands whose module exists (a module not written yet lists nothing)."""
+        modules = {module for module, _ in COMMAND_TABLE.values()}
+        present = {module for module in modules if _module_exists(module)}
+        return sorted(name for name, (module, _) in COMMAND_TABLE.items() if module in present)
+
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command, built-in and plugins', imported (for tests and documentation checks)."""
+        for module in _COMMAND_MODULES:
+            self._load_module(module)
+        self._add_plugin_commands(everyone=True)
+        return dict(sorted(self.commands.items()))
+
+    # -- plugins' commands ------------------------------------------------------------
+    def forget_plugins(self) -> None:
+        """A new invocation (``main`` called again in one process): a new host, asked again."""
+        State.forget_plugin_host()
+        self._plugins_asked = self._all_plugins_asked = False
+
+    def _add_plugin_commands(self, *, everyone: bool = False) -> None:
+        """Call ``kling_register_commands`` on the ``kling.hooks`` plugins, or (``everyone``) on
+        every installed plugin: the fallback for a plugin that adds commands without declaring so."""
+        if self._all_plugins_asked or (self._plugins_asked and not everyone):
+            return
+        host = State.plugin_host()
+        if everyone:
+            host.load_all()
+            self._all_plugins_asked = True
+        self._plugins_asked = True
+        host.call_once("kling_register_commands", cli=self)
+
+    # -- click's interface ------------------------------------------------------------
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return sorted({*self.builtin_names(), *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        entry = COMMAND_TABLE.get(cmd_name)
+        if entry is not None:
+            self._load_module(entry[0])
+        if cmd_name not in self.commands:
+            self._add_plugin_commands()
+        if cmd_name not in self.commands:
+            self._add_plugin_commands(everyone=True)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with the table's summary for a command not imported."""
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is None:
+                cmd = click.Command(name, help=COMMAND_TABLE[name][1])
+            if not cmd.hidden:
+                rows.append((name, cmd))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kling")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=CONFIG_HELP)
 @click.pass_context
@@ -68,44 +203,28 @@ def _late_config(ctx: click.Context, param: click.Parameter, value: str | None) 
     state.config_path = value
 
 
+def accept_config(command: click.Command) -> None:
+    """Give a subcommand (and its nested ones, plugins' included) the group's ``--config`` option."""
+    if not any("--config" in getattr(p, "opts", ()) for p in command.params):
+        command.params.append(click.Option(
+            ["--config", "late_config"], type=click.Path(dir_okay=False), default=None, expose_value=False,
+            callback=_late_config, help=CONFIG_HELP,
+        ))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_config(sub)
+
+
 def accept_config_everywhere(group: click.Group) -> None:
-    """Give every subcommand (nested ones and plugins' included) the group's ``--config`` option."""
+    """Give every subcommand loaded so far the group's ``--config`` option."""
     for command in group.commands.values():
-        if not any("--config" in getattr(p, "opts", ()) for p in command.params):
-            command.params.append(click.Option(
-                ["--config", "late_config"], type=click.Path(dir_okay=False), default=None, expose_value=False,
-                callback=_late_config, help=CONFIG_HELP,
-            ))
-        if isinstance(command, click.Group):
-            accept_config_everywhere(command)
-
-
-def _load_commands() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        for cmd in getattr(module, "commands", None) or [module.command]:
-            cli.add_command(cmd)
-
-
-def _register_plugin_commands() -> None:
-    # Plugins add their own commands; a broken plugin is reported by `State.host`, not here.
-    State.plugin_host(fresh=True).pm.hook.kling_register_commands(cli=cli)
-
-
-_load_commands()
-accept_config_everywhere(cli)
+        accept_config(command)
 
 
 def main(argv: list[str] | None = None) -> None:
     configure_logging()
+    cli.forget_plugins()
     try:
-        _register_plugin_commands()
-        accept_config_everywhere(cli)  # the plugins' commands too
         rv: Any = cli.main(args=argv, prog_name="kling", standalone_mode=False)
     except KlingError as exc:
         fail(exc)

@@ -1,30 +1,43 @@
-"""Shared CLI state (config and plugins, loaded lazily) and error printing."""
+"""Shared CLI state (config and plugins, loaded lazily) and error printing.
+
+Imports here are deferred to first use: every command imports this module, and ``kling
+--help`` should not pay for the client, the config reader or the plugin host.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import ClassVar, NoReturn
+from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 import click
 
-from kling_core.client import AsyncEditClient
-from kling_core.config import KlingConfig, load_config, shadow_warnings
-from kling_core.errors import KlingError
-from kling_core.plugins import PluginHost
+if TYPE_CHECKING:
+    from kling_core.client import AsyncEditClient
+    from kling_core.config import KlingConfig
+    from kling_core.errors import KlingError
+    from kling_core.plugins import PluginHost
 
 
 class State:
     """Loaded on first use, so `kling --help` works even with a broken config."""
 
-    # The one plugin host of this process: built by `plugin_host()` before parsing (plugins may
-    # add commands), then shared by every command and client.
+    # The one plugin host of this invocation: built on first use (listing the commands, a
+    # command that needs providers), then shared by every command and client. It imports only
+    # the plugins asked for (see kling_core.plugins).
     _process_host: ClassVar[PluginHost | None] = None
 
     @classmethod
     def plugin_host(cls, *, fresh: bool = False) -> PluginHost:
         if cls._process_host is None or fresh:
+            from kling_core.plugins import PluginHost
+
             cls._process_host = PluginHost()
         return cls._process_host
+
+    @classmethod
+    def forget_plugin_host(cls) -> None:
+        """A new invocation (``main`` called again in one process) builds its own host."""
+        cls._process_host = None
 
     def __init__(self, config_path: str | None = None) -> None:
         self.config_path = config_path
@@ -34,6 +47,8 @@ class State:
     @property
     def config(self) -> KlingConfig:
         if self._config is None:
+            from kling_core.config import load_config, shadow_warnings
+
             self._config = load_config(self.config_path, warn=False)
             for message in shadow_warnings(self._config.files, self._config.shadowed):
                 click.echo(f"warning: {message}", err=True)
@@ -48,13 +63,16 @@ class State:
             allow_warning = self._host.allow_list_warning()
             if allow_warning:
                 click.echo(f"warning: {allow_warning}", err=True)
-            for failure in self._host.failures:
+            for failure in self._host.failures_so_far:
                 click.echo(f"warning: {failure}", err=True)
+            # Plugins load when first needed: warn of each later failure as it happens.
+            self._host.on_failure = lambda failure: click.echo(f"warning: {failure}", err=True)
         return self._host
-
 
     def client(self, provider: str | None) -> AsyncEditClient:
         """The client every job command uses: this invocation's config and plugins."""
+        from kling_core.client import AsyncEditClient
+
         return AsyncEditClient(provider=provider, config=self.config, host=self.host)
 
 

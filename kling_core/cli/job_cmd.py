@@ -12,7 +12,6 @@ from typing import Any, TypeVar, cast
 import click
 
 from kling_core.cli.common import State
-from kling_core.cli.compare_cmd import caption_for, check_sheet_path
 from kling_core.cli.completion_cmd import complete_providers
 from kling_core.cli.estimates import parse_max_cost, print_comparison, print_dry_run
 from kling_core.cli.progress import JobProgress, describe
@@ -280,6 +279,8 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
     if problems:
         raise ValidationError(problems)
     out = check_suffix(Path(output)) if output else None
+    if sheet is not None:
+        from kling_core.cli.compare_cmd import caption_for, check_sheet_path  # only for --sheet
     sheet_dest = check_sheet_path(sheet, [video, *([output] if output else [])]) if sheet is not None else None
 
     async def run() -> int:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from kling_core.contract.status import JobStatus, Queued, Running
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 
 def describe(status: JobStatus, *, percent: bool = True) -> str:
@@ -34,6 +37,9 @@ class JobProgress:
 
     def __enter__(self) -> JobProgress:
         if self.enabled and self.tty:
+            from rich.console import Console  # rich only for a bar: not for --quiet or a pipe
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -200,12 +201,14 @@ class ClientBase:
 
     # -- lifetime ---------------------------------------------------------------------
     async def aclose(self) -> None:
-        from kling_core.media.fetch import close_shared_client
-
         for prov in self._providers.values():
             await prov.aclose()
         self._providers.clear()
-        await close_shared_client()  # this loop's download client, once no download uses it
+        # This loop's download client, once no download uses it; there is none to close when
+        # the guarded fetch (and httpx) was never imported, e.g. a mock edit.
+        fetch = sys.modules.get("kling_core.media.fetch")
+        if fetch is not None:
+            await fetch.close_shared_client()
 
     async def __aenter__(self) -> Self:
         return self

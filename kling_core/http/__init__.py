@@ -9,18 +9,36 @@ Internal: plugins import these through :mod:`kling_core.sdk`, users through :mod
 - :class:`ErrorTable`, :class:`ErrorRule` — host error responses → canonical errors, as data.
 """
 
-from kling_core.http.base import HttpProvider, clip, host_of, try_json
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The result saver: it also copies a local provider's render (the mock's), so it loads without
+# httpx and is bound here at once (a lazy name could not shadow the submodule of that name).
 from kling_core.http.download import download, download_result
-from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
-from kling_core.http.redact import (
-    RedactingFilter,
-    install_redaction,
-    redact_headers,
-    redact_url,
-    register_secret,
-    scrub,
-)
-from kling_core.http.retry import Decision, backoff_delays, classify, parse_retry_after
+
+if TYPE_CHECKING:
+    from kling_core.http.base import HttpProvider, clip, host_of, try_json
+    from kling_core.http.errormap import ErrorInfo, ErrorRule, ErrorTable
+    from kling_core.http.redact import (
+        RedactingFilter,
+        install_redaction,
+        redact_headers,
+        redact_url,
+        register_secret,
+        scrub,
+    )
+    from kling_core.http.retry import Decision, backoff_delays, classify, parse_retry_after
+
+# The rest loads on first use, so saving a local result never imports httpx.
+_MODULE_OF = {
+    **dict.fromkeys(("HttpProvider", "clip", "host_of", "try_json"), "kling_core.http.base"),
+    **dict.fromkeys(("ErrorInfo", "ErrorRule", "ErrorTable"), "kling_core.http.errormap"),
+    **dict.fromkeys(("RedactingFilter", "install_redaction", "redact_headers", "redact_url", "register_secret",
+                     "scrub"), "kling_core.http.redact"),
+    **dict.fromkeys(("Decision", "backoff_delays", "classify", "parse_retry_after"), "kling_core.http.retry"),
+}
 
 __all__ = [
     "Decision",
@@ -43,3 +61,12 @@ __all__ = [
     "scrub",
     "try_json",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kling_core.http' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

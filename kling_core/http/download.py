@@ -24,17 +24,20 @@ import os
 import shlex
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from kling_core.contract.models import EditResult
 from kling_core.errors import ProtocolError, ProviderError, ResultExpiredError, UnsafeMediaError
 from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, copy_atomic
-from kling_core.media.fetch import MAX_ATTEMPTS, MAX_REDIRECTS, fetch, safe_url, write_stream
 from kling_core.media.netguard import Resolver
 from kling_core.media.workdir import work_dir
 from kling_core.outputs import remove_leftovers, staging_file
 from kling_core.provider import ProviderContext
 from kling_core.verify import UnplayableVideoError, verify_video
+
+if TYPE_CHECKING:
+    from kling_core.media.fetch import MAX_ATTEMPTS, MAX_REDIRECTS, write_stream
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -212,6 +215,8 @@ async def _fetch(
     url: str, dest: Path, expected_size: int | None, ctx: ProviderContext, *, provider: str, job_id: str | None,
     resolve: Resolver | None, in_place: bool = False,
 ) -> Path:
+    from kling_core.media.fetch import fetch  # httpx: only for a remote result
+
     return await fetch(
         url, dest, settings=ctx.media, field=FIELD, expected_size=expected_size,
         require_https=not ctx.media.allow_private_urls, transport=ctx.transport, resolve=resolve,
@@ -252,6 +257,8 @@ def _local_source(url: str, ctx: ProviderContext, *, provider: str, job_id: str 
     scheme = parts.scheme.lower()
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
+            from kling_core.media.fetch import safe_url
+
             raise ProtocolError(f"the result URL names a file on another machine ({safe_url(url)})",
                                 provider=provider, job_id=job_id, code=LOCAL_RESULT)
         path = Path(unquote(parts.path))
@@ -297,3 +304,12 @@ def _commit(staging: Path, dest: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def __getattr__(name: str) -> Any:
+    """The guarded fetch's names, re-exported without importing it (and httpx) for a local copy."""
+    if name in ("MAX_ATTEMPTS", "MAX_REDIRECTS", "write_stream"):
+        from kling_core.media import fetch
+
+        return getattr(fetch, name)
+    raise AttributeError(f"module 'kling_core.http.download' has no attribute {name!r}")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import email.utils
 import math
-import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Literal
 
 import attrs
 import httpx
 
+from kling_core.backoff import backoff_delays as backoff_delays  # pure; re-exported here
 from kling_core.settings import PollSettings
 
 Phase = Literal["submit_pre_send", "submit_post_send", "status", "result", "download"]
@@ -111,22 +111,3 @@ def _header(headers: Mapping[str, str] | httpx.Headers | None, name: str) -> str
         if key.lower() == name:
             return value
     return None
-
-
-def backoff_delays(poll: PollSettings, rng: random.Random | Callable[[], float] | None = None) -> Iterator[float]:
-    """Endless delays: ``initial`` × ``factor``ⁿ capped at ``max``, each with ± ``jitter``.
-
-    ``rng`` is a ``random.Random`` (or a 0..1 function) so tests get fixed sequences.
-    """
-    if isinstance(rng, random.Random):
-        draw: Callable[[], float] = rng.random
-    elif rng is None:
-        draw = random.random
-    else:
-        draw = rng
-    base = max(0.0, poll.initial)
-    while True:
-        capped = min(base, poll.max)
-        spread = capped * poll.jitter
-        yield max(0.0, min(poll.max, capped + (2 * draw() - 1) * spread))
-        base = base * poll.factor if base < poll.max else base

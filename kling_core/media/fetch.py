@@ -27,6 +27,7 @@ import contextlib
 import functools
 import hashlib
 import http.cookiejar
+import ipaddress
 import os
 import ssl
 import weakref
@@ -41,9 +42,9 @@ import httpx
 
 from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError, ValidationError
 from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, write_chunks, write_chunks_atomic
-from kling_core.inflight import ReleasingStream
 from kling_core.media import netguard
 from kling_core.media.netguard import IPAddress, Resolver
+from kling_core.releasing_stream import ReleasingStream
 from kling_core.settings import MediaSettings, PollSettings
 
 MAX_ATTEMPTS = 5
@@ -172,6 +173,9 @@ class _Fetch:
                 "plain http downloads are refused (https only); set media.allow_private_urls for a test server",
                 field=self.field,
             )
+        if _names_an_address(url):  # nothing to resolve: checked here, without a thread
+            return netguard.checked_address(url, field=self.field, allow_private=self.settings.allow_private_urls,
+                                            resolver=self.resolve)
         # The resolver may block (getaddrinfo): off the event loop, with a deadline.
         check = asyncio.to_thread(
             netguard.checked_address, url, field=self.field,
@@ -397,6 +401,16 @@ async def _client_for(
         shared.users -= 1
         if shared.retired and shared.users == 0:
             await shared.client.aclose()
+
+
+def _names_an_address(url: str) -> bool:
+    """Is the URL's host an IP address literal (which the check never resolves)?"""
+    try:
+        host = urlsplit(url).hostname
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _canonical(url: str, field: str) -> str:

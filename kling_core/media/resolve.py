@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from kling_core.contract.checks import is_url, local_path
 from kling_core.errors import ValidationError
-from kling_core.media.fetch import download
 from kling_core.settings import MediaSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 
 async def local_media(
@@ -22,6 +23,8 @@ async def local_media(
 ) -> Path:
     """The absolute local path for ``ref``, downloading http(s) URLs under the SSRF guard."""
     if is_url(ref):
+        from kling_core.media.fetch import download  # httpx only for a URL, never for a local file
+
         return await download(ref, download_dir, field=field, settings=settings, transport=transport)
     path = local_path(ref)
     assert path is not None

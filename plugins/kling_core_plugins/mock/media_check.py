@@ -7,9 +7,9 @@ naming the field (e.g. ``video: 2.0 s long, at least 3 s``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
-import httpx
 
 from kling_core.sdk import (
     EditRequest,
@@ -26,6 +26,9 @@ from kling_core.sdk import (
     probe_image,
     probe_video,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @attrs.frozen

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+
+import attrs
 
 from kling_core.sdk import (
     Cancelled,
@@ -31,6 +35,7 @@ from kling_core.sdk import (
     Timings,
     ValidationError,
     find_ffmpeg,
+    local_path,
     probe_video,
     run_ffmpeg,
     structure,
@@ -48,6 +53,12 @@ from kling_core_plugins.mock.options import MockOptions, config_options, effecti
 # cancel waits for the process running the job to stop it.
 _POLL_STEP = 0.1
 _CANCEL_WAIT = 10.0
+# How long a waiting caller's poll (follow) waits on a render running in this process before it
+# reports: the end is seen the moment it comes, not a poll interval later, and progress still
+# reaches the caller a few times a second.
+_FOLLOW_WAIT = 0.25
+# Inspections kept for reuse (prepare, then submit, probe the same files once).
+_INSPECTED_KEEP = 16
 
 
 class _CancelRequested(Exception):
@@ -70,6 +81,8 @@ class MockProvider(Provider):
         self._locks: dict[str, int] = {}
         self._ffmpeg: str | None = None
         self._inspected: dict[str, Inspected] = {}  # job id -> what submit() probed
+        # What the media of a localized request looked like when probed (see _media_key).
+        self._probed: OrderedDict[tuple[Any, ...], Inspected] = OrderedDict()
 
     @property
     def ffmpeg(self) -> str:
@@ -88,13 +101,26 @@ class MockProvider(Provider):
         return request_problems(request.options)
 
     async def _inspect(self, request: EditRequest) -> Inspected:
-        return await inspect(
+        """Localize and probe the request's media, once per job: prepare() localizes and probes,
+        and submit() (given prepare's request) reuses that while the files are unchanged."""
+        key = _media_key(request)
+        found = self._probed.get(key) if key is not None else None
+        if found is not None and key is not None:
+            self._probed.move_to_end(key)
+            return attrs.evolve(found, request=request)  # same media; the other fields are this request's
+        found = await inspect(
             request,
             self._model(request),
             media=self.ctx.media,
             download_dir=self.root / "downloads",
             transport=None,  # downloads always go through the SSRF-guarded real transport
         )
+        stored = _media_key(found.request)
+        if stored is not None:
+            self._probed[stored] = found
+            while len(self._probed) > _INSPECTED_KEEP:
+                self._probed.popitem(last=False)
+        return found
 
     async def prepare(self, request: EditRequest) -> EditRequest:
         """Download URLs, probe every file and check it against the limits (before any job)."""
@@ -110,7 +136,7 @@ class MockProvider(Provider):
     # -- submit ----------------------------------------------------------------------
     async def submit(self, request: EditRequest) -> JobHandle:
         opts = effective(self.options, request.options)
-        found = await self._inspect(request)  # idempotent after prepare(); refuses bad media
+        found = await self._inspect(request)  # prepare()'s probe while the files are unchanged; refuses bad media
         if opts.fail and FAILURES[opts.fail].phase == "submit":
             raise submit_error(opts.fail, provider=self.name, retry_after=opts.retry_after)
         now = self.ctx.clock()
@@ -279,6 +305,9 @@ class MockProvider(Provider):
 
     async def follow(self, handle: JobHandle) -> JobStatus:
         """A waiting caller's poll: a job left behind by an ended process is rendered here."""
+        task = self._tasks.get(handle.job_id)
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=_FOLLOW_WAIT)  # never cancels the render
         record = self._record(handle)
         if self._orphaned(record):
             # Left behind by a process that ended: finish it here (deterministic, so safe).
@@ -351,6 +380,22 @@ class MockProvider(Provider):
         """Jobs keep running until the event loop ends; nothing else to release."""
 
 
+def _media_key(request: EditRequest) -> tuple[Any, ...] | None:
+    """The model and every media file's path, modification time and size; None when a
+    reference is not a local file (a URL is localized, and probed, first)."""
+    stamps: list[tuple[str, str, int, int]] = []
+    for field, ref in request.media():
+        path = local_path(ref)
+        if path is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamps.append((field, ref, st.st_mtime_ns, st.st_size))
+    return (request.model, tuple(stamps))
+
+
 def _orphan_note(record: JobRecord) -> str:
     how = (f"`kling jobs resume {record.client_key}` or re-run the edit" if record.client_key
            else f"`kling result mock {record.job_id} -o OUT.mp4`")
@@ -360,8 +405,6 @@ def _orphan_note(record: JobRecord) -> str:
 
 def output_path(result: EditResult) -> Path:
     """The local file a mock result's ``file://`` URL names."""
-    from kling_core.sdk import local_path
-
     path = local_path(result.video.url)
     assert path is not None
     return path
