@@ -185,3 +185,27 @@ def test_cli_webhooks_serve_answers_on_loopback(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "webhook receiver stopped" in err and "Traceback" not in err
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.kling_emulator(hosts=["kling"], render="sample", queue_seconds=0.3, run_seconds=0.3)
+def test_batch_with_webhooks_is_woken_by_the_callbacks(kling_emulator: Any, tmp_path: Path) -> None:
+    emu = kling_emulator
+    # With a receiver, a wait polls only every push_every (here 10 minutes, far past the 120 s
+    # this test allows): the batch ends in time only because each job's callback wakes its wait.
+    (tmp_path / "kling.toml").write_text('default_provider = "kling"\n' + emu.kling_config(
+        "[providers.kling.poll]", "initial = 20", "max = 20", "push_every = 600", "[webhooks]", "port = 0"))
+    video = f"{emu.origin}/inputs/clip.mp4"
+    (tmp_path / "edits.jsonl").write_text("".join(
+        json.dumps({"video": video, "prompt": f"edit {i}", "quality": "std", "output": f"out/{i}.mp4"}) + "\n"
+        for i in range(3)))
+    done = subprocess.run([sys.executable, "-m", "kling_core", "batch", "edits.jsonl", "--webhooks",
+                           "--results", "results.jsonl", "--quiet"], cwd=tmp_path,
+                          env={**_env(tmp_path), **emu.environ()}, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "webhooks: 3 line(s) report to http://127.0.0.1:" in done.stderr
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["state"] for r in results] == ["saved"] * 3
+    lines = "\n".join(emu.lines)
+    assert lines.count("webhook delivered to http://127.0.0.1") == 3, lines[-3000:]

@@ -281,11 +281,14 @@ def parse_max_cost(raw: str | None) -> float | None:
 @click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Also write the results JSONL to PATH (each line flushed as it finishes).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output (the summary is still printed).")
+@click.option("--webhooks", is_flag=True,
+              help="Serve a webhook receiver ([webhooks] host, port, public_url) for the batch: jobs on hosts that "
+                   "call back report there and wake their wait (checked and confirmed; polling goes on sparsely).")
 @pass_state
 @json_errors
 def command(state: State, manifest: str, concurrency: int, provider: str | None, output_dir: str | None,
             fmt: str | None, fail_fast: bool, dry_run: bool, max_cost_raw: str | None, timeout_raw: str | None,
-            as_json: bool, results_path: str | None, quiet: bool) -> int:
+            as_json: bool, results_path: str | None, quiet: bool, webhooks: bool = False) -> int:
     """Run every edit of MANIFEST: a JSONL or CSV file, one edit per line with `kling edit`'s fields
     (video, prompt, images, elements, keep_audio, quality, model, edit_mode, aspect_ratio, duration,
     provider, output, options, client_key, webhook_url).
@@ -318,7 +321,17 @@ def command(state: State, manifest: str, concurrency: int, provider: str | None,
                 return 0
             if max_cost is not None:
                 check_budget(plan, estimates(client, plan.lines), max_cost)
-            # Where a webhook receiver may later deliver results, it would be handed to run_plan here.
+            if webhooks:  # docs/webhooks.md
+                from kling_core.webhooks import serve_webhooks
+                from kling_core.webhooks.batch import with_webhooks
+
+                async with serve_webhooks(client) as running:
+                    plan, count = with_webhooks(plan, running, client)
+                    where = "" if client.config.webhooks.public_url else (
+                        "; hosts on the internet cannot reach it: set [webhooks] public_url to a tunnel")
+                    click.echo(f"webhooks: {count} line(s) report to {running.base_url}{where}", err=True)
+                    return await execute(client, plan, concurrency=concurrency, fail_fast=fail_fast, timeout=timeout,
+                                         as_json=as_json, results_path=results_path, quiet=quiet)
             return await execute(client, plan, concurrency=concurrency, fail_fast=fail_fast, timeout=timeout,
                                  as_json=as_json, results_path=results_path, quiet=quiet)
 
