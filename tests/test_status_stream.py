@@ -308,8 +308,8 @@ def test_an_in_process_receiver_keeps_a_webhook_jobs_polls_sparse(tmp_path: Path
     assert max(slept_with(False)) < 225.0  # the ordinary schedule
 
 
-def test_streams_take_at_most_half_the_providers_request_slots() -> None:
-    from kling_core.http.stream import stream_budget
+def test_past_the_providers_stream_connections_a_job_polls_without_reopening() -> None:
+    from kling_core.inflight import STATUS_STREAMS
 
     opened: list[str] = []
 
@@ -328,19 +328,17 @@ def test_streams_take_at_most_half_the_providers_request_slots() -> None:
         p = build_provider(FalProvider, environ={"FAL_KEY": KEY}, transport=httpx.MockTransport(answer),
                            sleep=no_sleep)
         assert isinstance(p, FalProvider)
-        budget = stream_budget(p)
-        assert budget == p.requests.size // 2
         tasks = [asyncio.ensure_future(watch(p, handle(), on_status=lambda s: None, sleep=no_sleep))
-                 for _ in range(budget)]
-        while len(opened) < budget:
+                 for _ in range(STATUS_STREAMS)]
+        while len(opened) < STATUS_STREAMS:
             await asyncio.sleep(0)
         one_more = await watch(p, handle(), on_status=lambda s: None, sleep=no_sleep)  # polls instead
         release.set()
         return [one_more, *await asyncio.gather(*tasks)]
 
     one_more, *held = asyncio.run(run())
-    assert one_more is not None and "slots are taken" in one_more
-    assert held == [None] * len(held) and len(opened) == len(held)
+    assert one_more is not None and "status streams are open already" in one_more
+    assert held == [None] * STATUS_STREAMS and len(opened) == STATUS_STREAMS  # refused before sending, once
 
 
 def test_the_blocking_client_wakes_its_wait_from_another_thread() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -35,11 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kling_core.http")
 
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
-# A stream holds one of the provider's request slots (and a pooled connection) for as long as
-# the job runs, so streams take at most half of them: the status GETs, result GETs and cancels
-# of every job always have the other half. A job finding no stream slot free polls instead.
-STREAM_SHARE = 2
-_open_streams: weakref.WeakKeyDictionary[HttpProvider, int] = weakref.WeakKeyDictionary()
 MAX_EVENT_CHARS = 1_000_000  # one status document; a longer event is not one
 
 
@@ -119,7 +113,7 @@ async def read_stream(prov: HttpProvider, handle: JobHandle, shape: StreamShape,
         response = await prov.open_stream(stream_request(prov, handle, shape))
     except httpx.TransportError as exc:
         raise StreamLost(f"could not open it ({type(exc).__name__})") from exc
-    except KlingError as exc:  # e.g. a URL that is not the provider's API host
+    except KlingError as exc:  # every stream connection taken (the job polls), a URL off the API host
         raise StreamLost(f"could not open it: {exc}", final=True) from exc
     try:
         code = response.status_code
@@ -189,26 +183,15 @@ async def watch(prov: HttpProvider, handle: JobHandle, *, on_status: Callable[[J
     delays = backoff_delays(prov.poll)
     tries = 0
     while True:
-        open_now = _open_streams.get(prov, 0)
-        if open_now >= stream_budget(prov):
-            return f"all {open_now} stream slots are taken"
-        _open_streams[prov] = open_now + 1
         try:
             await read_stream(prov, handle, shape, on_status, on_live)
             return None
         except StreamLost as exc:
             reason = exc.reason
             final = exc.final
-        finally:
-            _open_streams[prov] -= 1
         log.debug("%s job %s: status stream lost: %s", prov.name, handle.job_id, reason)
         if final or tries >= shape.reopen:
             return reason
         tries += 1
         await sleep(next(delays))
 
-
-def stream_budget(prov: HttpProvider) -> int:
-    """How many status streams the provider may hold open at once: a share of its request slots."""
-    slots = getattr(getattr(prov, "requests", None), "size", None)
-    return max(1, slots // STREAM_SHARE) if isinstance(slots, int) else 1
