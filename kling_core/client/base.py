@@ -15,7 +15,7 @@ from kling_core.client.fallback import provider_chain
 from kling_core.config import KlingConfig, load_config
 from kling_core.contract.models import AspectRatio, EditMode, EditRequest, Element, ModelName, Quality
 from kling_core.contract.status import JobStatus
-from kling_core.inflight import LoopBound, max_in_flight
+from kling_core.inflight import LoopBound, http_concurrency, max_in_flight
 from kling_core.joblog import JobLog
 from kling_core.plugins import PluginHost
 from kling_core.preflight import check_request
@@ -104,6 +104,7 @@ class ClientBase:
         self._rng = options.get("rng") or random.Random()
         self._providers: dict[str, Provider] = {}
         self._job_slots: dict[str, LoopBound] = {}  # provider name -> its bound on jobs in flight
+        self._submit_slots: dict[str, LoopBound] = {}  # provider name -> its bound on submits at once
 
     # -- providers --------------------------------------------------------------------
     def provider(self, name: str | None = None) -> Provider:
@@ -141,6 +142,13 @@ class ClientBase:
         slots = self._job_slots.get(name)
         if slots is None:
             slots = self._job_slots[name] = LoopBound(self.in_flight_limit(name))
+        return slots
+
+    def _submitting(self, provider: str) -> LoopBound:
+        """The bound on submits being prepared and sent at once on ``provider`` (its request bound)."""
+        slots = self._submit_slots.get(provider)
+        if slots is None:
+            slots = self._submit_slots[provider] = LoopBound(http_concurrency(self.in_flight_limit(provider)))
         return slots
 
     # -- requests ---------------------------------------------------------------------

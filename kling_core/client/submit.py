@@ -73,8 +73,17 @@ class SubmitMixin(ClientBase):
 
     async def start_one(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
                         output: PathArg | None = None) -> Started:
-        """:meth:`start` on one host, without fallback or budget."""
+        """:meth:`start` on one host, without fallback or budget.
+
+        At most as many submits as the provider sends requests at once are being prepared,
+        claimed and sent (see :mod:`kling_core.inflight`): thousands of jobs started together
+        take turns here instead of each writing its claim in one long turn of the event loop.
+        """
         prov = self.provider(provider)
+        async with self._submitting(prov.name).slot():
+            return await self._start_one(prov, request, new=new, output=output)
+
+    async def _start_one(self, prov: Provider, request: EditRequest, *, new: bool, output: PathArg | None) -> Started:
         self.check(request, prov.name)
         if new and request.client_key is not None:
             raise ValidationError.single("new", "a new job cannot reuse the given client key; drop one of them")

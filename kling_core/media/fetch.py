@@ -144,9 +144,11 @@ class _Fetch:
         for _hop in range(MAX_REDIRECTS + 1):
             addr, port = await self._checked(current)
             pinned, headers, extensions = _pinned(current, addr, port)
-            # The client keeps no cookie (_NoCookies): a hop's Set-Cookie never travels on.
-            request = client.build_request("GET", pinned, headers=headers, extensions=extensions,
-                                           timeout=self.timeout())
+            # Built whole here (no client defaults to merge); the client keeps no cookie
+            # (_NoCookies), so a hop's Set-Cookie never travels on.
+            headers.update({"accept": "*/*", "user-agent": _user_agent()})
+            extensions["timeout"] = self.timeout().as_dict()
+            request = httpx.Request("GET", pinned, headers=headers, extensions=extensions)
             try:
                 response = await client.send(request, stream=True)
             except httpx.TransportError as exc:
@@ -401,6 +403,13 @@ async def _client_for(
         shared.users -= 1
         if shared.retired and shared.users == 0:
             await shared.client.aclose()
+
+
+@functools.cache
+def _user_agent() -> str:
+    from kling_core import __version__
+
+    return f"kling-core/{__version__}"
 
 
 def _names_an_address(url: str) -> bool:
