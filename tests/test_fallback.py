@@ -218,3 +218,19 @@ def test_cli_provider_list_and_jobs_show_the_attempts(kling_emulator: Any, sampl
     assert shown.returncode == 0, shown.stderr
     assert "attempts:" in shown.stdout
     assert "  fal: refused (" in shown.stdout and "  segmind: served" in shown.stdout
+
+
+@pytest.mark.kling_emulator(hosts=HOSTS, fail={"fal": "insufficient_credits"})
+def test_running_it_again_picks_up_the_job_the_list_made(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                         tmp_path: Path) -> None:
+    (video,) = _upload(kling_emulator, sample.video)
+    with _client(kling_emulator, tmp_path, _keys(kling_emulator)) as client:
+        request = client.request(video, "Make it night")
+        first = client.start(request, provider="fal,segmind")
+        again = client.start(request, provider="fal,segmind")
+        assert client.pending(request, provider="segmind") is not None
+    assert first.handle.provider == "segmind" and not first.resumed
+    assert again.resumed and again.handle.job_id == first.handle.job_id
+    # One refused POST to fal and one accepted POST to segmind: the second run asked neither again.
+    assert len(_submits(kling_emulator, FAL_SUBMIT)) == 1
+    assert len(_submits(kling_emulator, SEGMIND_SUBMIT)) == 1

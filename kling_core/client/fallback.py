@@ -117,6 +117,12 @@ def estimate_on(client: SubmitMixin, name: str, request: EditRequest) -> CostEst
 def pending_on(client: SubmitMixin, request: EditRequest, chain: Sequence[str], *,
                new: bool = False) -> JobRecord | None:
     """The logged job that running ``request`` on this list would pick up (None: it submits)."""
+    found = _pending_at(client, request, chain, new=new)
+    return found[1] if found is not None else None
+
+
+def _pending_at(client: SubmitMixin, request: EditRequest, chain: Sequence[str], *,
+                new: bool) -> tuple[int, JobRecord] | None:
     if new or client.journal is None:
         return None
     for i, name in enumerate(chain):
@@ -125,19 +131,20 @@ def pending_on(client: SubmitMixin, request: EditRequest, chain: Sequence[str], 
         except (MissingKeyError, UnsupportedError):
             continue
         if record is not None:
-            return record
+            return i, record
     return None
 
 
 async def find_started(client: SubmitMixin, request: EditRequest, chain: Sequence[str], *, new: bool,
                        output: PathArg | None) -> Started | None:
     """The job this request already has on any host of the list (picked up, never resubmitted)."""
-    record = pending_on(client, request, chain, new=new)
-    if record is None:
+    found = _pending_at(client, request, chain, new=new)
+    if found is None:
         return None
-    i = chain.index(record.provider)
-    return await client.start_one(client_key_for(request, i, record.provider), provider=record.provider,
-                                  output=output)
+    # The host whose look-up found it: start_one picks the job up there (or refuses a key
+    # that was used for another request), never submits to another host.
+    i, _record = found
+    return await client.start_one(client_key_for(request, i, chain[i]), provider=chain[i], output=output)
 
 
 async def start_chain(client: SubmitMixin, request: EditRequest, provider: ProviderArg, *, new: bool = False,
