@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from kling_core.joblog import JobEvent, JobLog, JobRecord, PruneReport, prune_cache
     from kling_core.pricing import CostEstimate, estimate_cost
     from kling_core.provider import JobHandle
+    from kling_core.webhooks import RunningReceiver, WebhookReceiver, WebhookRefused, serve_webhooks
 
 _WHERE = {
     "kling_core.batches": ("BatchLineResult", "abatch", "batch"),
@@ -63,6 +64,7 @@ _WHERE = {
     "kling_core.joblog": ("JobEvent", "JobLog", "JobRecord", "PruneReport", "prune_cache"),
     "kling_core.pricing": ("CostEstimate", "estimate_cost"),
     "kling_core.provider": ("JobHandle",),
+    "kling_core.webhooks": ("RunningReceiver", "WebhookReceiver", "WebhookRefused", "serve_webhooks"),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
@@ -102,12 +104,15 @@ __all__ = [
     "RateLimitedError",
     "ResultExpiredError",
     "Running",
+    "RunningReceiver",
     "Started",
     "SubmitUncertainError",
     "Succeeded",
     "UnsafeMediaError",
     "UnsupportedError",
     "ValidationError",
+    "WebhookReceiver",
+    "WebhookRefused",
     "abatch",
     "aedit",
     "batch",
@@ -116,6 +121,7 @@ __all__ = [
     "hookimpl",
     "load_config",
     "prune_cache",
+    "serve_webhooks",
 ]
 __version__ = "0.1.0"
 
