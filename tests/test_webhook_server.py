@@ -1,5 +1,6 @@
 """The receiver on a real loopback socket: serve_webhooks beside a client, against `kling emulate`'s
-own signed (fal, Replicate) and unsigned (Kling) callbacks; and `kling webhooks serve|url`."""
+own signed (fal, Replicate, WaveSpeed) and unsigned (Kling) callbacks; `kling batch --webhooks`;
+and `kling webhooks serve|url`."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from kling_core.provider import JobHandle
 from kling_core.webhooks import serve_webhooks
 from kling_core.webhooks.confirm import DETAIL
 
-HOSTS = ["fal", "kling", "replicate"]
+HOSTS = ["fal", "kling", "replicate", "wavespeed"]
 EMULATOR = pytest.mark.kling_emulator(hosts=HOSTS, render="sample", queue_seconds=0.05, run_seconds=0.05)
 
 
@@ -38,6 +39,7 @@ def _config(emu: Any) -> Any:
             "fal": {"base_url": fal, "options": {"storage_url": f"{fal}/rest", "cdn_url": f"{fal}/cdn"}, "poll": slow},
             "kling": {"base_url": emu.urls["kling"], "poll": slow},
             "replicate": {"base_url": emu.urls["replicate"], "poll": slow},
+            "wavespeed": {"base_url": emu.urls["wavespeed"], "poll": slow},
         },
         "webhooks": {"fal_jwks_url": f"{fal}/rest/.well-known/jwks.json"},
     })
@@ -51,11 +53,20 @@ def _replicate_secret(emu: Any) -> str:
     return secret
 
 
+def _wavespeed_secret(emu: Any) -> str:
+    answer = httpx.get(f"{emu.urls['wavespeed']}/api/v3/webhook/secret",
+                       headers={"authorization": f"Bearer {emu.keys['wavespeed']}"}, timeout=10)
+    answer.raise_for_status()
+    secret: str = answer.json()["data"]["secret"]
+    return secret
+
+
 @pytest.mark.ffmpeg  # the emulator's ready-made render is encoded once
 @EMULATOR
 def test_emulator_callbacks_are_verified_confirmed_and_recorded(kling_emulator: Any, tmp_path: Path) -> None:
     emu = kling_emulator
-    environ = {**emu.environ(), "REPLICATE_WEBHOOK_SECRET": _replicate_secret(emu)}
+    environ = {**emu.environ(), "REPLICATE_WEBHOOK_SECRET": _replicate_secret(emu),
+               "WAVESPEED_API_KEY": emu.keys["wavespeed"], "WAVESPEED_WEBHOOK_SECRET": _wavespeed_secret(emu)}
     journal = JobLog(tmp_path / "state")
     video = f"{emu.origin}/inputs/clip.mp4"  # the sample render does not fetch its input
 
@@ -91,7 +102,7 @@ def test_emulator_callbacks_are_verified_confirmed_and_recorded(kling_emulator: 
         # The receiver recorded the outcome it confirmed, before any wait began.
         succeeded = [e for e in record.events if e.state == "succeeded"]
         assert succeeded and succeeded[0].detail == DETAIL, (provider, record.events)
-    assert lines.count("webhook delivered to http://127.0.0.1") >= 3, lines[-3000:]
+    assert lines.count("webhook delivered to http://127.0.0.1") >= len(HOSTS), lines[-3000:]
     assert "(HTTP 200, attempt 1)" in lines
     journal.close()
 
