@@ -206,13 +206,17 @@ def test_cli_provider_list_and_jobs_show_the_attempts(kling_emulator: Any, sampl
                    "--json", "-q"], tmp_path, env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["provider"] == "segmind"
+    done = _kling(["edit", video, "-p", PROMPT, "--image", image, "--provider", "fal,segmind", "-o", "out2.mp4",
+                   "--new"], tmp_path, env)  # with progress lines: the host passed over is said
+    assert done.returncode == 0, done.stderr
+    assert "fal: refused (fal: forbidden" in done.stderr and "tried the next host" in done.stderr
     listed = _kling(["jobs"], tmp_path, env)
     assert listed.returncode == 0, listed.stderr
     header, *rows = listed.stdout.splitlines()
     assert "COST" in header
     saved = next(r for r in rows if " saved " in r)
     assert "~$1.30" in saved  # Segmind's per-run price, estimated before sending
-    assert rows[-1].startswith("total: $1.30 over 1 finished job listed")
+    assert rows[-1] == "total: $2.60 over 2 finished jobs listed; 2 by estimate"
     key = json.loads(_kling(["jobs", "--json", "--state", "saved"], tmp_path, env).stdout)[0]["client_key"]
     shown = _kling(["jobs", "show", key], tmp_path, env)
     assert shown.returncode == 0, shown.stderr

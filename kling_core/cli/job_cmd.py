@@ -165,6 +165,14 @@ def release_unless_pending(client: AsyncEditClient, reserved: Path | None) -> No
         release(reserved)
 
 
+def passed_over(client: AsyncEditClient, client_key: str) -> list[str]:
+    """The hosts of a provider list that did not take the job, as the job log has them."""
+    record = client.journal.get(client_key) if client.journal is not None else None
+    attempts = record.attempts if record is not None else ()
+    return [f"{a.get('provider')}: {a.get('outcome')} ({a.get('reason')}); tried the next host"
+            for a in attempts if a.get("outcome") in ("refused", "skipped")]
+
+
 async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provider: str, client_key: str | None) -> int:
     """Ctrl-C: cancel where the host can; otherwise say how to pick the job up again."""
     if handle is None:
@@ -315,6 +323,8 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
                         started = await client.start(request, provider=chain, new=new, output=dest,
                                                      max_cost=max_cost)
                         handle = started.handle
+                        for line in passed_over(client, started.client_key):
+                            progress.line(line)
                         if started.resumed:
                             progress.line(f"resumed {handle.provider} job {handle.job_id} (client key "
                                           f"{started.client_key}): not submitted again")
