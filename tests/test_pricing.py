@@ -213,3 +213,15 @@ def test_max_cost_refuses_before_any_request_reaches_the_host(kling_emulator: An
         record = client.jobs()[0]
     assert handle.provider == "fal" and record.estimate is not None
     assert record.estimate["usd"] == pytest.approx(record.estimate["seconds"] * 0.168, abs=1e-3)
+
+
+def test_kling_providers_json_carries_the_prices(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = kling(capsys, "providers", "--json")
+    assert code == 0, err
+    infos = {p["name"]: p for p in json.loads(out)["providers"]}
+    fal = {(p["model"], p["quality"]): p for p in infos["fal"]["capabilities"]["prices"]}
+    assert fal[("kling-o3", "pro")]["usd_per_second"] == 0.336
+    assert fal[("kling-o3", "pro")]["source"].startswith("https://fal.ai/") and fal[("kling-o3", "pro")]["as_of"]
+    assert infos["kling"]["capabilities"]["prices"] == [] and infos["mock"]["fallback_position"] == 0
+    code, out, err = kling(capsys, "providers")
+    assert "  prices: kling-o1 pro $1.3/job (as of 2026-12-01; sources in --json)" in out  # Segmind
