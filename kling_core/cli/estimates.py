@@ -17,7 +17,7 @@ import click
 from kling_core.client import AsyncEditClient
 from kling_core.contract.checks import URLS_ONLY, check_against, check_local_media, check_references
 from kling_core.contract.models import EditRequest
-from kling_core.errors import KlingError, MissingKeyError, Problem, ValidationError
+from kling_core.errors import KlingError, MissingKeyError, Problem, UnsupportedError, ValidationError
 from kling_core.pricing import CostEstimate, estimate, over_budget
 
 _MAX_USD = 1_000_000.0
@@ -140,18 +140,24 @@ async def print_dry_run(client: AsyncEditClient, request: EditRequest, chain: Se
             skipped.append({"provider": name, "reason": why})
             refusals.append(Problem("max_cost", why))
             continue
+        no_key = None
+        try:
+            client.check(request, name)  # the provider's own checks too, where its key is set
+        except MissingKeyError as exc:
+            no_key = str(exc)
+        except UnsupportedError as exc:
+            if len(chain) == 1:
+                raise
+            skipped.append({"provider": name, "reason": "; ".join(f"{p.path}: {p.message}" for p in exc.problems)})
+            refusals.append(Problem("provider", f"{name} cannot serve it: {skipped[-1]['reason']}"))
+            continue
         served = name
         break
     if served is None:
         raise ValidationError(refusals)
     answer: Mapping[str, Any] | None = None
-    no_key = None
-    try:
-        client.check(request, served)  # the provider's own checks too, where its key is set
-        if cls.capabilities.supports_dry_run:
-            answer = await client.provider(served).dry_run(request)
-    except MissingKeyError as exc:
-        no_key = str(exc)
+    if no_key is None and cls.capabilities.supports_dry_run:
+        answer = await client.provider(served).dry_run(request)
     if as_json:
         doc = dict(answer) if answer is not None else {"provider": served, "host_dry_run": False}
         if no_key is not None:
