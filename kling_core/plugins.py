@@ -304,18 +304,19 @@ class PluginHost:
             self._collect_providers()
         return self._providers.get(name)
 
-    def _declares(self, name: str) -> bool:
+    def _declares_any(self) -> bool:
+        """Does the config declare providers? Then every look-up checks them all (a wrong
+        ``uses`` is refused whichever provider is asked for), which needs every plugin."""
         source = self._declared_from
         if source is None:
             return False
         cfg = source() if callable(source) else source
-        settings = cfg.providers.get(name)
-        return settings is not None and settings.uses is not None
+        return any(settings.uses is not None for settings in cfg.providers.values())
 
     def provider_class(self, name: str) -> type[Provider]:
         """A provider by name: installed (loading only its plugin where the entry point is named
         after it) or declared in config; ConfigError naming the installed ones if unknown."""
-        if not self._declares(name):
+        if not self._declares_any():
             found = self._installed(name)
             if found is not None:
                 return found
