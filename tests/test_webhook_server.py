@@ -196,6 +196,7 @@ def test_cli_webhooks_serve_answers_on_loopback(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "webhook receiver stopped" in err and "Traceback" not in err
+    assert err.count("kling callback refused (HTTP 404): no kling job nope in the job log") == 1
 
 
 @pytest.mark.ffmpeg

@@ -65,7 +65,7 @@ def serve(state: State, host: str | None, port: int | None, public: bool, as_jso
     if public:
         click.echo(f"warning: listening on {bind}, beyond this machine; callbacks are still verified and "
                    "confirmed, but prefer a tunnel or TLS proxy in front of a loopback receiver", err=True)
-    receiver = WebhookReceiver(state.client(None), settings=settings)
+    receiver = WebhookReceiver(state.client(None), settings=settings, report=lambda line: click.echo(line, err=True))
     providers = callback_providers(receiver)
     running = RunningReceiver(receiver, sock, settings.public_url)
     urls = {name: running.url_for(name) for name in providers}

@@ -111,7 +111,7 @@ class JwksCache:
             data = await asyncio.wait_for(self._fetch(self.url), FETCH_TIMEOUT)
             keys = parse_jwks(data)
         except (KlingError, ValueError, TimeoutError) as exc:
-            # The sender retries a 503; the keys we had (if any) stay in use until then.
+            # A 503: the sender retries later. Keys past their age are not used meanwhile.
             reason = exc.message if isinstance(exc, KlingError) else str(exc) or "timed out"
             raise WebhookRefused(503, f"cannot read the signing keys at {self.url}: {reason}") from None
         self._keys = keys

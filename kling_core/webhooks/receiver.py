@@ -60,11 +60,13 @@ class Answer:
 class WebhookReceiver:
     """Callbacks for the jobs of ``client``'s job log, confirmed through ``client``'s providers.
 
-    ``jwks_fetch`` replaces the guarded JWKS fetch (tests); ``clock`` the wall clock.
+    ``jwks_fetch`` replaces the guarded JWKS fetch (tests); ``clock`` the wall clock;
+    ``report`` gets one line per callback (``kling webhooks serve`` prints them).
     """
 
     def __init__(self, client: AsyncEditClient, *, settings: WebhookSettings | None = None,
-                 jwks_fetch: Fetcher | None = None, clock: Callable[[], float] | None = None) -> None:
+                 jwks_fetch: Fetcher | None = None, clock: Callable[[], float] | None = None,
+                 report: Callable[[str], None] | None = None) -> None:
         if client.journal is None:
             raise ConfigError("the webhook receiver matches callbacks to the job log; this client has none",
                               key="use_journal")
@@ -79,6 +81,7 @@ class WebhookReceiver:
                                    clock=self._clock)
         self._inflight: dict[tuple[str, str], asyncio.Task[JobStatus]] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        self._report = report
 
     def close(self) -> None:
         self.replays.close()
@@ -105,10 +108,19 @@ class WebhookReceiver:
         except WebhookRefused as exc:
             if claimed is not None:
                 self.replays.release(*claimed)  # not acted on: the host's retry must get through
-            log.warning("%s callback refused (HTTP %d): %s", provider, exc.status, exc.message)
+            self._say(logging.WARNING, f"{provider} callback refused (HTTP {exc.status}): {exc.message}")
             return Answer(exc.status, {"error": exc.message})
-        log.info("%s callback for job %s: %s", provider, answer.body.get("job_id"), answer.body.get("state"))
+        said = answer.body
+        self._say(logging.INFO, f"{provider} callback for job {said.get('job_id')} (client key "
+                                f"{said.get('client_key')}): {said.get('state')}"
+                                + ("" if said.get("confirmed") else " (already known; not looked up)"))
         return answer
+
+    def _say(self, level: int, line: str) -> None:
+        if self._report is not None:
+            self._report(line)  # printed by the caller: logged for debugging only
+            level = logging.DEBUG
+        log.log(level, "%s", line)
 
     # -- steps --------------------------------------------------------------------------------
     def _shape(self, provider: str) -> CallbackShape:
