@@ -185,7 +185,11 @@ def test_wire_shapes_auth_validation_sync_mode_and_signed_webhooks(kling_emulato
             assert r.status_code == 400 and r.json()["code"] == 400
             for part in ("prompt:", "video: required", "images:", "keep_original_sound:", "elements: unknown"):
                 assert part in message
-            r = client.post(f"{base}/{O1_STD}", json={**good, "images": [good["video"]] * 5})
+            # Image caps per the model pages: O1 std "Max 10", O3 "up to 4".
+            r = client.post(f"{base}/{O1_STD}", json={**good, "images": [good["video"]] * 11})
+            assert r.status_code == 400 and "at most 10" in r.json()["message"]
+            r = client.post(f"{base}/api/v3/kwaivgi/kling-video-o3-std/video-edit",
+                            json={**good, "images": [good["video"]] * 5})
             assert r.status_code == 400 and "at most 4" in r.json()["message"]
             assert client.post(f"{base}/api/v3/kwaivgi/kling-video-o9/video-edit", json=good).status_code == 404
             assert client.post(f"{base}/{O1_STD}?webhook=ftp://x", json=good).status_code == 400

@@ -88,6 +88,8 @@ def test_callbacks_are_signed_predictions_read_by_the_spec(provider: ReplicatePr
     failed = provider.parse_callback({"id": "p1", "status": "failed", "error": "CUDA out of memory"})
     assert isinstance(failed, Failed) and failed.error.message == "CUDA out of memory"
     assert isinstance(provider.parse_callback({"id": "p1", "status": "canceled"}), Cancelled)
+    aborted = provider.parse_callback({"id": "p1", "status": "aborted", "error": None})  # stopped before it ran
+    assert isinstance(aborted, Failed) and "aborted" in aborted.error.message
     with pytest.raises(ProtocolError):
         provider.parse_callback({"id": "p1", "status": "succeeded", "output": None})
     with pytest.raises(ProtocolError):
@@ -101,7 +103,7 @@ def test_resume_rebuilds_the_get_and_cancel_urls(provider: ReplicateProvider) ->
 
 
 @pytest.mark.parametrize(("status", "accepted"), [("canceled", True), ("processing", True), ("succeeded", False),
-                                                  ("failed", False)])
+                                                  ("failed", False), ("aborted", False)])
 def test_a_cancel_answer_is_read_by_the_predictions_status(provider: ReplicateProvider, status: str,
                                                            accepted: bool) -> None:
     handle = provider.resume("abc123")

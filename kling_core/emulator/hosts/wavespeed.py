@@ -41,16 +41,17 @@ from kling_core.emulator.storage import valid_key
 from kling_core.emulator.webhooks import deliver
 
 NAME = "wavespeed"
-# Model family (the path segment after kwaivgi/) -> (canonical model, quality); the plugin's table.
-FAMILIES: Mapping[str, tuple[str, str]] = {
-    "kling-video-o1-std": ("kling-o1", "std"),
-    "kling-video-o1": ("kling-o1", "pro"),
-    "kling-video-o3-std": ("kling-o3", "std"),
-    "kling-video-o3-pro": ("kling-o3", "pro"),
+# Model family (the path segment after kwaivgi/) -> (canonical model, quality, most `images`), as
+# WaveSpeed's model pages list them: the O1 std page says "Max 10" images [INF for O1 pro], the
+# O3 pages "up to 4".
+FAMILIES: Mapping[str, tuple[str, str, int]] = {
+    "kling-video-o1-std": ("kling-o1", "std", 10),
+    "kling-video-o1": ("kling-o1", "pro", 10),
+    "kling-video-o3-std": ("kling-o3", "std", 4),
+    "kling-video-o3-pro": ("kling-o3", "pro", 4),
 }
 FIELDS = frozenset({"prompt", "video", "images", "keep_original_sound", "enable_sync_mode"})
 PROMPT_MAX = 2500  # Kling's prompt limit [INF for WaveSpeed]
-IMAGES_MAX = 4
 SYNC_WAIT = 600.0  # how long enable_sync_mode holds the request before the gateway's 504
 # Scripted failures refused at submit, as (HTTP status, message) [INF bodies].
 SUBMIT_FAILURES: Mapping[str, tuple[int, str]] = {
@@ -77,7 +78,7 @@ def _iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def validate(body: Any) -> tuple[dict[str, Any] | None, list[str]]:
+def validate(body: Any, images_max: int) -> tuple[dict[str, Any] | None, list[str]]:
     """(fields, problems) for a video-edit body; every problem listed, each naming the field [INF wording]."""
     if not isinstance(body, dict):
         return None, ["request body must be a JSON object"]
@@ -92,8 +93,8 @@ def validate(body: Any) -> tuple[dict[str, Any] | None, list[str]]:
     images = body.get("images", [])
     if not isinstance(images, list) or not all(_is_url(u) for u in images):
         out.append("images: must be an array of http(s) URLs")
-    elif len(images) > IMAGES_MAX:
-        out.append(f"images: at most {IMAGES_MAX} items, got {len(images)}")
+    elif len(images) > images_max:
+        out.append(f"images: at most {images_max} items, got {len(images)}")
     for flag in ("keep_original_sound", "enable_sync_mode"):
         if flag in body and not isinstance(body[flag], bool):
             out.append(f"{flag}: must be a boolean")
@@ -157,7 +158,8 @@ class WaveSpeedHost(Host):
                                              lambda exc: self._bad_json(request, exc))
         if refused is not None:
             return refused
-        fields, problems = validate(body)
+        model, quality, images_max = FAMILIES[family]
+        fields, problems = validate(body, images_max)
         if fields is None:
             self.note(request, f"{len(problems)} input problem(s)")
             return error(400, "; ".join(problems))
@@ -173,7 +175,6 @@ class WaveSpeedHost(Host):
         if fail is not None and fail in SUBMIT_FAILURES:
             self.note(request, f"scripted {fail}")
             return error(*SUBMIT_FAILURES[fail])
-        model, quality = FAMILIES[family]
         intake = {"prompt": normalize_prompt(prompt), "video": fields["video"], "images": fields["images"],
                   "elements": [], "keep_audio": fields["keep_audio"], "model": model, "quality": quality,
                   "edit_mode": "edit"}

@@ -56,13 +56,17 @@ REQUEST_SCHEMAS: Mapping[str, str] = {
     "kling-o1": "replicate-kling-o1-request.schema.json",
     "kling-o3": "replicate-kling-v3-omni-request.schema.json",
 }
-# Prediction status -> canonical state [DOC topics/predictions].
+# Prediction status -> canonical state [DOC topics/predictions]. `aborted`: stopped before it
+# started (a deadline passed), not charged [DOC changelog 2025-10-16-prediction-deadlines]; the
+# API also sends it unasked (replicate-python #449, #460), and an unknown status would fail
+# every poll of the job.
 STATES: Mapping[str, HostState] = {
     "starting": "queued",
     "processing": "running",
     "succeeded": "completed",
     "failed": "failed",
     "canceled": "cancelled",
+    "aborted": "failed",
 }
 # Webhook events: only the finished prediction is of use (the default also sends each output).
 WEBHOOK_EVENTS = ("completed",)
@@ -117,7 +121,8 @@ CAPABILITIES = ProviderCapabilities(
 
 _PREDICTION = StatusShape(
     state="status", states=STATES, error_message=("error",),
-    default_failure="the host reported the prediction as failed",
+    default_failure="Replicate ended the prediction without an output (failed, or aborted before it ran: "
+                    "an aborted prediction is not charged)",
 )
 # `output` is a URI string for both models; a list of URIs is read too [INF].
 _OUTPUT = ResultShape(url=("output", "output.0"))
@@ -130,7 +135,7 @@ SPEC = HostSpec(
     result=_OUTPUT,
     # The cancel answer is the prediction; one already finished keeps its status [INF].
     cancel=CancelShape(state="status", accepted=frozenset({"canceled", "starting", "processing"}),
-                       too_late=frozenset({"succeeded", "failed"})),
+                       too_late=frozenset({"succeeded", "failed", "aborted"})),
     errors=ErrorShape(message=("detail", "title"), code=()),
     # Webhooks post the prediction itself, signed the Standard Webhooks way [DOC verify-webhook].
     callback=CallbackShape(job_id="id", status=_PREDICTION, result=_OUTPUT, signature="standard-webhooks"),

@@ -77,9 +77,13 @@ IMAGES_MAX = 4  # "Up to 4 reference images" (O3 pages); Kling's own cap with a 
 
 _PRICE_PAGE = "https://wavespeed.ai/models/kwaivgi/kling-video-o1-std/video-edit"
 PRICES = (
-    # The model page's "$0.63 per run"; whether it scales with the input length is not said.
-    Price(model="kling-o1", quality="std", usd_per_run=0.63, source=_PRICE_PAGE, as_of="2026-12-01",
-          note="per run as the model page shows it; length scaling not stated [INF]"),
+    # The model page shows "$0.63 per run" for its default example and no table. WaveSpeed's O1
+    # std reference-to-video table prices a run with a video at $0.63 for 5 s and $1.26 for 10 s,
+    # so the edit is taken as $0.126 per output second: read as a flat $0.63, a 10 s edit would
+    # pass a --max-cost check at half its likely charge.
+    Price(model="kling-o1", quality="std", usd_per_second=0.126, source=_PRICE_PAGE, as_of="2026-12-01",
+          note="$0.63 per run on the page; per second from the O1 std reference-to-video table "
+               "(5 s $0.63, 10 s $1.26 with a video) [INF]"),
 )
 
 
@@ -136,6 +140,9 @@ ERRORS = ErrorTable(
     },
 )
 
+# Envelope codes that, inside a 2xx answer, mean the request was refused (see SPEC.errors).
+REFUSAL_CODES = tuple(range(400, 500))
+
 # A prediction. "completed" with a non-empty `error` is a failed job [INF: `error` is "empty if
 # no error occurred"], never a success.
 _PREDICTION = StatusShape(state="status", states=STATES, error_message=("error",), completed_error=("error",),
@@ -156,10 +163,12 @@ SPEC = HostSpec(
     status=_in_envelope(_PREDICTION),
     result=attrs.evolve(_OUTPUT, url=tuple(f"data.{p}" for p in _OUTPUT.url)),
     # Error answers: the same envelope with the HTTP status as `code` and the reason in
-    # `message` [INF: only the success envelope is documented]. A 2xx whose envelope `code` is
-    # not 200 is read as that status's error [INF].
+    # `message` [INF: only the success envelope is documented]. A 2xx whose envelope `code` is a
+    # 4xx is read as that status's error, a refusal [INF]. One carrying a 5xx is not: the host
+    # may have made the job, so a submit answered so stays unread (SubmitUncertainError, never
+    # "refused") and a status answered so fails the look-up, not the job.
     errors=ErrorShape(message=("message", "error", "data.error"), code=(),
-                      body_error=BodyError(path="code", ok=(200,)), body_status="code"),
+                      body_error=BodyError(path="code", error=REFUSAL_CODES), body_status="code"),
     expired={
         "status": "WaveSpeed does not know this prediction: predictions are kept 7 days (or the id is wrong); "
                   "it was not resubmitted",
