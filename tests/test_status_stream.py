@@ -359,3 +359,19 @@ def test_the_blocking_client_wakes_its_wait_from_another_thread() -> None:
         result = c.wait(handle())  # blocks this thread; only the waker can end its sleep
         thread.join()
     assert result.job_id == "req-1" and woken[-1] is True
+
+
+def test_a_receiver_stopping_wakes_the_waits_it_kept_sparse() -> None:
+    host = Host([doc("IN_PROGRESS"), doc("COMPLETED", error=None, error_type=None)], event_stream(b"", 404, "text/plain"))
+
+    async def run() -> Any:
+        async with client(host, stream=False) as c:  # a sleep that never ends: only a wake moves on
+            c.push_receiver()
+            task = asyncio.ensure_future(c.wait(handle()))
+            while host.count(STATUS) < 1:
+                await asyncio.sleep(0)
+            c.push_receiver(False)
+            return await asyncio.wait_for(task, timeout=60)
+
+    assert asyncio.run(run()).job_id == "req-1"
+    assert host.count(STATUS) == 2

@@ -75,7 +75,7 @@ class FollowMixin(ClientBase):
             seen = status.state
 
         waiter = _Waiter(self._sleep)
-        receiver = self._push_receiver and _has_webhook(self._job_record(handle))
+        hooked: bool | None = None  # was the job submitted with a webhook_url (looked up once, when needed)
         stream: asyncio.Task[None] | None = None
         self._register(handle, waiter)
         try:
@@ -96,7 +96,10 @@ class FollowMixin(ClientBase):
                 if stream is None and poll.stream and _stream_shape(prov) is not None:
                     stream = asyncio.ensure_future(self._read_stream(prov, handle, waiter, report))
                 now = self._clock()
-                pushed = receiver or waiter.streaming
+                receiver = self._push_receiver
+                if receiver and hooked is None:
+                    hooked = _has_webhook(self._job_record(handle))
+                pushed = (receiver and bool(hooked)) or waiter.streaming
                 delay = schedule.delay(now - submitted, next(delays), self._rng.random(), pushed=pushed)
                 if waiter.ended_at is not None and now - waiter.ended_at < ENDED_CLOSE_POLLS:
                     delay = min(delay, poll.window_every)  # the stream said it ended: confirm it soon
@@ -150,8 +153,15 @@ class FollowMixin(ClientBase):
     def push_receiver(self, active: bool = True) -> None:
         """Say an in-process webhook receiver calls :meth:`wake` for jobs submitted with its
         ``webhook_url``: waits for such jobs (known from the job log) keep the sparse safety
-        schedule (``push_every``) instead of close polls around the typical duration."""
+        schedule (``push_every``) instead of close polls around the typical duration.
+        ``active=False`` when the receiver stops: those waits poll at once and go on without it."""
+        was = self._push_receiver
         self.__dict__["_kling_push_receiver"] = active
+        if was and not active:  # waits spaced for the receiver poll now, on their own schedule after
+            with self._waiters_lock:
+                waiters = [w for found in self._waiters.values() for w in found]
+            for waiter in waiters:
+                waiter.wake_threadsafe()
 
     @property
     def _push_receiver(self) -> bool:
