@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kling_core.client import AsyncEditClient
 from kling_core.config import config_from_document
@@ -683,3 +685,53 @@ def test_signed_is_not_built_from_the_body() -> None:
     body = fal_body("req-1")
     signed = SCHEMES["fal-ed25519"].read(signer.fal_headers("req-1", "u", body, now=NOW), body)
     assert isinstance(signed, Signed) and signed.job_id == "req-1" and signed.timestamp == int(NOW)
+
+
+# -- fuzz: whatever arrives, the answer is a 2xx, 4xx or 503, and nothing unconfirmed is recorded ---------
+
+_HEADER_NAMES = st.sampled_from(["x-fal-webhook-request-id", "x-fal-webhook-user-id", "x-fal-webhook-timestamp",
+                                 "x-fal-webhook-signature", "webhook-id", "webhook-timestamp", "webhook-signature"])
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+                     max_leaves=10)
+_BODIES = st.one_of(
+    st.binary(max_size=200),
+    _JSON.map(lambda doc: json.dumps(doc).encode()),
+    st.fixed_dictionaries({"request_id": st.sampled_from(["req-1", "req-2"]), "task_id": st.sampled_from(["task-1", "x"]),
+                           "id": st.just("p-1"), "status": st.text(max_size=10),
+                           "task_status": st.sampled_from(["succeed", "failed", "processing", "??"])}
+                          ).map(lambda doc: json.dumps(doc).encode()),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(provider=st.sampled_from(["fal", "kling", "replicate", "unifically", "segmind", "zzz"]),
+       headers=st.dictionaries(_HEADER_NAMES, st.text(max_size=80).filter(lambda t: t.isascii() and "\n" not in t),
+                               max_size=7),
+       body=_BODIES, key=st.none() | st.sampled_from(["key-kling", "key-fal", "other"]))
+def test_fuzzed_callbacks_never_crash_and_record_only_what_the_host_says(
+        world: World, provider: str, headers: dict[str, str], body: bytes, key: str | None) -> None:
+    if world.journal.get("key-kling") is None:
+        world.seed("kling", "task-1", "key-kling")
+        world.seed_fal("req-1", "key-fal")
+        world.seed("replicate", "p-1", "key-rep")
+        world.hosts.kling("task-1", "processing", "key-kling")  # the host's truth: still running
+    answer = run(world.receiver.handle(provider, body, headers, client_key=key))
+    assert answer.status < 500 or answer.status == 503, answer
+    assert SPEC_SECRET not in json.dumps(dict(answer.body))
+    # Only the unsigned Kling job can move, and only to what its host says.
+    assert world.state("key-kling") in ("submitted", "running")
+    assert world.state("key-fal") == "submitted" and world.state("key-rep") == "submitted"
+
+
+def test_no_secret_in_logs_or_answers(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    world.seed("replicate", "p-1", "key-rep")
+    world.hosts.replicate("p-1", "succeeded")
+    body = json.dumps({"id": "p-1", "status": "succeeded", "output": VIDEO.format(id="p-1")}).encode()
+    good = world.send("/hooks/replicate", body, standard_headers(body))
+    bad = World.send(world, "/hooks/replicate", body, standard_headers(body, msg_id="msg_2", secret="whsec_AAAA"))
+    assert good.status_code == 200 and bad.status_code == 401
+    key_b64 = SPEC_SECRET.removeprefix("whsec_")
+    for text in (caplog.text, good.text, bad.text):
+        assert key_b64 not in text and "fake-replicate-token" not in text
