@@ -129,3 +129,9 @@ def test_config_takes_the_schedule_and_names_a_bad_field() -> None:
             config_from_document({"providers": {"segmind": {"poll": poll_doc}}})
         field = next(iter(poll_doc))
         assert any(p.path.startswith(f"providers.segmind.poll.{field}") for p in info.value.problems)
+
+
+def test_max_bounds_the_window_gap_too() -> None:
+    schedule = PollSchedule(PollSettings(max=1.0, window_every=1.5, jitter=0.0), RANGE)
+    assert schedule.delay(230.0, 1.0, 0.5) == 1.0
+    assert schedule.delay(400.0, 1.0, 0.5) == 1.0  # an outlier's 5 % (20 s) too

@@ -7,8 +7,8 @@ after submit, from the model's capability data or ``[providers.NAME.poll]``:
 
 * before the range: the backoff (``initial`` × ``factor``ⁿ up to ``max``, ± ``jitter``), cut so
   that a poll lands where the range starts;
-* inside it: at most ``window_every`` seconds apart (jitter only shortens the gap), so a job
-  ending there is noticed within that;
+* inside it: at most ``window_every`` seconds apart (or ``max``, if smaller; jitter only
+  shortens the gap), so a job ending there is noticed within that;
 * after it (an outlier): every ``outlier_fraction`` of the time since submit (at least
   ``window_every``, at most ``max``), so it is noticed within that fraction of its duration;
 * while a push channel is live (the host's status stream, or an in-process webhook receiver
@@ -55,7 +55,7 @@ class PollSchedule:
         if self.typical is None:
             return backoff
         low, high = self.typical
-        window = poll.window_every
+        window = min(poll.window_every, poll.max) if poll.max > 0 else poll.window_every  # max bounds every gap
         if elapsed < low - window:
             return min(backoff, low - elapsed)
         if elapsed <= high:
