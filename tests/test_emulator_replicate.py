@@ -29,7 +29,7 @@ from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
 from kling_core.config import config_from_document
-from kling_core.errors import RateLimitedError
+from kling_core.errors import KlingError, ProviderError, RateLimitedError
 from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
@@ -114,6 +114,24 @@ def test_scripted_rate_limit_refuses_the_create_once(kling_emulator: Any, tmp_pa
     assert info.value.status_code == 429 and info.value.retry_after == 7
     creates = [line for line in kling_emulator.lines if O1_ROUTE in line]
     assert len(creates) == 1 and '" 429 ' in creates[0]  # never sent again
+
+
+@pytest.mark.kling_emulator(hosts=("replicate",), render="sample")
+def test_a_5xx_at_create_is_uncertain_and_never_sent_again(kling_emulator: Any, tmp_path: Path) -> None:
+    doc = {"media": {"allow_private_urls": True},
+           "providers": {"replicate": {"base_url": kling_emulator.urls["replicate"],
+                                       "poll": {"initial": 0.05, "max": 0.2}}}}
+    with EditClient(provider="replicate", config=config_from_document(doc), environ=kling_emulator.environ(),
+                    journal=JobLog(tmp_path / "state")) as client:
+        request = client.request("http://127.0.0.1:9/clip.mp4", "Make it night [fail:server_error]", quality="std")
+        with pytest.raises(ProviderError) as info:
+            client.edit(request, output=tmp_path / "out.mp4")
+        record = client.jobs(provider="replicate")[0]
+        with pytest.raises(KlingError) as again:  # the same edit again: the prediction may exist, so no second create
+            client.edit(request, output=tmp_path / "out.mp4")
+    assert info.value.status_code == 500 and "NOT resubmitted" in str(info.value)
+    assert record.state == "uncertain" and "uncertain" in str(again.value), again.value
+    assert len([line for line in kling_emulator.lines if O1_ROUTE in line]) == 1
 
 
 @pytest.mark.kling_emulator(hosts=("replicate",), render="sample")

@@ -28,7 +28,13 @@ from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
 from kling_core.config import config_from_document
-from kling_core.errors import InsufficientCreditsError, JobFailedError, RateLimitedError
+from kling_core.errors import (
+    InsufficientCreditsError,
+    JobFailedError,
+    KlingError,
+    ProviderError,
+    RateLimitedError,
+)
 from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
@@ -120,6 +126,21 @@ def test_scripted_rate_limit_refuses_the_submit_once(kling_emulator: Any, sample
     assert info.value.status_code == 429 and info.value.retry_after == 7
     submits = [line for line in kling_emulator.lines if f'"POST /wavespeed/{O1_STD}' in line]
     assert len(submits) == 1 and '" 429 ' in submits[0]  # never retried
+
+
+@pytest.mark.kling_emulator(hosts=("wavespeed",), render="sample")
+def test_a_5xx_at_submit_is_uncertain_and_never_sent_again(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    with _serve(sample.video.parent) as files, _client(kling_emulator, tmp_path) as client:
+        request = client.request(f"{files}/{sample.video.name}", "Make it night [fail:server_error]", quality="std")
+        with pytest.raises(ProviderError) as info:
+            client.edit(request, output=tmp_path / "out.mp4")
+        record = client.jobs(provider="wavespeed")[0]
+        with pytest.raises(KlingError) as again:  # the same edit again: the job may exist, so no second POST
+            client.edit(request, output=tmp_path / "out.mp4")
+    assert info.value.status_code == 500 and "NOT resubmitted" in str(info.value)
+    assert record.state == "uncertain" and "uncertain" in str(again.value), again.value
+    assert len([line for line in kling_emulator.lines if f'"POST /wavespeed/{O1_STD}' in line]) == 1
 
 
 @pytest.mark.kling_emulator(hosts=("wavespeed",), fail={"wavespeed": "insufficient_credits"}, render="fast")
