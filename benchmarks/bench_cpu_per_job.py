@@ -38,13 +38,13 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback_fal import Server  # noqa: E402
+from kling_core_plugins.fal.endpoints import ENDPOINTS
+from loopback_fal import Server
 
-from kling_core.client import AsyncEditClient  # noqa: E402
-from kling_core.config import config_from_document  # noqa: E402
-from kling_core.http import download  # noqa: E402
-from kling_core.joblog import JobLog  # noqa: E402
-from kling_core_plugins.fal.endpoints import ENDPOINTS  # noqa: E402
+from kling_core.client import AsyncEditClient
+from kling_core.config import config_from_document
+from kling_core.http import download
+from kling_core.joblog import JobLog
 
 VIDEO = "https://media.example.com/input.mp4"
 KEY = "bench-key:bench-secret"
@@ -111,7 +111,7 @@ async def run(base: str, root: Path, jobs: int, rounds: int) -> dict[str, list[f
         "kling, no job log": kling_job(bare, out, "n"),
     }
     cpu: dict[str, list[float]] = {name: [] for name in variants}
-    for name, job in variants.items():  # warm-up: imports, first connections, the ffmpeg check
+    for job in variants.values():  # warm-up: imports, first connections, the ffmpeg check
         await measure(job, 10**6, 5)
     for r in range(rounds):
         for name, job in variants.items():

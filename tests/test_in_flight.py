@@ -69,11 +69,32 @@ class Undocumented(Held):
     capabilities = ProviderCapabilities(models=(ModelCapabilities("kling-o1"),))
 
 
+class SlowSubmit(Held):
+    """Every submit waits for the test: counts submits in progress at once."""
+
+    name = "slowsubmit"
+    go: ClassVar[asyncio.Event | None] = None
+    sending: ClassVar[int] = 0
+    most_sending: ClassVar[int] = 0
+
+    async def submit(self, request: EditRequest) -> JobHandle:
+        cls = type(self)
+        cls.sending += 1
+        cls.most_sending = max(cls.most_sending, cls.sending)
+        assert cls.go is not None
+        try:
+            await cls.go.wait()
+        finally:
+            cls.sending -= 1
+        return await super().submit(request)
+
+
 class _Plugin:
     @hookimpl
     def kling_register_providers(self, register: Any) -> None:
         register(Held)
         register(Undocumented)
+        register(SlowSubmit)
 
 
 @pytest.fixture(autouse=True)
@@ -168,6 +189,24 @@ def test_bare_submit_takes_no_job_slot(tmp_path: Path) -> None:
         c = client(tmp_path)
         handles = [await c.submit(c.request(f"https://media.example/{i}.mp4", str(i))) for i in range(4)]
         assert len(handles) == 4 and len(Held.running) == 4  # past the bound: submit alone never waits
+        await c.aclose()
+
+    asyncio.run(main())
+
+
+def test_submits_take_turns_before_their_look_up_and_claim(tmp_path: Path) -> None:
+    async def main() -> None:
+        SlowSubmit.go, SlowSubmit.sending, SlowSubmit.most_sending = asyncio.Event(), 0, 0
+        c = client(tmp_path)
+        turn = http_concurrency(c.in_flight_limit("slowsubmit"))
+        jobs = [asyncio.create_task(c.submit(c.request(f"https://media.example/{i}.mp4", str(i)),
+                                             provider="slowsubmit")) for i in range(3 * turn)]
+        await turns()
+        assert SlowSubmit.sending == turn  # the others wait for a turn, before any job-log work
+        assert c.journal is not None and len(c.journal.list(limit=0)) == turn  # claims: only theirs
+        SlowSubmit.go.set()
+        handles = await asyncio.gather(*jobs)
+        assert len({h.job_id for h in handles}) == 3 * turn and SlowSubmit.most_sending == turn
         await c.aclose()
 
     asyncio.run(main())

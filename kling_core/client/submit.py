@@ -11,7 +11,7 @@ from pathlib import Path
 import attrs
 
 from kling_core.client.base import ClientBase, PathArg
-from kling_core.client.fallback import start_chain
+from kling_core.client.fallback import provider_chain, start_chain
 from kling_core.client.pickup import identify, lookup, pickup
 from kling_core.client.reword import reword
 from kling_core.client.send import send
@@ -69,21 +69,18 @@ class SubmitMixin(ClientBase):
         ``provider`` may list fallback hosts (``"fal,segmind"``), and ``max_cost`` (US dollars)
         refuses a host whose estimate is higher: see :mod:`kling_core.client.fallback`.
         """
-        return await start_chain(self, request, provider, new=new, output=output, max_cost=max_cost)
+        # Submits take turns per provider (the first host of a chain): at most as many at once
+        # as it sends requests (see kling_core.inflight). Thousands of jobs started together
+        # wait here, cheaply, instead of each looking up, claiming and sending in one long
+        # turn of the event loop.
+        first = (provider_chain(provider) or (self.default_provider,))[0]
+        async with self._submitting(first).slot():
+            return await start_chain(self, request, provider, new=new, output=output, max_cost=max_cost)
 
     async def start_one(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
                         output: PathArg | None = None) -> Started:
-        """:meth:`start` on one host, without fallback or budget.
-
-        At most as many submits as the provider sends requests at once are being prepared,
-        claimed and sent (see :mod:`kling_core.inflight`): thousands of jobs started together
-        take turns here instead of each writing its claim in one long turn of the event loop.
-        """
+        """:meth:`start` on one host, without fallback or budget."""
         prov = self.provider(provider)
-        async with self._submitting(prov.name).slot():
-            return await self._start_one(prov, request, new=new, output=output)
-
-    async def _start_one(self, prov: Provider, request: EditRequest, *, new: bool, output: PathArg | None) -> Started:
         self.check(request, prov.name)
         if new and request.client_key is not None:
             raise ValidationError.single("new", "a new job cannot reuse the given client key; drop one of them")
