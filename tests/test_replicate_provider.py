@@ -110,3 +110,16 @@ def test_a_cancel_answer_is_read_by_the_predictions_status(provider: ReplicatePr
     response = httpx.Response(200, json={"id": "abc123", "status": status},
                               request=httpx.Request("POST", handle.urls["cancel"]))
     assert provider.parse_cancel(response, handle) is accepted
+
+
+def test_a_prediction_whose_output_was_removed_says_so(provider: ReplicateProvider) -> None:
+    # API predictions lose their output an hour after they end (data_removed): a late resume is told why.
+    handle = provider.resume("abc123")
+    removed = httpx.Response(200, json={"id": "abc123", "status": "succeeded", "output": None, "data_removed": True},
+                             request=httpx.Request("GET", handle.urls["status"]))
+    with pytest.raises(ProtocolError, match="removed this prediction's output") as info:
+        provider.parse_status(removed, handle)
+    assert info.value.job_id == "abc123" and "not resubmitted" in str(info.value)
+    failed = httpx.Response(200, json={"id": "abc123", "status": "failed", "error": "boom", "data_removed": True},
+                            request=httpx.Request("GET", handle.urls["status"]))
+    assert isinstance(provider.parse_status(failed, handle), Failed)  # a failure keeps its own story

@@ -15,10 +15,13 @@ import httpx
 from kling_core.sdk import (
     CredentialSpec,
     EditRequest,
+    HostStatus,
     HttpProvider,
+    JobHandle,
     PollSettings,
     Problem,
     ProviderCapabilities,
+    try_json,
 )
 from kling_core_plugins.replicate import wire
 
@@ -47,6 +50,13 @@ class ReplicateProvider(HttpProvider):
 
     def request_schema(self, request: EditRequest) -> str | None:
         return wire.REQUEST_SCHEMAS.get(request.model, self.request_schema_name)
+
+    def parse_status(self, response: httpx.Response, handle: JobHandle) -> HostStatus:
+        # Said plainly, rather than "a completed job without an output video". A parser may only
+        # raise ProtocolError (the contract kit's rule), so it is not a ResultExpiredError.
+        if wire.output_removed(try_json(response)):
+            raise self.protocol_error(wire.OUTPUT_REMOVED, response, job_id=handle.job_id)
+        return super().parse_status(response, handle)
 
     def check(self, request: EditRequest) -> list[Problem]:
         return [Problem(f"options.{key}", "unknown option for replicate (it takes none)") for key in request.options]

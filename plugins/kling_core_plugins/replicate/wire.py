@@ -68,6 +68,18 @@ STATES: Mapping[str, HostState] = {
     "canceled": "cancelled",
     "aborted": "failed",
 }
+# API predictions lose their input, output and logs an hour after they end and then say
+# `data_removed: true` [DOC topics/predictions/data-retention]: a succeeded prediction read
+# later has no output, which is an expired result, not a protocol error.
+OUTPUT_REMOVED = ("Replicate removed this prediction's output (an API prediction keeps it for an hour "
+                  "after it ends); the job ran and was charged, and it was not resubmitted")
+
+
+def output_removed(doc: Any) -> bool:
+    return (isinstance(doc, Mapping) and doc.get("status") == "succeeded" and doc.get("data_removed") is True
+            and not doc.get("output"))
+
+
 # Webhook events: only the finished prediction is of use (the default also sends each output).
 WEBHOOK_EVENTS = ("completed",)
 
