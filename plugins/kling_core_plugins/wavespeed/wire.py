@@ -80,10 +80,11 @@ PRICES = (
     # The model page shows "$0.63 per run" for its default example and no table. WaveSpeed's O1
     # std reference-to-video table prices a run with a video at $0.63 for 5 s and $1.26 for 10 s,
     # so the edit is taken as $0.126 per output second: read as a flat $0.63, a 10 s edit would
-    # pass a --max-cost check at half its likely charge.
+    # pass a --max-cost check at half its likely charge. WaveSpeed's Kling billing rules (e.g.
+    # the Kling 2.5 Turbo std page) bill at least 5 s, which a per-second price cannot say.
     Price(model="kling-o1", quality="std", usd_per_second=0.126, source=_PRICE_PAGE, as_of="2026-12-01",
           note="$0.63 per run on the page; per second from the O1 std reference-to-video table "
-               "(5 s $0.63, 10 s $1.26 with a video) [INF]"),
+               "(5 s $0.63, 10 s $1.26 with a video) [INF]; a 3-4 s edit may be billed as 5 s"),
 )
 
 
