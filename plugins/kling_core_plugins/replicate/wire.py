@@ -96,7 +96,7 @@ ERRORS = ErrorTable(
 )
 
 
-def _model(name: str, durations: tuple[int, int]) -> ModelCapabilities:
+def _model(name: str, durations: tuple[int, int], aspect_required: tuple[str, ...] = ()) -> ModelCapabilities:
     return ModelCapabilities(
         model=name,
         edit_modes=tuple(REFERENCE_TYPES),
@@ -106,7 +106,7 @@ def _model(name: str, durations: tuple[int, int]) -> ModelCapabilities:
         max_elements=0,
         accepts_elements=False,  # no element input on either model page
         # "Ignored for video editing (base)": both are taken with the feature reference only.
-        accepts_aspect_ratio=True, aspect_ratio_modes=("reference",),
+        accepts_aspect_ratio=True, aspect_ratio_modes=("reference",), aspect_ratio_required_modes=aspect_required,
         accepts_duration=True, duration_modes=("reference",), durations=durations,
         refusals={"elements": "Replicate's Kling models take reference_images only, no elements",
                   "aspect_ratio": "Replicate: ignored for video editing (video_reference_type base)",
@@ -117,7 +117,9 @@ def _model(name: str, durations: tuple[int, int]) -> ModelCapabilities:
 
 CAPABILITIES = ProviderCapabilities(
     # O1: "With video reference (feature type): 3-10"; v3-omni: duration 3-15.
-    models=(_model("kling-o1", (3, 10)), _model("kling-o3", (3, 15))),
+    # v3-omni's page calls aspect_ratio required with a feature reference, yet fills in 16:9
+    # when it is missing: required here, so a 9:16 clip never comes back 16:9 unasked.
+    models=(_model("kling-o1", (3, 10)), _model("kling-o3", (3, 15), aspect_required=("reference",))),
     can_cancel=True,  # POST /v1/predictions/{id}/cancel
     accepts_webhook=True,
     accepts_local_files=False,  # inputs are URLs (the files API is not used)
