@@ -89,15 +89,18 @@ class PluginHost:
         # Told of each failure as it happens (the CLI warns on stderr): plugins load lazily, so
         # a failure can come at any time, e.g. when a listing loads every plugin.
         self.on_failure: Callable[[PluginFailure], None] | None = None
-        # Plugin name -> (distribution, version), for plugins loaded from an entry point.
+        # Plugin name -> (distribution, version), for plugins loaded from an entry point (read on
+        # first use: see distribution_of).
         self.distributions: dict[str, tuple[str, str | None]] = {}
         # Names in KLING_PLUGINS that no installed entry point has (reported as a warning).
         self.unknown_allowed: list[str] = []
         self.strict = strict
         env = os.environ if environ is None else environ
         self.allow = _allow_list(env)
-        # Entry points found but not imported yet, by plugin name (KLING_PLUGINS applied).
+        # Entry points found but not imported yet, by plugin name (KLING_PLUGINS applied), and
+        # those imported.
         self._pending: dict[str, importlib.metadata.EntryPoint] = {}
+        self._loaded_from: dict[str, importlib.metadata.EntryPoint] = {}
         # Hook name -> plugins it was called on by call_once.
         self._called: dict[str, list[object]] = {}
         self._providers: dict[str, type[Provider]] | None = None
@@ -132,14 +135,13 @@ class PluginHost:
             return False
         if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
             return False
-        dist = ep.dist.name if ep.dist is not None else None
-        version = ep.dist.version if ep.dist is not None else None
+        self._loaded_from[ep.name] = ep  # its distribution is read when asked for (parsing metadata costs)
         try:
             plugin = ep.load()
         except Exception as exc:  # a broken plugin must not take the CLI down
-            self._fail(ep.name, dist, f"{type(exc).__name__}: {exc}", version=version)
+            self._fail(ep.name, None, f"{type(exc).__name__}: {exc}")
             return True
-        self.register(plugin, ep.name, distribution=dist, version=version)
+        self.register(plugin, ep.name)
         return True
 
     def load_all(self) -> None:
@@ -168,7 +170,12 @@ class PluginHost:
 
     def distribution_of(self, name: str) -> tuple[str | None, str | None]:
         """(distribution, version) a plugin was loaded from; (None, None) if registered in code."""
-        dist, version = self.distributions.get(name, (None, None))
+        if name not in self.distributions:
+            ep = self._loaded_from.get(name)
+            if ep is None or ep.dist is None:
+                return None, None
+            self.distributions[name] = (ep.dist.name, ep.dist.version)
+        dist, version = self.distributions[name]
         return dist, version
 
     def register(self, plugin: object, name: str, *, distribution: str | None = None,
@@ -192,8 +199,8 @@ class PluginHost:
         self._all = None
 
     def _fail(self, name: str, dist: str | None, error: str, *, version: str | None = None) -> None:
-        if dist is None and name in self.distributions:
-            dist, version = self.distributions[name]
+        if dist is None:
+            dist, version = self.distribution_of(name)
         failure = PluginFailure(name, dist, error, version)
         if self.strict:
             raise ConfigError(str(failure))
