@@ -18,7 +18,7 @@ from importlib.resources.abc import Traversable
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
-CORE = ("edit-request", "job-status", "edit-result", "config", "cassette")
+CORE = ("edit-request", "job-status", "edit-result", "config", "cassette", "batch-line")
 
 
 def schema_root() -> Traversable:

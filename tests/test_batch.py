@@ -239,3 +239,25 @@ def test_bad_options_exit_2_naming_each(tmp_path: Path) -> None:
     for field in ("concurrency:", "max_cost:", "timeout:"):
         assert field in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_published_line_schema_agrees_with_the_manifest_reader(tmp_path: Path) -> None:
+    import jsonschema
+
+    from kling_core.batches.manifest import FIELDS
+    from kling_core.cli.info_cmd import schema_text
+
+    schema = json.loads(schema_text("batch-line"))
+    validator = jsonschema.Draft202012Validator(schema)
+    assert set(schema["properties"]) == set(FIELDS) and set(schema["required"]) == {"video", "prompt"}
+    good = {"video": "a.mp4", "prompt": "x @Image1", "images": ["i.png"], "keep_audio": True, "quality": "std",
+            "elements": ["f.png:r.png", {"frontal_image": "f.png", "reference_images": ["r.png"]}],
+            "options": {"seed": 3}, "provider": "fal,segmind", "output": "o/x.mp4", "client_key": "k-1"}
+    bad = [{"prompt": "x"}, {"video": "a.mp4", "prompt": "x", "colour": 1}, {"video": "a.mp4", "prompt": "x", "keep_audio": "no"},
+           {"video": "a.mp4", "prompt": "x", "images": "a.png"}]
+    assert validator.is_valid(good)
+    lines, problems = read_manifest(_write(tmp_path / "good.jsonl", [good]))
+    assert problems == [] and len(lines) == 1
+    for doc in bad:
+        assert not validator.is_valid(doc)
+        assert read_manifest(_write(tmp_path / "bad.jsonl", [doc]))[1], doc
