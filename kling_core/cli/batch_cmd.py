@@ -130,14 +130,16 @@ def describe(result: BatchLineResult) -> str:
     return f"{result.state} ({job}): {one_line(result.error)}"
 
 
-def summary_lines(tally: Tally, *, limit: int = 50) -> list[str]:
+def summary_lines(tally: Tally, *, planned: int | None = None, limit: int = 50) -> list[str]:
     """The table printed at the end: counts by outcome and by what this run did, then the lines
     that did not finish (the first ``limit`` of them; the results JSONL has all)."""
     rows = [("saved", tally.by_state["saved"]), ("failed", tally.by_state["failed"]),
             ("cancelled", tally.by_state["cancelled"]), ("not run", tally.by_state["not_run"])]
     did = [("submitted", tally.by_action["submitted"]), ("picked up", tally.by_action["picked_up"]),
            ("skipped (earlier run)", tally.by_action["skipped"]), ("not started", tally.by_action["not_started"])]
-    out = [f"batch: {tally.total} lines", "  outcome                 lines   this run                lines"]
+    planned = tally.total if planned is None else planned
+    head = f"batch: {planned} lines" + (f", {tally.total} reported" if tally.total != planned else "")
+    out = [head, "  outcome                 lines   this run                lines"]
     for (a, an), (b, bn) in zip(rows, did, strict=True):
         out.append(f"  {a:<22} {an:>6}   {b:<22} {bn:>6}")
     if tally.problems:
@@ -368,7 +370,7 @@ async def execute(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int,
         finally:
             if results is not None:
                 results.close()
-    for text in summary_lines(tally):
+    for text in summary_lines(tally, planned=len(plan.lines)):
         click.echo(text, err=True)
     if code == INTERRUPTED:
         left = len(plan.lines) - tally.total
