@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import statistics
 import sys
@@ -73,11 +74,16 @@ def raw_job(client: httpx.AsyncClient, base: str, out: Path) -> Job:
     return job
 
 
+DOWNLOAD_CPU: dict[str, float] = {}  # variant tag -> CPU seconds spent in downloads so far
+
+
 def kling_job(client: AsyncEditClient, out: Path, tag: str) -> Job:
     async def job(i: int) -> None:
         result = await client.edit(client.request(VIDEO, f"{tag} job {i}"))
+        cpu = time.process_time()
         await download(result.video.url, out / f"{tag}-{i}.mp4", result.video.file_size,
                        ctx=client.provider("fal").ctx)
+        DOWNLOAD_CPU[tag] = DOWNLOAD_CPU.get(tag, 0.0) + time.process_time() - cpu
 
     return job
 
@@ -113,6 +119,7 @@ async def run(base: str, root: Path, jobs: int, rounds: int) -> dict[str, list[f
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     for job in variants.values():  # warm-up: imports, first connections, the ffmpeg check
         await measure(job, 10**6, 5)
+    DOWNLOAD_CPU.clear()
     for r in range(rounds):
         for name, job in variants.items():
             cpu[name].append(await measure(job, r * jobs, jobs))
@@ -169,6 +176,12 @@ def main() -> int:
         med = statistics.median(values)
         print(f"{name:18}: {med * 1e3:6.2f} ms CPU per job (median of {len(values)} rounds; "
               f"{min(values) * 1e3:.2f}–{max(values) * 1e3:.2f}), {med / base:.2f}x raw httpx")
+    total_jobs = args.jobs * args.rounds
+    print(f"of which the download (kling.http.download: checked, pinned, staged, fsynced): "
+          f"{DOWNLOAD_CPU.get('k', 0) / total_jobs * 1e3:.2f} ms per job (kling), "
+          f"{DOWNLOAD_CPU.get('n', 0) / total_jobs * 1e3:.2f} ms (no job log)")
+    print(f"sniffio installed: {importlib.util.find_spec('sniffio') is not None} (without it httpcore "
+          "retries a failed import for every lock it makes)")
     for label, (c, w) in costs.items():
         print(f"job log {label:21}: {c:.3f} ms CPU, {w:.3f} ms wall per operation ({args.log_ops} operations)")
     ratio = statistics.median(cpu["kling"]) / base

@@ -100,6 +100,7 @@ class JobLog:
         self.root = Path(root) if root is not None else state_dir()
         self.path = self.root / DB_NAME
         self._conn: sqlite3.Connection | None = None
+        self._salt: str | None = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -127,6 +128,7 @@ class JobLog:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                self._salt = None
 
     # -- reads ------------------------------------------------------------------------
     def _record(self, conn: sqlite3.Connection, row: sqlite3.Row, *, events: bool = True) -> JobRecord:
@@ -219,12 +221,16 @@ class JobLog:
     def salt(self) -> str:
         """A random value made once per log: derived keys differ between installations."""
         with self._db() as conn:
+            if self._salt is not None:  # written once, never changed: read once per connection
+                return self._salt
             row = conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-            if row is not None:
-                return str(row[0])
-            with transaction(conn):
-                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?)", (secrets.token_hex(16),))
-            return str(conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()[0])
+            if row is None:
+                with transaction(conn):
+                    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?)",
+                                 (secrets.token_hex(16),))
+                row = conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+            self._salt = str(row[0])
+            return self._salt
 
     # -- writes -----------------------------------------------------------------------
     def claim(
