@@ -142,3 +142,61 @@ def test_a_manifest_with_bad_lines_is_refused_whole(kling_emulator: Any, tmp_pat
         assert expected in done.stderr, (expected, done.stderr)
     assert _submits(kling_emulator) == 0 and not (tmp_path / "out").exists()
     assert _logged_jobs(tmp_path / "state") == 0
+
+
+@pytest.mark.kling_emulator(hosts=["kling"], render="sample", queue_seconds=1.0, run_seconds=0.05)
+def test_a_rerun_giving_lines_another_webhook_picks_their_jobs_up(kling_emulator: Any, tmp_path: Path) -> None:
+    """The webhook is not part of a line's identity: a re-run whose lines carry another callback URL
+    (a receiver on another port) picks their jobs up instead of refusing their keys."""
+    import asyncio
+
+    from kling_core.batches import BatchEvents, abatch
+    from kling_core.client import AsyncEditClient
+    from kling_core.config import config_from_document
+    from kling_core.joblog import JobLog
+
+    doc = {"media": {"allow_private_urls": True},
+           "providers": {"kling": {"base_url": kling_emulator.urls["kling"], "poll": {"initial": 0.05, "max": 0.2}}}}
+    video = f"{kling_emulator.origin}/inputs/clip.mp4"
+
+    def manifest(hook: str) -> Path:
+        path = tmp_path / "edits.jsonl"
+        path.write_text("".join(json.dumps({"video": video, "prompt": f"p{i}", "quality": "std", "provider": "kling",
+                                            "webhook_url": f"{kling_emulator.origin}/{hook}"}) + "\n" for i in range(3)))
+        return path
+
+    class AllBound(BatchEvents):
+        def __init__(self) -> None:
+            self.count, self.done = 0, asyncio.Event()
+
+        def bound(self, line: Any, started: Any) -> None:
+            self.count += 1
+            if self.count == 3:
+                self.done.set()
+
+    def client() -> AsyncEditClient:
+        return AsyncEditClient(config=config_from_document(doc), environ=kling_emulator.environ(),
+                               journal=JobLog(tmp_path / "state"))
+
+    async def interrupted() -> None:
+        events = AllBound()
+        async with client() as c:
+            async def consume() -> None:
+                async for _r in abatch(manifest("hook-a"), client=c, concurrency=3, events=events):
+                    pass
+
+            task = asyncio.create_task(consume())
+            await asyncio.wait_for(events.done.wait(), 60)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    async def rerun() -> list[Any]:
+        async with client() as c:
+            return [r async for r in abatch(manifest("hook-b"), client=c, concurrency=3)]
+
+    asyncio.run(interrupted())
+    assert _submits(kling_emulator) == 3
+    results = asyncio.run(rerun())
+    assert [(r.state, r.action) for r in results] == [("saved", "picked_up")] * 3, [r.error for r in results]
+    assert _submits(kling_emulator) == 3

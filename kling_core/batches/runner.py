@@ -22,10 +22,13 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import attrs
+
 from kling_core.batches.plan import BatchPlan, PlannedLine
 from kling_core.batches.results import BatchLineResult, LineAction, LineState, not_run, skipped
 from kling_core.client.aio import AsyncEditClient
 from kling_core.client.submit import Started
+from kling_core.contract.models import EditRequest
 from kling_core.contract.status import JobStatus
 from kling_core.errors import JobCancelledError, KlingError, ValidationError
 
@@ -168,7 +171,7 @@ async def run_line(client: AsyncEditClient, line: PlannedLine, slots: ProviderSl
 async def _start(client: AsyncEditClient, line: PlannedLine) -> Started:
     """Submit (or pick up) the line's job; a cancel waits a moment for a submit already sent."""
     # The provider is passed as the line names it: a fallback list goes to the client unchanged.
-    task = asyncio.ensure_future(client.start(line.request, provider=line.provider, output=line.output))
+    task = asyncio.ensure_future(client.start(as_logged(client, line), provider=line.provider, output=line.output))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -176,6 +179,22 @@ async def _start(client: AsyncEditClient, line: PlannedLine) -> Started:
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(task, SUBMIT_GRACE)
         raise
+
+
+def as_logged(client: AsyncEditClient, line: PlannedLine) -> EditRequest:
+    """The request to pick a line's job up with: a job keeps the webhook URL it was submitted with.
+
+    The webhook is not part of a line's identity, so a re-run that gives the line another one (a
+    receiver on another port) still finds its job; the host calls the URL it was given anyway, and
+    the job log would otherwise refuse the line's key as used for a different request.
+    """
+    if line.action != "pickup" or client.journal is None:
+        return line.request
+    record = client.journal.get(line.client_key)
+    doc = (record.request or {}).get("request") if record is not None else None
+    if not isinstance(doc, dict) or doc.get("webhook_url") == line.request.webhook_url:
+        return line.request
+    return attrs.evolve(line.request, webhook_url=doc.get("webhook_url"))
 
 
 async def _follow(client: AsyncEditClient, line: PlannedLine, started: Started, events: BatchEvents,
