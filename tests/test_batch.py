@@ -261,3 +261,39 @@ def test_the_published_line_schema_agrees_with_the_manifest_reader(tmp_path: Pat
     for doc in bad:
         assert not validator.is_valid(doc)
         assert read_manifest(_write(tmp_path / "bad.jsonl", [doc]))[1], doc
+
+
+def test_a_provider_bound_makes_lines_wait_for_a_slot(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": p, "quality": "std",
+                                              "options": {"fail": "content_policy"}} for p in ("a", "b", "c")])
+    config = config_from_document({"default_provider": "mock", "media": {"work_dir": str(tmp_path / "cache")},
+                                   "providers": {"mock": {"max_in_flight": 1, "options": {"latency": 0.3},
+                                                          "poll": {"initial": 0.05, "max": 0.2}}}})
+
+    class Seen(BatchEvents):
+        def __init__(self) -> None:
+            self.waits: list[tuple[int, str, int]] = []
+            self.running = 0
+            self.most = 0
+
+        def waiting(self, line: Any, provider: str, limit: int) -> None:
+            self.waits.append((line.number, provider, limit))
+
+        def bound(self, line: Any, started: Any) -> None:
+            self.running += 1
+            self.most = max(self.most, self.running)
+
+        def status(self, line: Any, status: Any) -> None:
+            if status.state in ("failed", "succeeded", "cancelled"):
+                self.running -= 1
+
+    async def run() -> tuple[Seen, list[Any]]:
+        seen = Seen()
+        async with AsyncEditClient(config=config, journal=JobLog(tmp_path / "state")) as client:
+            assert client.in_flight_limit("mock") == 1
+            results = [r async for r in abatch(manifest, client=client, concurrency=3, events=seen)]
+        return seen, results
+
+    seen, results = asyncio.run(run())
+    assert len(results) == 3 and seen.most == 1  # never two jobs in flight on the mock
+    assert sorted(n for n, _p, _l in seen.waits) == [2, 3] and {(p, lim) for _n, p, lim in seen.waits} == {("mock", 1)}
