@@ -168,6 +168,16 @@ PLUGIN_SOURCE = textwrap.dedent("""
 """)
 
 
+@pytest.fixture
+def own_commands() -> Any:
+    """Plugin commands added in a test leave the process-wide `kling` group afterwards."""
+    before = dict(cli.commands)
+    yield
+    cli.commands.clear()
+    cli.commands.update(before)
+    cli.forget_plugins()
+
+
 def _plugin_entry_points(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, groups: dict[str, list[str]]) -> None:
     """Plugin modules named after their command, offered in the given entry-point groups."""
     for names in groups.values():
@@ -185,10 +195,10 @@ def _plugin_entry_points(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, groups
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
+@pytest.mark.usefixtures("own_commands")
 def test_a_plugin_in_the_hooks_group_adds_a_listed_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     _plugin_entry_points(monkeypatch, tmp_path, {"kling": ["mock"], HOOKS_GROUP: ["kling_hooked_cmd"]})
-    monkeypatch.setattr(sys, "modules", {k: v for k, v in sys.modules.items() if k != "kling_hooked_cmd"})
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
@@ -198,6 +208,7 @@ def test_a_plugin_in_the_hooks_group_adds_a_listed_command(monkeypatch: pytest.M
     assert exit_info.value.code == 0 and capsys.readouterr().out == "hello from kling-hooked-cmd\n"
 
 
+@pytest.mark.usefixtures("own_commands")
 def test_an_undeclared_plugin_command_still_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     _plugin_entry_points(monkeypatch, tmp_path, {"kling": ["kling_plain_cmd"]})
