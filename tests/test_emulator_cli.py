@@ -40,7 +40,7 @@ def test_emulate_prints_urls_logs_requests_and_stops_on_ctrl_c(tmp_path: Path) -
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--bind", "0.0.0.0"], "not a loopback address"),
-    (["--hosts", "fal,replicate"], "'replicate' is not a host the emulator knows"),
+    (["--hosts", "fal,piapi"], "'piapi' is not a host the emulator knows"),
     (["--fail", "fal=nope"], "not a scripted failure"),
 ])
 def test_emulate_refuses(tmp_path: Path, args: list[str], message: str) -> None:
