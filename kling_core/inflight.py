@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -60,10 +61,14 @@ def http_concurrency(jobs: int) -> int:
 
 
 class LoopBound:
-    """At most ``size`` holders at once, in FIFO order, on whichever event loop is running.
+    """At most ``size`` holders at once on whichever event loop is running; waiters are served
+    in order, ``urgent`` ones first.
 
-    An ``asyncio.Semaphore`` belongs to the loop it first waited on; a client used from a
-    second loop (successive ``asyncio.run`` calls) gets a fresh one there.
+    Urgent work is what starts or ends a job (a submit, a result): with thousands of jobs
+    polling, a submit queued behind every poll would start its job's clock late while the
+    polls only learn that jobs are still running. A poll that waits longer simply comes later.
+    The waiters belong to one loop; a client used from a second loop (successive
+    ``asyncio.run`` calls) starts afresh there.
     """
 
     def __init__(self, size: int) -> None:
@@ -71,31 +76,54 @@ class LoopBound:
         self.held = 0  # slots taken now, on the current loop
         self.most = 0  # the most ever taken at once
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sem: asyncio.Semaphore | None = None
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._normal: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    def _semaphore(self) -> asyncio.Semaphore:
+    def _on_this_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
-        if self._sem is None or self._loop is not loop:
-            self._loop, self._sem, self.held = loop, asyncio.Semaphore(self.size), 0
-        return self._sem
+        if self._loop is not loop:
+            self._loop, self.held = loop, 0
+            self._urgent, self._normal = collections.deque(), collections.deque()
+        return loop
 
-    async def acquire(self) -> None:
-        await self._semaphore().acquire()
+    def _take(self) -> None:
         self.held += 1
         self.most = max(self.most, self.held)
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        loop = self._on_this_loop()
+        if self.held < self.size and not self._urgent and not self._normal:
+            self._take()
+            return
+        waiter: asyncio.Future[None] = loop.create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(waiter)
+        try:
+            await waiter  # a release hands its slot over: held already counts this one
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over, then cancelled before it could run: pass it on
+            else:
+                queue.remove(waiter)
+            raise
 
     def release(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        if self._sem is not None and self._loop is loop:  # a slot of an ended loop is gone with it
-            self.held -= 1
-            self._sem.release()
+        if self._loop is not loop:  # a slot of an ended loop is gone with it
+            return
+        self.held -= 1
+        while self.held < self.size and (self._urgent or self._normal):
+            waiter = (self._urgent or self._normal).popleft()
+            if not waiter.done():
+                self._take()
+                waiter.set_result(None)
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+    async def slot(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self.acquire(urgent=urgent)
         try:
             yield
         finally:

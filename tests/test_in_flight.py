@@ -26,6 +26,7 @@ from kling_core.inflight import (
     MAX_REQUESTS,
     MIN_REQUESTS,
     STATUS_STREAMS,
+    LoopBound,
     http_concurrency,
 )
 from kling_core.joblog import JobLog
@@ -307,5 +308,49 @@ def test_the_connection_pool_is_sized_to_the_request_bound() -> None:
         assert prov.requests.size == 30
         assert pool._max_connections == pool._max_keepalive_connections == 30 + STATUS_STREAMS
         await prov.aclose()
+
+    asyncio.run(main())
+
+
+# -- the bound itself ---------------------------------------------------------------------
+
+
+def test_urgent_waiters_go_first_then_the_others_in_order() -> None:
+    async def main() -> None:
+        bound = LoopBound(1)
+        order: list[str] = []
+
+        async def take(name: str, urgent: bool) -> None:
+            async with bound.slot(urgent=urgent):
+                order.append(name)
+
+        await bound.acquire()
+        tasks = [asyncio.create_task(take(n, u)) for n, u in (("poll-1", False), ("poll-2", False), ("submit", True))]
+        await turns()
+        assert order == [] and bound.held == 1
+        bound.release()
+        await asyncio.gather(*tasks)
+        assert order == ["submit", "poll-1", "poll-2"] and bound.held == 0 and bound.most == 1
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_waiter_neither_keeps_nor_loses_a_slot() -> None:
+    async def main() -> None:
+        bound = LoopBound(1)
+        await bound.acquire()
+        waiting = asyncio.create_task(bound.acquire())
+        handed = asyncio.create_task(bound.acquire())
+        later = asyncio.create_task(bound.acquire())
+        await turns()
+        waiting.cancel()  # cancelled while queued: it leaves the queue
+        await turns()
+        bound.release()  # hands the slot to `handed` ...
+        handed.cancel()  # ... which is cancelled before it runs: the slot passes on to `later`
+        await turns()
+        assert waiting.cancelled() and handed.cancelled() and later.done()
+        assert bound.held == 1
+        bound.release()
+        assert bound.held == 0
 
     asyncio.run(main())

@@ -70,6 +70,7 @@ SUBMIT_CONNECT_RETRIES = 3
 MESSAGE_MAX = 500
 _AUTH = "kling_auth"  # request extension: False for a request that must carry no credential
 _SAVED_BODY = "kling_saved_body"  # response extension: where a streamed submit body was saved
+_URGENT = "kling_urgent"  # request extension: a GET that ends a job (the result), sent before polls
 
 
 def _ok(status: int) -> bool:
@@ -230,7 +231,8 @@ class HttpProvider(Provider):
         auth = self.auth if request.extensions.get(_AUTH, True) else None
         if stream and request.method == "GET":
             return await self._open_watch(request, auth)
-        await self.requests.acquire()
+        # What starts or ends a job (a submit, an upload, a result GET) goes before the polls.
+        await self.requests.acquire(urgent=request.method != "GET" or bool(request.extensions.get(_URGENT)))
         try:
             response = await self.client.send(request, auth=auth, stream=stream)
         except BaseException:
@@ -622,6 +624,8 @@ class HttpProvider(Provider):
         delays = backoff_delays(self.poll)
         retries = max(0, int(self.poll.status_retries))
         attempt = 0
+        if phase == "result":
+            request.extensions[_URGENT] = True  # it ends a job: sent before the polls
         while True:
             try:
                 response = await self._send(request)
