@@ -11,7 +11,7 @@ from kling_core.plugins import PluginHost
 from kling_core.provider import Provider
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "providers.md"
-PROVIDERS = ("mock", "fal", "segmind", "unifically", "kling")
+PROVIDERS = ("mock", "fal", "segmind", "unifically", "kling", "replicate", "wavespeed")
 
 
 def table() -> dict[str, dict[str, str]]:
