@@ -104,7 +104,8 @@ class LoopBound:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # handed over, then cancelled before it could run: pass it on
             else:
-                queue.remove(waiter)
+                with contextlib.suppress(ValueError):  # a release may have dropped it already
+                    queue.remove(waiter)
             raise
 
     def release(self) -> None:

@@ -354,3 +354,19 @@ def test_a_cancelled_waiter_neither_keeps_nor_loses_a_slot() -> None:
         assert bound.held == 0
 
     asyncio.run(main())
+
+
+def test_a_waiter_cancelled_just_before_a_release_stays_cancelled() -> None:
+    async def main() -> None:
+        bound = LoopBound(1)
+        await bound.acquire()
+        cancelled = asyncio.create_task(bound.acquire())
+        served = asyncio.create_task(bound.acquire())
+        await turns()
+        cancelled.cancel()  # its waiter is cancelled now; the task runs its cleanup later
+        bound.release()  # drops the cancelled waiter and serves the next one
+        await turns()
+        assert cancelled.cancelled() and served.done() and served.exception() is None
+        assert bound.held == 1
+
+    asyncio.run(main())
