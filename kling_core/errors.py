@@ -143,6 +143,9 @@ class ProviderError(KlingError):
         self.details = tuple(details)
         self.reason = message
         self.client_key: str | None = None  # set when a submit failed after reaching the host
+        # The status the host named in the body of a 2xx answer that carried an error (status_code
+        # is None then: the HTTP status said success). A 5xx there means the host may have a job.
+        self.body_status: int | None = None
 
 
 class AuthenticationError(ProviderError):

@@ -74,6 +74,18 @@ class BadGatewayFake(FakeProvider):
         raise ProviderError("bad gateway", provider=self.name, status_code=502, retryable=True)
 
 
+class BodyErrorFake(FakeProvider):
+    """Answers every submit with HTTP 200 whose body names a 503: the host may have the job."""
+
+    name = "bodyerror"
+
+    async def submit(self, request: EditRequest) -> JobHandle:
+        from kling_core.http.errormap import ErrorInfo, ErrorTable
+
+        type(self).submits.append(request)
+        raise ErrorTable().build(self.name, 200, ErrorInfo("busy"), lookup_status=503)
+
+
 class KeyedFake(FakeProvider):
     name = "keyed"
     credentials = (CredentialSpec("key", "FAKE_TEST_KEY"),)
@@ -93,3 +105,4 @@ class FakePlugin:
         register(KeyedFake)
         register(LosingFake)
         register(BadGatewayFake)
+        register(BodyErrorFake)

@@ -142,14 +142,16 @@ def test_an_ambiguous_submit_the_host_never_saw_is_sent_again(clock: FakeClock, 
     assert handle.job_id == "job-2" and len(FakeProvider.submits) == 2
 
 
-def test_a_5xx_answer_to_a_submit_is_not_resubmitted(clock: FakeClock, tmp_path: Path) -> None:
+# "bodyerror": an HTTP 200 whose body names a 503 (ErrorShape.body_status) is a 5xx too.
+@pytest.mark.parametrize("provider", ["badgateway", "bodyerror"])
+def test_a_5xx_answer_to_a_submit_is_not_resubmitted(clock: FakeClock, tmp_path: Path, provider: str) -> None:
     client = make_client(clock, tmp_path)
     request = client.request(URL, "x", client_key="k-5")
     with pytest.raises(ProviderError) as info:
-        asyncio.run(client.submit(request, provider="badgateway"))
+        asyncio.run(client.submit(request, provider=provider))
     assert info.value.client_key == "k-5" and "NOT resubmitted (client key k-5)" in str(info.value)
     with pytest.raises(SubmitUncertainError, match="unknown outcome"):
-        asyncio.run(client.submit(request, provider="badgateway"))
+        asyncio.run(client.submit(request, provider=provider))
     assert len(FakeProvider.submits) == 1
 
 

@@ -38,7 +38,8 @@ async def send(journal: JobLog | None, prov: Provider, prepared: EditRequest, ke
             reword(exc, f"{message}\n{hint}")
         raise
     except ProviderError as exc:
-        if exc.status_code is not None and (exc.status_code >= 500 or exc.status_code == 408):
+        status = exc.status_code if exc.status_code is not None else exc.body_status
+        if status is not None and (status >= 500 or status == 408):
             # The host took the request and then failed: a job may exist. Keep the claim
             # (a re-run reconciles or refuses) and say how to settle it.
             exc.client_key = key

@@ -128,6 +128,11 @@ class ErrorTable:
             provider=provider, status_code=None if in_body else status, code=info.code,
             retryable=retryable, job_id=job_id, details=details,
         )
+        error: ProviderError
         if issubclass(rule.error, RateLimitedError):
-            return rule.error(message, retry_after=info.retry_after, **kwargs)
-        return rule.error(message, **kwargs)  # type: ignore[arg-type]
+            error = rule.error(message, retry_after=info.retry_after, **kwargs)
+        else:
+            error = rule.error(message, **kwargs)  # type: ignore[arg-type]
+        if in_body:
+            error.body_status = lookup_status
+        return error
