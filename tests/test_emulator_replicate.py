@@ -8,92 +8,34 @@ the places the emulator may fetch from.
 from __future__ import annotations
 
 import base64
-import contextlib
-import functools
 import hashlib
 import hmac
-import http.server
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from emulator_helpers import edit_by_url, host_client, mock_render, poll
+from loopback_servers import receiver
 from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
-from kling_core.config import config_from_document
 from kling_core.errors import KlingError, ProviderError, RateLimitedError
-from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.kling_emulator(hosts=("replicate",))]
-PROMPT = "Regrade the scene in the colours of @Image1"
 O1_ROUTE = "/v1/models/kwaivgi/kling-o1/predictions"
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _serve(folder: Path) -> Iterator[str]:
-    """A loopback HTTP server for ``folder``; its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def _kling(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),
-                "KLING_STATE_DIR": str(cwd / "state"), "KLING_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-
-
-def _wait(client: httpx.Client, url: str, states: tuple[str, ...] = ("succeeded", "failed", "canceled")) -> Any:
-    for _ in range(400):
-        doc = client.get(url).json()
-        if doc["status"] in states:
-            return doc
-        time.sleep(0.05)
-    raise AssertionError(f"prediction not finished: {doc}")
+FINISHED = ("succeeded", "failed", "canceled")
 
 
 def test_kling_edit_provider_replicate_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
                                                               sample: SampleMedia,  # noqa: F811
                                                               tmp_path: Path) -> None:
-    config = kling_emulator.kling_config("[providers.replicate.poll]", "initial = 0.1", "max = 0.3")
-    (tmp_path / "kling.toml").write_text(config)
-    with _serve(sample.video.parent) as files:
-        video_url = f"{files}/{sample.video.name}"
-        image_url = f"{files}/{sample.images[0].relative_to(sample.video.parent).as_posix()}"
-        done = _kling(["edit", video_url, "-p", PROMPT, "--image", image_url, "--quality", "std",
-                       "--provider", "replicate", "-o", "out.mp4", "--json", "--config", "kling.toml"],
-                      tmp_path, kling_emulator.environ())
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result, host_bytes = edit_by_url(kling_emulator, "replicate", sample, tmp_path)
     assert result["provider"] == "replicate" and result["job_id"]
-    host_bytes = (tmp_path / "out.mp4").read_bytes()
-
-    mock = kling_mock_client.edit(
-        kling_mock_client.request(str(sample.video), PROMPT, images=[str(sample.images[0])], quality="std"),
-        output=tmp_path / "mock.mp4")
-    assert mock.video.path is not None
-    assert host_bytes == Path(mock.video.path).read_bytes()
+    assert host_bytes == mock_render(kling_mock_client, sample, tmp_path)
 
     lines = "\n".join(kling_emulator.lines)
     assert f'"POST /replicate{O1_ROUTE}" 201' in lines and f"/replicate/v1/predictions/{result['job_id']}" in lines
@@ -103,11 +45,7 @@ def test_kling_edit_provider_replicate_gives_the_mocks_render(kling_emulator: An
 
 @pytest.mark.kling_emulator(hosts=("replicate",), retry_after=7, render="sample")
 def test_scripted_rate_limit_refuses_the_create_once(kling_emulator: Any, tmp_path: Path) -> None:
-    doc = {"media": {"allow_private_urls": True},
-           "providers": {"replicate": {"base_url": kling_emulator.urls["replicate"],
-                                       "poll": {"initial": 0.05, "max": 0.2}}}}
-    with EditClient(provider="replicate", config=config_from_document(doc), environ=kling_emulator.environ(),
-                    journal=JobLog(tmp_path / "state")) as client:
+    with host_client(kling_emulator, tmp_path, "replicate") as client:
         request = client.request("http://127.0.0.1:9/clip.mp4", "Make it night [fail:rate_limited]", quality="std")
         with pytest.raises(RateLimitedError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -118,11 +56,7 @@ def test_scripted_rate_limit_refuses_the_create_once(kling_emulator: Any, tmp_pa
 
 @pytest.mark.kling_emulator(hosts=("replicate",), render="sample")
 def test_a_5xx_at_create_is_uncertain_and_never_sent_again(kling_emulator: Any, tmp_path: Path) -> None:
-    doc = {"media": {"allow_private_urls": True},
-           "providers": {"replicate": {"base_url": kling_emulator.urls["replicate"],
-                                       "poll": {"initial": 0.05, "max": 0.2}}}}
-    with EditClient(provider="replicate", config=config_from_document(doc), environ=kling_emulator.environ(),
-                    journal=JobLog(tmp_path / "state")) as client:
+    with host_client(kling_emulator, tmp_path, "replicate") as client:
         request = client.request("http://127.0.0.1:9/clip.mp4", "Make it night [fail:server_error]", quality="std")
         with pytest.raises(ProviderError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -137,64 +71,43 @@ def test_a_5xx_at_create_is_uncertain_and_never_sent_again(kling_emulator: Any, 
 @pytest.mark.kling_emulator(hosts=("replicate",), render="sample")
 def test_errors_cancel_and_signed_webhooks_in_replicates_shape(kling_emulator: Any, tmp_path: Path) -> None:
     base, key = kling_emulator.urls["replicate"], kling_emulator.keys["replicate"]
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append((dict(self.headers), self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    webhook = f"http://127.0.0.1:{hook.server_address[1]}/hook"
     good = {"input": {"prompt": "Make it night", "reference_video": f"{base}/files/none/clip.mp4",
                       "video_reference_type": "base", "keep_original_sound": False, "mode": "std"}}
-    try:
-        with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=30) as api:
-            for headers in ({"authorization": ""}, {"authorization": "Token abc"}, {"authorization": "Bearer other"}):
-                r = api.post(f"{base}{O1_ROUTE}", json=good, headers=headers)
-                assert r.status_code == 401 and r.json()["title"] == "Unauthenticated"
-            r = api.post(f"{base}{O1_ROUTE}", json={"input": {"prompt": "", "mode": "standard", "duration": 11,
-                                                              "reference_images": ["x"]}})
-            assert r.status_code == 422 and r.json()["title"] == "Input validation failed"
-            fields = {f["field"] for f in r.json()["invalid_fields"]}
-            assert {"input.prompt", "input.reference_video", "input.mode", "input.duration",
-                    "input.reference_images"} <= fields
-            # v3-omni names its qualities standard|pro: "std" is O1's word only.
-            r = api.post(f"{base}/v1/models/kwaivgi/kling-v3-omni-video/predictions", json=good)
-            assert r.status_code == 422 and "input.mode" in r.json()["detail"]
-            assert api.post(f"{base}/v1/models/kwaivgi/other/predictions", json=good).status_code == 404
-            assert api.get(f"{base}/v1/predictions/nope").status_code == 404
-            assert api.delete(f"{base}/v1/predictions/nope").status_code == 405
-            # A prediction that never ends, cancelled: canceled, and the cancel answers it.
-            r = api.post(f"{base}{O1_ROUTE}", json=good, headers={"x-kling-emulator-fail": "timeout"})
-            assert r.status_code == 201 and r.json()["status"] == "starting"
-            hung = r.json()
-            assert hung["urls"]["get"] == f"{base}/v1/predictions/{hung['id']}"
-            cancelled = api.post(hung["urls"]["cancel"])
-            assert cancelled.status_code == 200 and cancelled.json()["status"] == "canceled"
-            assert api.get(hung["urls"]["get"]).json()["status"] == "canceled"
-            # With a webhook: the finished prediction is posted, signed.
-            r = api.post(f"{base}{O1_ROUTE}", json={**good, "webhook": webhook,
-                                                    "webhook_events_filter": ["completed"]})
-            done = _wait(api, r.json()["urls"]["get"])
-            assert done["status"] == "succeeded" and done["output"].startswith(f"{base}/files/")
-            assert httpx.get(done["output"]).content[4:8] == b"ftyp"
-            secret = api.get(f"{base}/v1/webhooks/default/secret").json()["key"]
-            for _ in range(100):
-                if received:
-                    break
-                time.sleep(0.05)
-    finally:
-        hook.shutdown()
-        hook.server_close()
+    api = httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=30)
+    with receiver() as (webhook, received), api:
+        for headers in ({"authorization": ""}, {"authorization": "Token abc"}, {"authorization": "Bearer other"}):
+            r = api.post(f"{base}{O1_ROUTE}", json=good, headers=headers)
+            assert r.status_code == 401 and r.json()["title"] == "Unauthenticated"
+        r = api.post(f"{base}{O1_ROUTE}", json={"input": {"prompt": "", "mode": "standard", "duration": 11,
+                                                          "reference_images": ["x"]}})
+        assert r.status_code == 422 and r.json()["title"] == "Input validation failed"
+        fields = {f["field"] for f in r.json()["invalid_fields"]}
+        assert {"input.prompt", "input.reference_video", "input.mode", "input.duration",
+                "input.reference_images"} <= fields
+        # v3-omni names its qualities standard|pro: "std" is O1's word only.
+        r = api.post(f"{base}/v1/models/kwaivgi/kling-v3-omni-video/predictions", json=good)
+        assert r.status_code == 422 and "input.mode" in r.json()["detail"]
+        assert api.post(f"{base}/v1/models/kwaivgi/other/predictions", json=good).status_code == 404
+        assert api.get(f"{base}/v1/predictions/nope").status_code == 404
+        assert api.delete(f"{base}/v1/predictions/nope").status_code == 405
+        # A prediction that never ends, cancelled: canceled, and the cancel answers it.
+        r = api.post(f"{base}{O1_ROUTE}", json=good, headers={"x-kling-emulator-fail": "timeout"})
+        assert r.status_code == 201 and r.json()["status"] == "starting"
+        hung = r.json()
+        assert hung["urls"]["get"] == f"{base}/v1/predictions/{hung['id']}"
+        cancelled = api.post(hung["urls"]["cancel"])
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "canceled"
+        assert api.get(hung["urls"]["get"]).json()["status"] == "canceled"
+        # With a webhook: the finished prediction is posted, signed.
+        r = api.post(f"{base}{O1_ROUTE}", json={**good, "webhook": webhook,
+                                                "webhook_events_filter": ["completed"]})
+        done = poll(api, r.json()["urls"]["get"], lambda doc: doc["status"] in FINISHED)
+        assert done["status"] == "succeeded" and done["output"].startswith(f"{base}/files/")
+        assert httpx.get(done["output"]).content[4:8] == b"ftyp"
+        secret = api.get(f"{base}/v1/webhooks/default/secret").json()["key"]
+        received.wait()
     assert secret.startswith("whsec_") and len(received) == 1
     headers, body = received[0]
-    headers = {k.lower(): v for k, v in headers.items()}
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     expected = base64.b64encode(hmac.new(base64.b64decode(secret[6:]), signed, hashlib.sha256).digest()).decode()
     assert headers["webhook-signature"] == f"v1,{expected}"

@@ -7,97 +7,34 @@ one of the places the emulator may fetch from.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
 import json
-import os
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from emulator_helpers import edit_by_url, host_client, mock_render, poll
+from loopback_servers import receiver, serve_folder
 from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
-from kling_core.config import config_from_document
 from kling_core.errors import InsufficientCreditsError, ProviderValidationError, RateLimitedError
-from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.kling_emulator(hosts=("unifically",))]
-PROMPT = "Regrade the scene in the colours of @Image1"
 O1 = "kuaishou/kling-o1-video-edit"
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _serve(folder: Path) -> Iterator[str]:
-    """A loopback HTTP server for ``folder``; its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def _kling(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),
-                "KLING_STATE_DIR": str(cwd / "state"), "KLING_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-
-
-def _client(emu: Any, tmp: Path) -> EditClient:
-    doc = {"media": {"allow_private_urls": True},
-           "providers": {"unifically": {"base_url": emu.urls["unifically"], "poll": {"initial": 0.05, "max": 0.2}}}}
-    return EditClient(provider="unifically", config=config_from_document(doc),
-                      environ={"UNIFICALLY_API_KEY": emu.keys["unifically"]}, journal=JobLog(tmp / "state"))
-
-
-def _wait(http: httpx.Client, url: str) -> dict[str, Any]:
-    for _ in range(400):
-        doc: dict[str, Any] = http.get(url).json()
-        if doc["data"]["status"] in ("completed", "failed"):
-            return doc
-        time.sleep(0.05)
-    raise AssertionError(f"task not finished: {doc}")
+def _finished(doc: Any) -> bool:
+    return doc["data"]["status"] in ("completed", "failed")
 
 
 def test_kling_edit_provider_unifically_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
                                                                sample: SampleMedia,  # noqa: F811
                                                                tmp_path: Path) -> None:
-    config = kling_emulator.kling_config("[providers.unifically.poll]", "initial = 0.1", "max = 0.3")
-    (tmp_path / "kling.toml").write_text(config)
-    with _serve(sample.video.parent) as files:
-        video_url = f"{files}/{sample.video.name}"
-        image_url = f"{files}/{sample.images[0].relative_to(sample.video.parent).as_posix()}"
-        done = _kling(["edit", video_url, "-p", PROMPT, "--image", image_url, "--quality", "std",
-                       "--provider", "unifically", "-o", "out.mp4", "--json", "--config", "kling.toml"],
-                      tmp_path, {"UNIFICALLY_API_KEY": kling_emulator.keys["unifically"]})
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result, host_bytes = edit_by_url(kling_emulator, "unifically", sample, tmp_path)
     assert result["provider"] == "unifically" and result["job_id"]
-    host_bytes = (tmp_path / "out.mp4").read_bytes()
-
-    mock = kling_mock_client.edit(
-        kling_mock_client.request(str(sample.video), PROMPT, images=[str(sample.images[0])], quality="std"),
-        output=tmp_path / "mock.mp4")
-    assert mock.video.path is not None
-    assert host_bytes == Path(mock.video.path).read_bytes()
+    assert host_bytes == mock_render(kling_mock_client, sample, tmp_path)
 
     lines = "\n".join(kling_emulator.lines)
     assert '"POST /unifically/v1/tasks" 200' in lines and f"/unifically/v1/tasks/{result['job_id']}" in lines
@@ -108,7 +45,7 @@ def test_kling_edit_provider_unifically_gives_the_mocks_render(kling_emulator: A
 @pytest.mark.kling_emulator(hosts=("unifically",), retry_after=7, render="fast")
 def test_scripted_rate_limit_refuses_the_submit(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                 tmp_path: Path) -> None:
-    with _serve(sample.video.parent) as files, _client(kling_emulator, tmp_path) as client:
+    with serve_folder(sample.video.parent) as files, host_client(kling_emulator, tmp_path, "unifically") as client:
         request = client.request(f"{files}/{sample.video.name}", "Make it night [fail:rate_limited]", quality="std")
         with pytest.raises(RateLimitedError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -121,7 +58,7 @@ def test_scripted_rate_limit_refuses_the_submit(kling_emulator: Any, sample: Sam
 @pytest.mark.kling_emulator(hosts=("unifically",), fail={"unifically": "insufficient_credits"}, render="fast")
 def test_a_hosts_configured_failure_is_a_402(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                              tmp_path: Path) -> None:
-    with _serve(sample.video.parent) as files, _client(kling_emulator, tmp_path) as client:
+    with serve_folder(sample.video.parent) as files, host_client(kling_emulator, tmp_path, "unifically") as client:
         request = client.request(f"{files}/{sample.video.name}", "Make it night", quality="std")
         with pytest.raises(InsufficientCreditsError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -134,7 +71,7 @@ def test_input_limits_fail_the_task_as_validation_error(kling_emulator: Any, sam
     from kling_core.media.samples import make_clip
 
     make_clip(tmp_path / "media" / "short.mp4", duration=2.0, size=(1280, 720))
-    with _serve(tmp_path / "media") as files, _client(kling_emulator, tmp_path) as client:
+    with serve_folder(tmp_path / "media") as files, host_client(kling_emulator, tmp_path, "unifically") as client:
         request = client.request(f"{files}/short.mp4", "Make it night", quality="std")
         with pytest.raises(ProviderValidationError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -144,78 +81,58 @@ def test_input_limits_fail_the_task_as_validation_error(kling_emulator: Any, sam
 @pytest.mark.kling_emulator(hosts=("unifically",), render="sample")
 def test_wire_shapes_auth_validation_dry_run_and_callbacks(kling_emulator: Any, tmp_path: Path) -> None:
     base, key = kling_emulator.urls["unifically"], kling_emulator.keys["unifically"]
-    received: list[dict[str, Any]] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    callback = f"http://127.0.0.1:{hook.server_address[1]}/hook"
     good = {"model": O1, "input": {"prompt": "Make it night", "video_url": f"{base}/files/none/clip.mp4",
                                    "video_mode": "transform", "mode": "pro"}}
-    try:
-        with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=30) as http_:
-            # Credentials: the host's own 401 envelope.
-            for headers in ({"authorization": ""}, {"authorization": "Key abc"}, {"authorization": "Bearer other"}):
-                r = http_.post(f"{base}/v1/tasks", json=good, headers=headers)
-                assert r.status_code == 401
-                assert r.json() == {"code": 401, "success": False,
-                                    "data": {"message": "Invalid API key", "code": "authentication_failed"}}
-            # Bad requests: the envelope, never a 500.
-            r = http_.post(f"{base}/v1/tasks", content=b"{not json", headers={"content-type": "application/json"})
-            assert r.status_code == 422 and r.json()["data"]["code"] == "validation_error"
-            r = http_.post(f"{base}/v1/tasks", json=[1, 2])
-            assert r.status_code == 422 and "JSON object" in r.json()["data"]["message"]
-            r = http_.post(f"{base}/v1/tasks", json={"model": O1, "input": {"prompt": 5, "keep_audio": "yes",
-                                                                             "image_urls": ["x"] * 5}})
-            data = r.json()["data"]
-            assert r.status_code == 422 and data["code"] == "validation_error" and r.json()["code"] == 422
-            assert "Missing required parameter: video_url" in data["errors"]
-            assert any("prompt must be a string" in e for e in data["errors"])
-            assert any("At most 4" in e for e in data["errors"])
-            r = http_.post(f"{base}/v1/tasks", json={**good, "input": {**good["input"], "elements": []}})
-            assert r.status_code == 422 and "O1 Edit only takes image_urls" in r.json()["data"]["message"]
-            r = http_.post(f"{base}/v1/tasks", json={**good, "model": "kuaishou/other"})
-            assert r.status_code == 422 and "Unknown model" in r.json()["data"]["message"]
-            assert http_.get(f"{base}/v1/nothing").json()["data"]["code"] == "not_found"
-            assert http_.delete(f"{base}/v1/tasks").status_code == 405
-            missing = http_.get(f"{base}/v1/tasks/nope")
-            assert missing.status_code == 404 and missing.json()["data"]["code"] == "not_found"
-            # dry_run validates and prices; no task is made.
-            jobs_before = len(kling_emulator.emulator.host_objects["unifically"].engine.jobs)
-            r = http_.post(f"{base}/v1/tasks", json={**good, "dry_run": True})
-            assert r.status_code == 200 and r.json()["success"] is True
-            assert r.json()["data"]["valid"] is True and r.json()["data"]["currency"] == "USD"
-            assert len(kling_emulator.emulator.host_objects["unifically"].engine.jobs) == jobs_before
-            # A task with a callback: submit, poll, callback with data.video_url; the file is served.
-            r = http_.post(f"{base}/v1/tasks", json={**good, "callback_url": callback})
-            assert r.status_code == 200
-            task_id = r.json()["data"]["task_id"]
-            assert r.json() == {"code": 200, "success": True, "data": {"task_id": task_id, "status": "pending"}}
-            done = _wait(http_, f"{base}/v1/tasks/{task_id}")["data"]
-            assert done["status"] == "completed" and done["output"]["video_url"].startswith(f"{base}/files/")
-            video = httpx.get(done["output"]["video_url"])
-            assert video.status_code == 200 and video.content[4:8] == b"ftyp"
-            # A scripted job failure: failed, with data.error and an error_message callback.
-            r = http_.post(f"{base}/v1/tasks", json={**good, "callback_url": callback},
-                           headers={"x-kling-emulator-fail": "content_policy"})
-            failed = _wait(http_, f"{base}/v1/tasks/{r.json()['data']['task_id']}")["data"]
-            assert failed["status"] == "failed" and failed["error"]["code"] == "content_policy_violation"
-            for _ in range(100):
-                if len(received) >= 2:
-                    break
-                time.sleep(0.05)
-    finally:
-        hook.shutdown()
-        hook.server_close()
-    by_status = {doc["status"]: doc for doc in received}
+    http_ = httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=30)
+    with receiver() as (callback, received), http_:
+        # Credentials: the host's own 401 envelope.
+        for headers in ({"authorization": ""}, {"authorization": "Key abc"}, {"authorization": "Bearer other"}):
+            r = http_.post(f"{base}/v1/tasks", json=good, headers=headers)
+            assert r.status_code == 401
+            assert r.json() == {"code": 401, "success": False,
+                                "data": {"message": "Invalid API key", "code": "authentication_failed"}}
+        # Bad requests: the envelope, never a 500.
+        r = http_.post(f"{base}/v1/tasks", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["data"]["code"] == "validation_error"
+        r = http_.post(f"{base}/v1/tasks", json=[1, 2])
+        assert r.status_code == 422 and "JSON object" in r.json()["data"]["message"]
+        r = http_.post(f"{base}/v1/tasks", json={"model": O1, "input": {"prompt": 5, "keep_audio": "yes",
+                                                                         "image_urls": ["x"] * 5}})
+        data = r.json()["data"]
+        assert r.status_code == 422 and data["code"] == "validation_error" and r.json()["code"] == 422
+        assert "Missing required parameter: video_url" in data["errors"]
+        assert any("prompt must be a string" in e for e in data["errors"])
+        assert any("At most 4" in e for e in data["errors"])
+        r = http_.post(f"{base}/v1/tasks", json={**good, "input": {**good["input"], "elements": []}})
+        assert r.status_code == 422 and "O1 Edit only takes image_urls" in r.json()["data"]["message"]
+        r = http_.post(f"{base}/v1/tasks", json={**good, "model": "kuaishou/other"})
+        assert r.status_code == 422 and "Unknown model" in r.json()["data"]["message"]
+        assert http_.get(f"{base}/v1/nothing").json()["data"]["code"] == "not_found"
+        assert http_.delete(f"{base}/v1/tasks").status_code == 405
+        missing = http_.get(f"{base}/v1/tasks/nope")
+        assert missing.status_code == 404 and missing.json()["data"]["code"] == "not_found"
+        # dry_run validates and prices; no task is made.
+        jobs_before = len(kling_emulator.emulator.host_objects["unifically"].engine.jobs)
+        r = http_.post(f"{base}/v1/tasks", json={**good, "dry_run": True})
+        assert r.status_code == 200 and r.json()["success"] is True
+        assert r.json()["data"]["valid"] is True and r.json()["data"]["currency"] == "USD"
+        assert len(kling_emulator.emulator.host_objects["unifically"].engine.jobs) == jobs_before
+        # A task with a callback: submit, poll, callback with data.video_url; the file is served.
+        r = http_.post(f"{base}/v1/tasks", json={**good, "callback_url": callback})
+        assert r.status_code == 200
+        task_id = r.json()["data"]["task_id"]
+        assert r.json() == {"code": 200, "success": True, "data": {"task_id": task_id, "status": "pending"}}
+        done = poll(http_, f"{base}/v1/tasks/{task_id}", _finished)["data"]
+        assert done["status"] == "completed" and done["output"]["video_url"].startswith(f"{base}/files/")
+        video = httpx.get(done["output"]["video_url"])
+        assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+        # A scripted job failure: failed, with data.error and an error_message callback.
+        r = http_.post(f"{base}/v1/tasks", json={**good, "callback_url": callback},
+                       headers={"x-kling-emulator-fail": "content_policy"})
+        failed = poll(http_, f"{base}/v1/tasks/{r.json()['data']['task_id']}", _finished)["data"]
+        assert failed["status"] == "failed" and failed["error"]["code"] == "content_policy_violation"
+        received.wait(2)
+    by_status = {doc["status"]: doc for doc in (json.loads(body) for _, body in received)}
     assert by_status["completed"] == {"task_id": task_id, "status": "completed",
                                       "data": {"video_url": done["output"]["video_url"]}}
     assert by_status["failed"]["error_message"] == failed["error"]["message"]

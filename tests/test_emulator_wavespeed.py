@@ -7,27 +7,20 @@ loopback file server, one of the places the emulator may fetch from.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import hmac
-import http.server
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from emulator_helpers import edit_by_url, host_client, mock_render, poll
+from loopback_servers import receiver, serve_folder
 from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
-from kling_core.config import config_from_document
 from kling_core.errors import (
     InsufficientCreditsError,
     JobFailedError,
@@ -35,79 +28,22 @@ from kling_core.errors import (
     ProviderError,
     RateLimitedError,
 )
-from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.kling_emulator(hosts=("wavespeed",))]
-PROMPT = "Regrade the scene in the colours of @Image1"
 O1_STD = "api/v3/kwaivgi/kling-video-o1-std/video-edit"
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _serve(folder: Path) -> Iterator[str]:
-    """A loopback HTTP server for ``folder``; its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def _kling(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),
-                "KLING_STATE_DIR": str(cwd / "state"), "KLING_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-
-
-def _client(emu: Any, tmp: Path) -> EditClient:
-    doc = {"media": {"allow_private_urls": True},
-           "providers": {"wavespeed": {"base_url": emu.urls["wavespeed"], "poll": {"initial": 0.05, "max": 0.2}}}}
-    return EditClient(provider="wavespeed", config=config_from_document(doc),
-                      environ={"WAVESPEED_API_KEY": emu.keys["wavespeed"]}, journal=JobLog(tmp / "state"))
-
-
-def _wait(client: httpx.Client, url: str) -> dict[str, Any]:
-    for _ in range(400):
-        doc: dict[str, Any] = client.get(url).json()
-        if doc["data"]["status"] in ("completed", "failed"):
-            return doc
-        time.sleep(0.05)
-    raise AssertionError(f"prediction not finished: {doc}")
+def _finished(doc: Any) -> bool:
+    return doc["data"]["status"] in ("completed", "failed")
 
 
 def test_kling_edit_provider_wavespeed_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
                                                               sample: SampleMedia,  # noqa: F811
                                                               tmp_path: Path) -> None:
-    base = kling_emulator.urls["wavespeed"]
-    (tmp_path / "kling.toml").write_text("\n".join([
-        "[media]", "allow_private_urls = true", "", "[providers.wavespeed]", f'base_url = "{base}"',
-        "[providers.wavespeed.poll]", "initial = 0.1", "max = 0.3", ""]))
-    with _serve(sample.video.parent) as files:
-        video_url = f"{files}/{sample.video.name}"
-        image_url = f"{files}/{sample.images[0].relative_to(sample.video.parent).as_posix()}"
-        done = _kling(["edit", video_url, "-p", PROMPT, "--image", image_url, "--quality", "std",
-                       "--provider", "wavespeed", "-o", "out.mp4", "--json", "--config", "kling.toml"],
-                      tmp_path, {"WAVESPEED_API_KEY": kling_emulator.keys["wavespeed"]})
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result, host_bytes = edit_by_url(kling_emulator, "wavespeed", sample, tmp_path)
     assert result["provider"] == "wavespeed" and result["job_id"]
-    host_bytes = (tmp_path / "out.mp4").read_bytes()
-
-    mock = kling_mock_client.edit(
-        kling_mock_client.request(str(sample.video), PROMPT, images=[str(sample.images[0])], quality="std"),
-        output=tmp_path / "mock.mp4")
-    assert mock.video.path is not None
-    assert host_bytes == Path(mock.video.path).read_bytes()
+    assert host_bytes == mock_render(kling_mock_client, sample, tmp_path)
 
     lines = "\n".join(kling_emulator.lines)
     assert f'"POST /wavespeed/{O1_STD}" 200' in lines
@@ -119,7 +55,7 @@ def test_kling_edit_provider_wavespeed_gives_the_mocks_render(kling_emulator: An
 @pytest.mark.kling_emulator(hosts=("wavespeed",), retry_after=7, render="fast")
 def test_scripted_rate_limit_refuses_the_submit_once(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                      tmp_path: Path) -> None:
-    with _serve(sample.video.parent) as files, _client(kling_emulator, tmp_path) as client:
+    with serve_folder(sample.video.parent) as files, host_client(kling_emulator, tmp_path, "wavespeed") as client:
         request = client.request(f"{files}/{sample.video.name}", "Make it night [fail:rate_limited]", quality="std")
         with pytest.raises(RateLimitedError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -131,7 +67,7 @@ def test_scripted_rate_limit_refuses_the_submit_once(kling_emulator: Any, sample
 @pytest.mark.kling_emulator(hosts=("wavespeed",), render="sample")
 def test_a_5xx_at_submit_is_uncertain_and_never_sent_again(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                           tmp_path: Path) -> None:
-    with _serve(sample.video.parent) as files, _client(kling_emulator, tmp_path) as client:
+    with serve_folder(sample.video.parent) as files, host_client(kling_emulator, tmp_path, "wavespeed") as client:
         request = client.request(f"{files}/{sample.video.name}", "Make it night [fail:server_error]", quality="std")
         with pytest.raises(ProviderError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -146,7 +82,7 @@ def test_a_5xx_at_submit_is_uncertain_and_never_sent_again(kling_emulator: Any, 
 @pytest.mark.kling_emulator(hosts=("wavespeed",), fail={"wavespeed": "insufficient_credits"}, render="fast")
 def test_a_hosts_configured_failure_is_insufficient_credits(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                             tmp_path: Path) -> None:
-    with _serve(sample.video.parent) as files, _client(kling_emulator, tmp_path) as client:
+    with serve_folder(sample.video.parent) as files, host_client(kling_emulator, tmp_path, "wavespeed") as client:
         request = client.request(f"{files}/{sample.video.name}", "Make it night", quality="pro", model="kling-o3")
         with pytest.raises(InsufficientCreditsError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -160,7 +96,7 @@ def test_input_limits_and_completed_with_error_fail_the_job(kling_emulator: Any,
     from kling_core.media.samples import make_clip
 
     make_clip(tmp_path / "media" / "short.mp4", duration=2.0, size=(1280, 720))
-    with _serve(tmp_path / "media") as files, _client(kling_emulator, tmp_path) as client:
+    with serve_folder(tmp_path / "media") as files, host_client(kling_emulator, tmp_path, "wavespeed") as client:
         with pytest.raises(JobFailedError) as info:
             client.edit(client.request(f"{files}/short.mp4", "Make it night", quality="std"),
                         output=tmp_path / "out.mp4")
@@ -176,73 +112,52 @@ def test_input_limits_and_completed_with_error_fail_the_job(kling_emulator: Any,
 @pytest.mark.kling_emulator(hosts=("wavespeed",), render="sample")
 def test_wire_shapes_auth_validation_sync_mode_and_signed_webhooks(kling_emulator: Any, tmp_path: Path) -> None:
     base, key = kling_emulator.urls["wavespeed"], kling_emulator.keys["wavespeed"]
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append((dict(self.headers), self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    webhook = f"http://127.0.0.1:{hook.server_address[1]}/hook"
     good = {"prompt": "Make it night", "video": f"{base}/files/none/clip.mp4"}
-    try:
-        with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=30) as client:
-            # Credentials: the envelope with the status as code.
-            for headers in ({"authorization": ""}, {"authorization": "Key abc"}, {"authorization": "Bearer other"}):
-                r = client.post(f"{base}/{O1_STD}", json=good, headers=headers)
-                assert r.status_code == 401 and r.json()["code"] == 401 and r.json()["data"] is None
-            # Bad requests: every problem named, never a 500.
-            r = client.post(f"{base}/{O1_STD}", content=b"{not json", headers={"content-type": "application/json"})
-            assert r.status_code == 400 and "invalid JSON" in r.json()["message"]
-            r = client.post(f"{base}/{O1_STD}", json={"prompt": 5, "images": ["x"], "keep_original_sound": "yes",
-                                                      "elements": []})
-            message = r.json()["message"]
-            assert r.status_code == 400 and r.json()["code"] == 400
-            for part in ("prompt:", "video: required", "images:", "keep_original_sound:", "elements: unknown"):
-                assert part in message
-            # Image caps per the model pages: O1 std "Max 10", O3 "up to 4".
-            r = client.post(f"{base}/{O1_STD}", json={**good, "images": [good["video"]] * 11})
-            assert r.status_code == 400 and "at most 10" in r.json()["message"]
-            r = client.post(f"{base}/api/v3/kwaivgi/kling-video-o3-std/video-edit",
-                            json={**good, "images": [good["video"]] * 5})
-            assert r.status_code == 400 and "at most 4" in r.json()["message"]
-            assert client.post(f"{base}/api/v3/kwaivgi/kling-video-o9/video-edit", json=good).status_code == 404
-            assert client.post(f"{base}/{O1_STD}?webhook=ftp://x", json=good).status_code == 400
-            assert client.get(f"{base}/api/v3/nothing").json()["code"] == 404
-            assert client.delete(f"{base}/{O1_STD}").status_code == 405
-            assert client.get(f"{base}/api/v3/predictions/nope/result").status_code == 404
-            # Sync mode: the answer is the finished prediction.
-            r = client.post(f"{base}/api/v3/kwaivgi/kling-video-o3-pro/video-edit",
-                            json={**good, "enable_sync_mode": True})
-            assert r.status_code == 200 and r.json()["data"]["status"] == "completed"
-            assert r.json()["data"]["outputs"][0].startswith(f"{base}/files/")
-            # A prediction with a webhook: created, urls.get, then a signed POST of the bare prediction.
-            r = client.post(f"{base}/api/v3/kwaivgi/kling-video-o1/video-edit", params={"webhook": webhook},
-                            json=good)
-            data = r.json()["data"]
-            assert r.json()["message"] == "success" and data["status"] == "created"
-            assert data["urls"]["get"] == f"{base}/api/v3/predictions/{data['id']}/result"
-            done = _wait(client, data["urls"]["get"])
-            assert done["data"]["status"] == "completed" and done["data"]["error"] == ""
-            assert client.get(done["data"]["outputs"][0]).status_code == 200
-            secret = client.get(f"{base}/api/v3/webhook/secret").json()["data"]["secret"]
-        for _ in range(200):
-            if received:
-                break
-            time.sleep(0.05)
-        headers, body = received[0]
-        headers = {k.lower(): v for k, v in headers.items()}
-        assert json.loads(body)["id"] == data["id"] and json.loads(body)["status"] == "completed"
-        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-        expected = hmac.new(secret.removeprefix("whsec_").encode(), signed, hashlib.sha256).hexdigest()
-        assert headers["webhook-signature"] == f"v3,{expected}"
-        assert abs(time.time() - int(headers["webhook-timestamp"])) < 300
-    finally:
-        hook.shutdown()
-        hook.server_close()
+    client = httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=30)
+    with receiver() as (webhook, received), client:
+        # Credentials: the envelope with the status as code.
+        for headers in ({"authorization": ""}, {"authorization": "Key abc"}, {"authorization": "Bearer other"}):
+            r = client.post(f"{base}/{O1_STD}", json=good, headers=headers)
+            assert r.status_code == 401 and r.json()["code"] == 401 and r.json()["data"] is None
+        # Bad requests: every problem named, never a 500.
+        r = client.post(f"{base}/{O1_STD}", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "invalid JSON" in r.json()["message"]
+        r = client.post(f"{base}/{O1_STD}", json={"prompt": 5, "images": ["x"], "keep_original_sound": "yes",
+                                                  "elements": []})
+        message = r.json()["message"]
+        assert r.status_code == 400 and r.json()["code"] == 400
+        for part in ("prompt:", "video: required", "images:", "keep_original_sound:", "elements: unknown"):
+            assert part in message
+        # Image caps per the model pages: O1 std "Max 10", O3 "up to 4".
+        r = client.post(f"{base}/{O1_STD}", json={**good, "images": [good["video"]] * 11})
+        assert r.status_code == 400 and "at most 10" in r.json()["message"]
+        r = client.post(f"{base}/api/v3/kwaivgi/kling-video-o3-std/video-edit",
+                        json={**good, "images": [good["video"]] * 5})
+        assert r.status_code == 400 and "at most 4" in r.json()["message"]
+        assert client.post(f"{base}/api/v3/kwaivgi/kling-video-o9/video-edit", json=good).status_code == 404
+        assert client.post(f"{base}/{O1_STD}?webhook=ftp://x", json=good).status_code == 400
+        assert client.get(f"{base}/api/v3/nothing").json()["code"] == 404
+        assert client.delete(f"{base}/{O1_STD}").status_code == 405
+        assert client.get(f"{base}/api/v3/predictions/nope/result").status_code == 404
+        # Sync mode: the answer is the finished prediction.
+        r = client.post(f"{base}/api/v3/kwaivgi/kling-video-o3-pro/video-edit",
+                        json={**good, "enable_sync_mode": True})
+        assert r.status_code == 200 and r.json()["data"]["status"] == "completed"
+        assert r.json()["data"]["outputs"][0].startswith(f"{base}/files/")
+        # A prediction with a webhook: created, urls.get, then a signed POST of the bare prediction.
+        r = client.post(f"{base}/api/v3/kwaivgi/kling-video-o1/video-edit", params={"webhook": webhook},
+                        json=good)
+        data = r.json()["data"]
+        assert r.json()["message"] == "success" and data["status"] == "created"
+        assert data["urls"]["get"] == f"{base}/api/v3/predictions/{data['id']}/result"
+        done = poll(client, data["urls"]["get"], _finished)
+        assert done["data"]["status"] == "completed" and done["data"]["error"] == ""
+        assert client.get(done["data"]["outputs"][0]).status_code == 200
+        secret = client.get(f"{base}/api/v3/webhook/secret").json()["data"]["secret"]
+        received.wait()
+    headers, body = received[0]
+    assert json.loads(body)["id"] == data["id"] and json.loads(body)["status"] == "completed"
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = hmac.new(secret.removeprefix("whsec_").encode(), signed, hashlib.sha256).hexdigest()
+    assert headers["webhook-signature"] == f"v3,{expected}"
+    assert abs(time.time() - int(headers["webhook-timestamp"])) < 300

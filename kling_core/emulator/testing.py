@@ -23,6 +23,9 @@ from kling_core.emulator.settings import EmulatorSettings, HostSettings
 
 # Defaults for tests: short schedules so a job takes a fraction of a second besides its render.
 TEST_DEFAULTS: dict[str, Any] = {"queue_seconds": 0.2, "run_seconds": 0.2, "webhook_backoff": 0.2}
+# host -> the variable its provider reads its one key from (fal and kling need more: see environ()).
+KEY_VARIABLES: dict[str, str] = {"unifically": "UNIFICALLY_API_KEY", "segmind": "SEGMIND_API_KEY",
+                                 "replicate": "REPLICATE_API_TOKEN", "wavespeed": "WAVESPEED_API_KEY"}
 
 
 @attrs.define
@@ -57,33 +60,21 @@ class RunningEmulator:
         """A kling.toml pointing every emulated host's provider here (keys from env variables)."""
         lines = ["[media]", "allow_private_urls = true", ""]
         for host, url in self.urls.items():
-            if host == "fal":
-                lines += ["[providers.fal]", f'base_url = "{url}"', "[providers.fal.options]",
-                          f'storage_url = "{url}/rest"', f'cdn_url = "{url}/cdn"', ""]
-            elif host == "unifically":
-                lines += ["[providers.unifically]", f'base_url = "{url}"', ""]
-            elif host == "segmind":
-                lines += ["[providers.segmind]", f'base_url = "{url}"', ""]
-            elif host == "kling":
-                lines += ["[providers.kling]", f'base_url = "{url}"', ""]
-            elif host == "replicate":
-                lines += ["[providers.replicate]", f'base_url = "{url}"', ""]
+            lines += [f"[providers.{host}]", f'base_url = "{url}"']
+            if host == "fal":  # fal's storage API and CDN are separate hosts upstream
+                lines += ["[providers.fal.options]", f'storage_url = "{url}/rest"', f'cdn_url = "{url}/cdn"']
+            lines.append("")
         return "\n".join([*lines, *extra]) + "\n"
 
     def environ(self) -> dict[str, str]:
         """Environment for a client process: the keys (FAL_KEY, ...) and, with TLS, SSL_CERT_FILE."""
-        env = {}
+        env: dict[str, str] = {}
         if "fal" in self.keys:
             env["FAL_KEY"] = self.keys["fal"]
             hostport = self.urls["fal"].split("://", 1)[1]
             env["FAL_QUEUE_RUN_HOST"] = hostport
             env["FAL_RUN_HOST"] = f"{hostport}/run"
-        if "unifically" in self.keys:
-            env["UNIFICALLY_API_KEY"] = self.keys["unifically"]
-        if "segmind" in self.keys:
-            env["SEGMIND_API_KEY"] = self.keys["segmind"]
-        if "replicate" in self.keys:
-            env["REPLICATE_API_TOKEN"] = self.keys["replicate"]
+        env.update({KEY_VARIABLES[host]: key for host, key in self.keys.items() if host in KEY_VARIABLES})
         if "kling" in self.keys:  # an ACCESS:SECRET pair
             env["KLING_ACCESS_KEY"], _, env["KLING_SECRET_KEY"] = self.keys["kling"].partition(":")
         if self.ca_file is not None:
