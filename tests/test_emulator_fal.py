@@ -7,48 +7,27 @@ client talks to it as to fal: upload to storage, submit, poll, result, download.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from emulator_helpers import PROMPT, host_client, kling, mock_render
 from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
-from kling_core.config import config_from_document
 from kling_core.errors import ContentPolicyError, ProviderValidationError, RateLimitedError
-from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
 pytestmark = pytest.mark.ffmpeg
-PROMPT = "Regrade the scene in the colours of @Image1"
-
-
-def _kling(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),
-                "KLING_STATE_DIR": str(cwd / "state"), "KLING_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-
-
-def _fal_client(emu: Any, tmp: Path) -> EditClient:
-    doc = {"media": {"allow_private_urls": True},
-           "providers": {"fal": {"base_url": emu.urls["fal"], "options": {"storage_url": emu.urls["fal"] + "/rest",
-                                                                           "cdn_url": emu.urls["fal"] + "/cdn"},
-                                 "poll": {"initial": 0.05, "max": 0.2}}}}
-    return EditClient(provider="fal", config=config_from_document(doc), environ={"FAL_KEY": emu.keys["fal"]},
-                      journal=JobLog(tmp / "state"))
 
 
 def test_kling_edit_provider_fal_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
                                                         sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
     (tmp_path / "kling.toml").write_text(kling_emulator.kling_config())
     started = time.monotonic()
-    done = _kling(["edit", str(sample.video), "-p", PROMPT, "--image", str(sample.images[0]), "--quality", "std",
+    done = kling(["edit", str(sample.video), "-p", PROMPT, "--image", str(sample.images[0]), "--quality", "std",
                    "--provider", "fal", "-o", "out.mp4", "--json", "--config", "kling.toml"],
                   tmp_path, {"FAL_KEY": kling_emulator.keys["fal"]})
     assert done.returncode == 0, done.stderr
@@ -58,11 +37,7 @@ def test_kling_edit_provider_fal_gives_the_mocks_render(kling_emulator: Any, kli
     elapsed = time.monotonic() - started
 
     # The same request through the mock itself renders the very same bytes.
-    mock = kling_mock_client.edit(
-        kling_mock_client.request(str(sample.video), PROMPT, images=[str(sample.images[0])], quality="std"),
-        output=tmp_path / "mock.mp4")
-    assert mock.video.path is not None
-    assert fal_bytes == Path(mock.video.path).read_bytes()
+    assert fal_bytes == mock_render(kling_mock_client, sample, tmp_path)
 
     # What the emulator saw, one line each: token, upload(s), submit, polls, result, download.
     lines = "\n".join(kling_emulator.lines)
@@ -74,7 +49,7 @@ def test_kling_edit_provider_fal_gives_the_mocks_render(kling_emulator: Any, kli
 
 def test_scripted_content_policy_failure_in_fals_shape(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                        tmp_path: Path) -> None:
-    with _fal_client(kling_emulator, tmp_path) as client:
+    with host_client(kling_emulator, tmp_path, "fal") as client:
         request = client.request(str(sample.video), "Make it night [fail:content_policy]", quality="std")
         with pytest.raises(ContentPolicyError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -88,7 +63,7 @@ def test_scripted_content_policy_failure_in_fals_shape(kling_emulator: Any, samp
 @pytest.mark.kling_emulator(retry_after=7)
 def test_scripted_rate_limit_refuses_the_submit(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                 tmp_path: Path) -> None:
-    with _fal_client(kling_emulator, tmp_path) as client:
+    with host_client(kling_emulator, tmp_path, "fal") as client:
         request = client.request(str(sample.video), "Make it night [fail:rate_limited]", quality="std")
         with pytest.raises(RateLimitedError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -100,7 +75,7 @@ def test_scripted_rate_limit_refuses_the_submit(kling_emulator: Any, sample: Sam
 @pytest.mark.kling_emulator(fail={"fal": "completed_with_error"})
 def test_a_hosts_configured_failure_applies_to_every_job(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                          tmp_path: Path) -> None:
-    with _fal_client(kling_emulator, tmp_path) as client, pytest.raises(ProviderValidationError) as info:
+    with host_client(kling_emulator, tmp_path, "fal") as client, pytest.raises(ProviderValidationError) as info:
         client.edit(client.request(str(sample.video), "Make it night", quality="std"), output=tmp_path / "o.mp4")
     assert "elementReferList" in str(info.value) and info.value.code == "value_error"
 
@@ -144,7 +119,7 @@ def test_cancel_through_our_client(kling_emulator: Any, sample: SampleMedia, tmp
     """A job that would never finish ([fail:timeout]) is cancelled by our client with fal's PUT."""
     from kling_core.contract.status import Cancelled
 
-    with _fal_client(kling_emulator, tmp_path) as client:
+    with host_client(kling_emulator, tmp_path, "fal") as client:
         request = client.request(str(sample.video), "Make it night [fail:timeout]", quality="std")
         handle = client.submit(request)
         assert client.cancel(handle) is True

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,38 +14,22 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
+from emulator_helpers import edit_by_url, host_client, mock_render
 from media_fixtures import LoopbackServer, loopback, sample  # noqa: F401 - fixtures
 
 from kling_core.client import EditClient
-from kling_core.config import config_from_document
 from kling_core.errors import InsufficientCreditsError, JobFailedError, RateLimitedError
-from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
 pytestmark = pytest.mark.ffmpeg
-PROMPT = "Regrade the scene in the colours of @Image1"
 KLING = pytest.mark.kling_emulator(hosts=["kling"])
 TASKS = "/v1/videos/omni-video"
-
-
-def _kling(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),
-                "KLING_STATE_DIR": str(cwd / "state"), "KLING_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
 
 
 def _serve(server: LoopbackServer, media: SampleMedia) -> tuple[str, str]:
     shutil.copy(media.video, server.root / "clip.mp4")
     shutil.copy(media.images[0], server.root / "ref.png")
     return server.url("clip.mp4"), server.url("ref.png")
-
-
-def _client(emu: Any, tmp: Path) -> EditClient:
-    doc = {"media": {"allow_private_urls": True},
-           "providers": {"kling": {"base_url": emu.urls["kling"], "poll": {"initial": 0.05, "max": 0.2}}}}
-    return EditClient(provider="kling", config=config_from_document(doc), environ=emu.environ(),
-                      journal=JobLog(tmp / "state"))
 
 
 def _token(access: str, secret: str, *, exp: float = 1800, nbf: float = -5) -> str:
@@ -58,23 +39,10 @@ def _token(access: str, secret: str, *, exp: float = 1800, nbf: float = -5) -> s
 
 @KLING
 def test_kling_edit_provider_kling_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
-                                                          sample: SampleMedia, loopback: LoopbackServer,  # noqa: F811
-                                                          tmp_path: Path) -> None:
-    video, image = _serve(loopback, sample)
-    (tmp_path / "kling.toml").write_text(kling_emulator.kling_config("[providers.kling.poll]", "initial = 0.1",
-                                                                     "max = 0.3"))
-    done = _kling(["edit", video, "-p", PROMPT, "--image", image, "--quality", "std", "--provider", "kling",
-                   "-o", "out.mp4", "--json", "--config", "kling.toml"], tmp_path, kling_emulator.environ())
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+                                                          sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    result, kling_bytes = edit_by_url(kling_emulator, "kling", sample, tmp_path)
     assert result["provider"] == "kling" and result["job_id"].isdigit()
-    kling_bytes = (tmp_path / "out.mp4").read_bytes()
-
-    mock = kling_mock_client.edit(
-        kling_mock_client.request(str(sample.video), PROMPT, images=[str(sample.images[0])], quality="std"),
-        output=tmp_path / "mock.mp4")
-    assert mock.video.path is not None
-    assert kling_bytes == Path(mock.video.path).read_bytes()
+    assert kling_bytes == mock_render(kling_mock_client, sample, tmp_path)
     lines = "\n".join(kling_emulator.lines)
     assert f'"POST /kling{TASKS}" 200' in lines and "/kling/files/" in lines
     assert "Traceback" not in lines and '" 500 ' not in lines
@@ -84,7 +52,7 @@ def test_kling_edit_provider_kling_gives_the_mocks_render(kling_emulator: Any, k
 def test_scripted_rate_limit_is_code_1302(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                           loopback: LoopbackServer, tmp_path: Path) -> None:  # noqa: F811
     video, _ = _serve(loopback, sample)
-    with _client(kling_emulator, tmp_path) as client, pytest.raises(RateLimitedError) as info:
+    with host_client(kling_emulator, tmp_path, "kling") as client, pytest.raises(RateLimitedError) as info:
         client.edit(client.request(video, "Make it night [fail:rate_limited]", quality="std"),
                     output=tmp_path / "o.mp4")
     assert info.value.status_code == 429 and info.value.code == "1302"
@@ -96,7 +64,7 @@ def test_scripted_rate_limit_is_code_1302(kling_emulator: Any, sample: SampleMed
 def test_configured_insufficient_credits_is_code_1102(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                       loopback: LoopbackServer, tmp_path: Path) -> None:  # noqa: F811
     video, _ = _serve(loopback, sample)
-    with _client(kling_emulator, tmp_path) as client, pytest.raises(InsufficientCreditsError) as info:
+    with host_client(kling_emulator, tmp_path, "kling") as client, pytest.raises(InsufficientCreditsError) as info:
         client.edit(client.request(video, "Make it night", quality="std"), output=tmp_path / "o.mp4")
     assert info.value.status_code == 429 and info.value.code == "1102"
 
@@ -105,7 +73,7 @@ def test_configured_insufficient_credits_is_code_1102(kling_emulator: Any, sampl
 def test_scripted_content_policy_fails_the_task(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                 loopback: LoopbackServer, tmp_path: Path) -> None:  # noqa: F811
     video, _ = _serve(loopback, sample)
-    with _client(kling_emulator, tmp_path) as client, pytest.raises(JobFailedError) as info:
+    with host_client(kling_emulator, tmp_path, "kling") as client, pytest.raises(JobFailedError) as info:
         client.edit(client.request(video, "Make it night [fail:content_policy]", quality="std"),
                     output=tmp_path / "o.mp4")
     assert "risk control" in str(info.value)

@@ -10,33 +10,21 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from emulator_helpers import PROMPT, host_client, kling
 from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
-from kling_core.config import config_from_document
 from kling_core.errors import InsufficientCreditsError, KlingError, RateLimitedError
-from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.kling_emulator(hosts=("segmind",))]
-PROMPT = "Regrade the scene in the colours of @Image1"
 SLUG = "kling-o1-video-to-video-edit"
-
-
-def _kling(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),
-                "KLING_STATE_DIR": str(cwd / "state"), "KLING_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "kling_core", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
 
 
 def _upload(emu: Any, *paths: Path) -> list[str]:
@@ -48,13 +36,6 @@ def _upload(emu: Any, *paths: Path) -> list[str]:
     assert answer.status_code == 200, answer.text
     urls: list[str] = answer.json()["file_urls"]
     return urls
-
-
-def _client(emu: Any, tmp: Path) -> EditClient:
-    doc = {"media": {"allow_private_urls": True},
-           "providers": {"segmind": {"base_url": emu.urls["segmind"], "poll": {"initial": 0.05, "max": 0.2}}}}
-    return EditClient(provider="segmind", config=config_from_document(doc),
-                      environ={"SEGMIND_API_KEY": emu.keys["segmind"]}, journal=JobLog(tmp / "state"))
 
 
 def _wait(http: httpx.Client, status_url: str) -> httpx.Response:
@@ -70,7 +51,7 @@ def test_kling_edit_provider_segmind_gives_the_mocks_render(kling_emulator: Any,
                                                             sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
     video_url, image_url = _upload(kling_emulator, sample.video, sample.images[0])
     (tmp_path / "kling.toml").write_text(kling_emulator.kling_config())
-    done = _kling(["edit", video_url, "-p", PROMPT, "--image", image_url, "--provider", "segmind",
+    done = kling(["edit", video_url, "-p", PROMPT, "--image", image_url, "--provider", "segmind",
                    "-o", "out.mp4", "--json", "--config", "kling.toml"],
                   tmp_path, kling_emulator.environ())
     assert done.returncode == 0, done.stderr
@@ -93,7 +74,7 @@ def test_kling_edit_provider_segmind_gives_the_mocks_render(kling_emulator: Any,
 def test_scripted_insufficient_credits_is_segmind_406(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                       tmp_path: Path) -> None:
     (video_url,) = _upload(kling_emulator, sample.video)
-    with _client(kling_emulator, tmp_path) as client:
+    with host_client(kling_emulator, tmp_path, "segmind") as client:
         request = client.request(video_url, "Make it night [fail:insufficient_credits]")
         with pytest.raises(InsufficientCreditsError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -106,7 +87,7 @@ def test_scripted_insufficient_credits_is_segmind_406(kling_emulator: Any, sampl
 def test_scripted_rate_limit_refuses_the_submit(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                 tmp_path: Path) -> None:
     (video_url,) = _upload(kling_emulator, sample.video)
-    with _client(kling_emulator, tmp_path) as client:
+    with host_client(kling_emulator, tmp_path, "segmind") as client:
         request = client.request(video_url, "Make it night [fail:rate_limited]")
         with pytest.raises(RateLimitedError) as info:
             client.edit(request, output=tmp_path / "out.mp4")
@@ -119,7 +100,7 @@ def test_scripted_rate_limit_refuses_the_submit(kling_emulator: Any, sample: Sam
 def test_a_failed_job_is_failed_422_and_a_job_error(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                     tmp_path: Path) -> None:
     (video_url,) = _upload(kling_emulator, sample.video)
-    with _client(kling_emulator, tmp_path) as client, pytest.raises(KlingError) as info:
+    with host_client(kling_emulator, tmp_path, "segmind") as client, pytest.raises(KlingError) as info:
         client.edit(client.request(video_url, "Make it night"), output=tmp_path / "o.mp4")
     assert "content checker" in str(info.value)
     assert any("/status" in line and '" 422 ' in line for line in kling_emulator.lines)
