@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.server
 import ipaddress
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,6 +12,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import respx
+from loopback_servers import serve
 
 from kling_core.contract.models import EditResult, OutputVideo
 from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError
@@ -262,14 +262,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def loopback() -> Iterator[str]:
     _Handler.hits = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_Handler) as base:
+        yield base
 
 
 def test_loopback_download_needs_the_private_flag(tmp_path: Path, loopback: str) -> None:
