@@ -5,8 +5,8 @@ that unknown paths, wrong methods, bad bodies and its own errors all come back i
 shape. A host module supplies: the ASGI app, the hints that tell each client how to reach it,
 and a finish hook (webhooks/callbacks) registered with the engine.
 
-To add a host (segmind, unifically, kling): subclass :class:`Host`, register it in
-``kling_core.emulator.hosts.HOSTS``, and see the TODO list in docs/emulator.md.
+To add a host: subclass :class:`Host`, register it in ``kling_core.emulator.hosts.HOSTS``, and
+see docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import attrs
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kling_core.emulator.engine import Engine, Job
@@ -138,16 +138,42 @@ class Host(abc.ABC):
         except BadJson as exc:
             return None, bad_json(exc)
 
-    async def send_callback(self, job: Job, document: Callable[[Job], Any]) -> None:
-        """POST ``document(job)`` unsigned to the job's callback URL, if it has one."""
+    async def send_callback(self, job: Job, document: Callable[[Job], Any],
+                            sign: Callable[[bytes], dict[str, str]] | None = None) -> None:
+        """POST ``document(job)`` to the job's callback URL, if it has one, with the headers
+        ``sign(body)`` gives (unsigned without ``sign``); the job's ``webhook`` notes the outcome."""
         if not job.webhook_url:
             return
         body = json.dumps(document(job)).encode()
         job.webhook = "pending"
         ctx = self.ctx
-        delivered = await deliver(job.webhook_url, body, {}, attempts=ctx.settings.webhook_attempts,
-                                  backoff=ctx.settings.webhook_backoff, log=lambda line: ctx.log(f"{self.name}: {line}"))
+        delivered = await deliver(job.webhook_url, body, sign(body) if sign is not None else {},
+                                  attempts=ctx.settings.webhook_attempts, backoff=ctx.settings.webhook_backoff,
+                                  log=lambda line: ctx.log(f"{self.name}: {line}"))
         job.webhook = "delivered" if delivered else "failed"
+
+    def stored_file(self, key: str, name: str, not_found: Callable[[], Response]) -> Response:
+        """A file this emulator stored (an output; public, as the hosts' CDN URLs are), else ``not_found()``."""
+        path = self.engine.storage.find(key, name)
+        if path is None:
+            return not_found()
+        return FileResponse(path, media_type="video/mp4" if name.endswith(".mp4") else "application/octet-stream")
+
+    def bearer_hints(self, base_url: str, key_variable: str, upstream: str, submit: str,
+                     **more: Any) -> dict[str, Any]:
+        """:meth:`hints` of a host whose provider needs only ``base_url`` and a Bearer key from
+        ``key_variable``; ``submit`` is a path to POST below it (``upstream`` + path upstream)."""
+        return {"base_url": base_url,
+                "kling_config": {f"providers.{self.name}.base_url": base_url, "media.allow_private_urls": True},
+                "env": {key_variable: "any-key"},
+                "requests": f"POST {base_url}/{submit} with Authorization: Bearer <key> "
+                            f"(in place of {upstream}/{submit})", **more}
+
+    def bearer_hint_line(self, base_url: str, key_variable: str, upstream: str, path: str) -> str:
+        """:meth:`hint_line` to go with :meth:`bearer_hints`; ``path``: the API below the base."""
+        return (f"{self.name}  {base_url}  kling: [providers.{self.name}] base_url = \"{base_url}\", "
+                f"[media] allow_private_urls = true, any {key_variable}; requests/curl: {base_url}/{path} "
+                f"in place of {upstream}/{path} (inputs: loopback URLs)")
 
     @abc.abstractmethod
     def hints(self, base_url: str) -> dict[str, Any]:
@@ -161,6 +187,14 @@ class Host(abc.ABC):
     def note(request: Request, text: str) -> None:
         """Something for this request's log line (never a secret)."""
         request.scope.setdefault("state", {})["log_note"] = text
+
+
+def is_http_url(value: Any) -> bool:
+    """Whether ``value`` is an http(s) URL: the scheme, something after it, no white space."""
+    if not isinstance(value, str):
+        return False
+    scheme, sep, rest = value.partition("://")
+    return bool(sep and rest) and scheme.lower() in ("http", "https") and not any(c.isspace() for c in value)
 
 
 async def limited_body(request: Request, cap: int) -> AsyncIterator[bytes]:
@@ -192,4 +226,5 @@ async def read_json(request: Request, cap: int) -> Any:
         raise BadJson("nested too deeply") from None
 
 
-__all__ = ["BadJson", "BodyTooLarge", "ClientDisconnect", "Host", "HostContext", "limited_body", "read_json"]
+__all__ = ["BadJson", "BodyTooLarge", "ClientDisconnect", "Host", "HostContext", "is_http_url", "limited_body",
+           "read_json"]

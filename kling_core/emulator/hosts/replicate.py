@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import math
 import time
 import uuid
@@ -35,16 +34,15 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from kling_core.contract.prompt import normalize_prompt
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
-from kling_core.emulator.hosts.base import BadJson, Host, HostContext
-from kling_core.emulator.storage import valid_key
-from kling_core.emulator.webhooks import deliver
+from kling_core.emulator.hosts.base import BadJson, Host, HostContext, is_http_url
 
 NAME = "replicate"
+UPSTREAM = "https://api.replicate.com"  # the real API this host stands in for
 # Official model -> (canonical model, its `mode` values -> canonical quality, durations).
 MODELS: Mapping[str, tuple[str, Mapping[str, str], tuple[int, int]]] = {
     "kwaivgi/kling-o1": ("kling-o1", {"std": "std", "pro": "pro"}, (3, 10)),
@@ -78,11 +76,6 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.split("://", 1)[0].lower() in ("http", "https") and "://" in value \
-        and not any(c.isspace() for c in value)
-
-
 def validate(model: str, body: Any) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
     """(prediction, problems) for a create body; each problem is (field, description)."""
     if not isinstance(body, dict):
@@ -92,7 +85,7 @@ def validate(model: str, body: Any) -> tuple[dict[str, Any] | None, list[tuple[s
         if key not in ("input", "webhook", "webhook_events_filter", "stream"):
             out.append((key, "is not a create-prediction field"))
     webhook = body.get("webhook")
-    if webhook is not None and not _is_url(webhook):
+    if webhook is not None and not is_http_url(webhook):
         out.append(("webhook", "must be an http(s) URL"))
     events = body.get("webhook_events_filter")
     if events is not None and (not isinstance(events, list) or not all(e in WEBHOOK_EVENTS for e in events)):
@@ -120,7 +113,7 @@ def _validate_input(model: str, inp: dict[str, Any], out: list[tuple[str, str]])
     elif len(prompt) > PROMPT_MAX:
         out.append(("input.prompt", f"must be at most {PROMPT_MAX} characters"))
     video = inp.get("reference_video")
-    if not _is_url(video):
+    if not is_http_url(video):
         out.append(("input.reference_video", "is required here and must be an http(s) URL "
                                              "(the emulator serves video edits only)"))
     ref_type = inp.get("video_reference_type", "feature")
@@ -135,7 +128,7 @@ def _validate_input(model: str, inp: dict[str, Any], out: list[tuple[str, str]])
     if inp.get("generate_audio") is True:
         out.append(("input.generate_audio", "is mutually exclusive with reference_video"))
     images = inp.get("reference_images", [])
-    if not isinstance(images, list) or not all(_is_url(u) for u in images):
+    if not isinstance(images, list) or not all(is_http_url(u) for u in images):
         out.append(("input.reference_images", "must be an array of http(s) URLs"))
     elif len(images) > IMAGES_WITH_VIDEO:
         out.append(("input.reference_images", f"at most {IMAGES_WITH_VIDEO} with a reference_video"))
@@ -313,10 +306,7 @@ class ReplicateHost(Host):
         return refused if refused is not None else _json({"key": self.webhook_secret})
 
     async def file(self, key: str, name: str) -> Response:
-        path = self.engine.storage.find(key, name) if valid_key(key) else None
-        if path is None:
-            return _json(problem(404, "Not found", "File not found"), 404)
-        return FileResponse(path, media_type="video/mp4" if name.endswith(".mp4") else "application/octet-stream")
+        return self.stored_file(key, name, lambda: _json(problem(404, "Not found", "File not found"), 404))
 
     # -- webhooks ---------------------------------------------------------------------------------
     def signed_headers(self, body: bytes, now: float | None = None) -> dict[str, str]:
@@ -330,26 +320,13 @@ class ReplicateHost(Host):
 
     async def on_finish(self, job: Job) -> None:
         events = job.intake.get("events")
-        if not job.webhook_url or (events is not None and "completed" not in events):
-            return
-        body = json.dumps(self.prediction(job, job.origin)).encode()
-        job.webhook = "pending"
-        ctx = self.ctx
-        delivered = await deliver(job.webhook_url, body, self.signed_headers(body),
-                                  attempts=ctx.settings.webhook_attempts, backoff=ctx.settings.webhook_backoff,
-                                  log=lambda line: ctx.log(f"{NAME}: {line}"))
-        job.webhook = "delivered" if delivered else "failed"
+        if events is None or "completed" in events:
+            await self.send_callback(job, lambda done: self.prediction(done, done.origin), self.signed_headers)
 
     # -- what to tell clients -----------------------------------------------------------------
     def hints(self, base_url: str) -> dict[str, Any]:
-        return {"base_url": base_url,
-                "kling_config": {"providers.replicate.base_url": base_url, "media.allow_private_urls": True},
-                "env": {"REPLICATE_API_TOKEN": "any-token"},
-                "requests": f"POST {base_url}/v1/models/kwaivgi/kling-o1/predictions with Authorization: "
-                            f"Bearer <token> (in place of https://api.replicate.com/v1/models/...)",
-                "webhook_secret": f"GET {base_url}/v1/webhooks/default/secret"}
+        return self.bearer_hints(base_url, "REPLICATE_API_TOKEN", UPSTREAM, "v1/models/kwaivgi/kling-o1/predictions",
+                                 webhook_secret=f"GET {base_url}/v1/webhooks/default/secret")
 
     def hint_line(self, base_url: str) -> str:
-        return (f"replicate  {base_url}  kling: [providers.replicate] base_url = \"{base_url}\", "
-                f"[media] allow_private_urls = true, any REPLICATE_API_TOKEN; requests/curl: {base_url}/v1/... "
-                f"in place of https://api.replicate.com/v1/... (inputs: loopback URLs)")
+        return self.bearer_hint_line(base_url, "REPLICATE_API_TOKEN", UPSTREAM, "v1/...")

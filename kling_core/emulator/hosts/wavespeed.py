@@ -23,7 +23,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
-import json
 import math
 import time
 import uuid
@@ -31,16 +30,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from kling_core.contract.prompt import normalize_prompt
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
-from kling_core.emulator.hosts.base import BadJson, Host, HostContext
-from kling_core.emulator.storage import valid_key
-from kling_core.emulator.webhooks import deliver
+from kling_core.emulator.hosts.base import BadJson, Host, HostContext, is_http_url
 
 NAME = "wavespeed"
+UPSTREAM = "https://api.wavespeed.ai"  # the real API this host stands in for
 # Model family (the path segment after kwaivgi/) -> (canonical model, quality, most `images`), as
 # WaveSpeed's model pages list them: the O1 std page says "Max 10" images [INF for O1 pro], the
 # O3 pages "up to 4".
@@ -69,11 +67,6 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse(envelope(None, status, message), status_code=status, headers=headers)
 
 
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.split("://", 1)[0].lower() in ("http", "https") and "://" in value \
-        and len(value) > 8 and not any(c.isspace() for c in value)
-
-
 def _iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -88,10 +81,10 @@ def validate(body: Any, images_max: int) -> tuple[dict[str, Any] | None, list[st
         out.append("prompt: required, a non-empty string")
     elif len(prompt) > PROMPT_MAX:
         out.append(f"prompt: at most {PROMPT_MAX} characters, got {len(prompt)}")
-    if not _is_url(video):
+    if not is_http_url(video):
         out.append("video: required, an http(s) URL")
     images = body.get("images", [])
-    if not isinstance(images, list) or not all(_is_url(u) for u in images):
+    if not isinstance(images, list) or not all(is_http_url(u) for u in images):
         out.append("images: must be an array of http(s) URLs")
     elif len(images) > images_max:
         out.append(f"images: at most {images_max} items, got {len(images)}")
@@ -152,7 +145,7 @@ class WaveSpeedHost(Host):
             self.note(request, f"unknown model {family[:60]!r}")
             return error(404, f"model kwaivgi/{family[:100]}/video-edit not found")
         webhook = request.query_params.get("webhook")
-        if webhook is not None and not _is_url(webhook):
+        if webhook is not None and not is_http_url(webhook):
             return error(400, "webhook: must be an http(s) URL")
         body, refused = await self.read_body(request, lambda: error(413, "request body too large"),
                                              lambda exc: self._bad_json(request, exc))
@@ -245,10 +238,7 @@ class WaveSpeedHost(Host):
         return JSONResponse(envelope({"secret": f"whsec_{self.webhook_secret}"}))  # data shape [INF]
 
     async def file(self, key: str, name: str) -> Response:
-        path = self.engine.storage.find(key, name) if valid_key(key) else None
-        if path is None:
-            return error(404, "file not found")
-        return FileResponse(path, media_type="video/mp4" if name.endswith(".mp4") else "application/octet-stream")
+        return self.stored_file(key, name, lambda: error(404, "file not found"))
 
     # -- webhooks ---------------------------------------------------------------------------------
     def signed_headers(self, body: bytes, now: float | None = None) -> dict[str, str]:
@@ -259,25 +249,12 @@ class WaveSpeedHost(Host):
         return {"webhook-id": webhook_id, "webhook-timestamp": timestamp, "webhook-signature": f"v3,{digest}"}
 
     async def on_finish(self, job: Job) -> None:
-        if not job.webhook_url:
-            return
-        body = json.dumps(self.prediction_doc(job)).encode()
-        job.webhook = "pending"
-        ctx = self.ctx
-        delivered = await deliver(job.webhook_url, body, self.signed_headers(body),
-                                  attempts=ctx.settings.webhook_attempts, backoff=ctx.settings.webhook_backoff,
-                                  log=lambda line: ctx.log(f"{NAME}: {line}"))
-        job.webhook = "delivered" if delivered else "failed"
+        await self.send_callback(job, self.prediction_doc, self.signed_headers)
 
     # -- what to tell clients -----------------------------------------------------------------
     def hints(self, base_url: str) -> dict[str, Any]:
-        return {"base_url": base_url,
-                "kling_config": {"providers.wavespeed.base_url": base_url, "media.allow_private_urls": True},
-                "env": {"WAVESPEED_API_KEY": "any-key"},
-                "requests": f"POST {base_url}/api/v3/kwaivgi/kling-video-o1-std/video-edit with Authorization: "
-                            f"Bearer <key> (in place of https://api.wavespeed.ai/api/v3/...)"}
+        return self.bearer_hints(base_url, "WAVESPEED_API_KEY", UPSTREAM,
+                                 "api/v3/kwaivgi/kling-video-o1-std/video-edit")
 
     def hint_line(self, base_url: str) -> str:
-        return (f"wavespeed  {base_url}  kling: [providers.wavespeed] base_url = \"{base_url}\", "
-                f"[media] allow_private_urls = true, any WAVESPEED_API_KEY; requests/curl: {base_url}/api/v3/... "
-                f"in place of https://api.wavespeed.ai/api/v3/... (inputs: loopback URLs)")
+        return self.bearer_hint_line(base_url, "WAVESPEED_API_KEY", UPSTREAM, "api/v3/...")

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import jwt as pyjwt
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
@@ -128,10 +128,7 @@ class KlingHost(Host):
         return self.error(request, 404, 1203, "Resource does not exist")
 
     def _file(self, request: Request, key: str, name: str) -> Response:
-        path = self.engine.storage.find(key, name)
-        if path is None:
-            return self.error(request, 404, 1203, "Resource does not exist")
-        return FileResponse(path, media_type="video/mp4" if name.endswith(".mp4") else "application/octet-stream")
+        return self.stored_file(key, name, lambda: self.error(request, 404, 1203, "Resource does not exist"))
 
     # -- tasks ------------------------------------------------------------------------------
     def _by_external(self, external: str) -> Job | None:

@@ -20,15 +20,15 @@ import time
 from typing import Any, ClassVar
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
 from kling_core.emulator.hosts.base import BadJson, Host, HostContext
 from kling_core.emulator.hosts.unifically import wire
-from kling_core.emulator.storage import valid_key
 
 NAME = "unifically"
+UPSTREAM = "https://api.unifically.com"  # the real API this host stands in for
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -151,10 +151,7 @@ class UnificallyHost(Host):
         return _json(wire.envelope(self.task_doc(job)))
 
     async def file(self, key: str, name: str) -> Response:
-        path = self.engine.storage.find(key, name) if valid_key(key) else None
-        if path is None:
-            return _json(wire.error(404, "not_found", "File not found"), 404)
-        return FileResponse(path, media_type="video/mp4" if name.endswith(".mp4") else "application/octet-stream")
+        return self.stored_file(key, name, lambda: _json(wire.error(404, "not_found", "File not found"), 404))
 
     # -- callbacks --------------------------------------------------------------------------------
     def callback_doc(self, job: Job) -> dict[str, Any]:
@@ -172,13 +169,7 @@ class UnificallyHost(Host):
 
     # -- what to tell clients -----------------------------------------------------------------
     def hints(self, base_url: str) -> dict[str, Any]:
-        return {"base_url": base_url,
-                "kling_config": {"providers.unifically.base_url": base_url, "media.allow_private_urls": True},
-                "env": {"UNIFICALLY_API_KEY": "any-key"},
-                "requests": f"POST {base_url}/v1/tasks with Authorization: Bearer <key> "
-                            f"(in place of https://api.unifically.com/v1/tasks)"}
+        return self.bearer_hints(base_url, "UNIFICALLY_API_KEY", UPSTREAM, "v1/tasks")
 
     def hint_line(self, base_url: str) -> str:
-        return (f"unifically  {base_url}  kling: [providers.unifically] base_url = \"{base_url}\", "
-                f"[media] allow_private_urls = true, any UNIFICALLY_API_KEY; requests/curl: {base_url}/v1/tasks "
-                f"in place of https://api.unifically.com/v1/tasks (inputs: loopback URLs)")
+        return self.bearer_hint_line(base_url, "UNIFICALLY_API_KEY", UPSTREAM, "v1/tasks")

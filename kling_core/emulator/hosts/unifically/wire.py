@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kling_core.contract.prompt import normalize_prompt
+from kling_core.emulator.hosts.base import is_http_url
 
 O1 = "kuaishou/kling-o1-video-edit"
 OMNI = "kuaishou/kling-3.0-omni-video"
@@ -82,11 +83,6 @@ def input_field(field: str) -> str:
     return f"input.{field}"
 
 
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.split("://", 1)[0].lower() in ("http", "https") and "://" in value \
-        and len(value) > 8 and not any(c.isspace() for c in value)
-
-
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -109,7 +105,7 @@ def validate(body: Any) -> tuple[dict[str, Any] | None, list[str]]:
         out.append(f"Unknown model: {model[:100]!r} (available here: {', '.join(MODELS)})")
         model = None
     callback = body.get("callback_url")
-    if callback is not None and not _is_url(callback):
+    if callback is not None and not is_http_url(callback):
         out.append("Parameter callback_url must be an http(s) URL")
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):
@@ -141,7 +137,7 @@ def _validate_input(inp: dict[str, Any], model: str | None, out: list[str]) -> d
     video = inp.get("video_url")
     if video is None:
         out.append("Missing required parameter: video_url")
-    elif not _is_url(video):
+    elif not is_http_url(video):
         out.append("Parameter video_url must be an http(s) URL")
     modes = VIDEO_MODES.get(model or "", {})
     video_mode = inp.get("video_mode", DEFAULT_VIDEO_MODE.get(model or ""))
@@ -177,7 +173,7 @@ def _validate_input(inp: dict[str, Any], model: str | None, out: list[str]) -> d
             out.append(f"Parameter image_urls must be an array, got {_kind(raw_images)}")
         else:
             for i, url in enumerate(raw_images):
-                if _is_url(url):
+                if is_http_url(url):
                     images.append(url)
                 else:
                     out.append(f"Parameter image_urls[{i}] must be an http(s) URL")
@@ -219,7 +215,7 @@ def _element(el: Any, i: int, out: list[str]) -> dict[str, Any] | None:
         out.append(f"Missing required parameter: {where}.image_urls")
     elif not isinstance(urls, list) or not lo <= len(urls) <= hi:
         out.append(f"Parameter {where}.image_urls must be an array of {lo} to {hi} URLs")
-    elif not all(_is_url(u) for u in urls):
+    elif not all(is_http_url(u) for u in urls):
         out.append(f"Parameter {where}.image_urls must hold http(s) URLs")
     description = el.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > ELEMENT_DESCRIPTION_MAX):
