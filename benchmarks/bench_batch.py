@@ -34,52 +34,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-SETTINGS = 'render = "sample"\nqueue_seconds = 0.2\nrun_seconds = 0.2\n'
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from emulator_process import EmulatorProcess
+
 GIB = 1024 * 1024  # KiB
 # What one status request looks like in each host's request log line.
 STATUS = {"fal": re.compile(r'"GET /fal/[^"]*/requests/[^"/]+/status'),
           "kling": re.compile(r'"GET /kling/v1/videos/omni-video/[^"/]+"')}
 SUBMIT = {"fal": re.compile(r'"POST /fal/fal-ai/kling-video/[^"]*" 200'),
           "kling": re.compile(r'"POST /kling/v1/videos/omni-video" 200')}
-
-
-class Emulator:
-    """``kling emulate`` in its own process group; its log goes to a file (never a full pipe)."""
-
-    def __init__(self, root: Path, host: str) -> None:
-        settings = root / "emulator.toml"
-        settings.write_text(SETTINGS)
-        self.out, self.log = root / "emulator.out", root / "emulator.log"
-        argv = [sys.executable, "-m", "kling_core", "emulate", "--bind", "127.0.0.1", "--port", "0", "--hosts", host,
-                "--render", "sample", "--json", "--settings", str(settings), "--state", str(root / "emulator")]
-        with self.out.open("wb") as out, self.log.open("wb") as err:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-
-    def urls(self, timeout: float = 60.0) -> dict[str, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kling emulate exited:\n{self.log.read_text()[-2000:]}")
-            text = self.out.read_text()
-            if "\n" in text:
-                urls: dict[str, str] = json.loads(text.split("\n", 1)[0])
-                return urls
-            time.sleep(0.05)
-        raise RuntimeError("kling emulate printed no URLs in time")
-
-    def count(self, pattern: re.Pattern[str]) -> int:
-        with self.log.open(errors="replace") as fh:
-            return sum(1 for line in fh if pattern.search(line))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
 
 
 def config(host: str, url: str) -> str:
@@ -132,7 +95,7 @@ def main() -> int:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kling-bench-batch-"))
-    emulator = Emulator(work, args.host)
+    emulator = EmulatorProcess(work, args.host, state=work / "emulator")
     try:
         url = emulator.urls()[args.host]
         (work / "kling.toml").write_text(f'default_provider = "{args.host}"\n' + config(args.host, url))

@@ -26,12 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,19 +36,13 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from emulator_process import EmulatorProcess, vm_hwm_kib
+
 MODEL = "fal-ai/kling-video/o1/video-to-video/edit"
 KEY = "bench-key:bench-secret"
-SETTINGS = 'render = "sample"\nqueue_seconds = 0.2\nrun_seconds = 0.2\n'
 TRIVIAL = "/.well-known/jwks.json"
 GATE: asyncio.Semaphore  # set in load()
-
-
-def vm_hwm_kib(pid: int | str) -> int:
-    """Peak resident set size (VmHWM) of a process, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmHWM for {pid}")
 
 
 def cpu_seconds(pid: int | str) -> float:
@@ -63,51 +53,6 @@ def cpu_seconds(pid: int | str) -> float:
 
 def mib(kib: int) -> str:
     return f"{kib / 1024:.1f} MiB"
-
-
-class EmulatorProcess:
-    """``kling emulate`` in its own process group; stdout/stderr go to files (never a full pipe)."""
-
-    def __init__(self, root: Path, hosts: str) -> None:
-        self.root = root
-        settings = root / "emulator.toml"
-        settings.write_text(SETTINGS)
-        self.out_path, self.err_path = root / "emulator.out", root / "emulator.log"
-        self.argv = [sys.executable, "-m", "kling_core", "emulate", "--bind", "127.0.0.1", "--port", "0",
-                     "--hosts", hosts, "--render", "sample", "--json", "--settings", str(settings),
-                     "--state", str(root / "state")]
-        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)  # our Ctrl-C is ours; we stop it
-
-    def urls(self, timeout: float = 60.0) -> dict[str, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kling emulate exited ({self.proc.returncode}):\n{self.err_path.read_text()[-2000:]}")
-            text = self.out_path.read_text()
-            if "\n" in text:
-                return json.loads(text.split("\n", 1)[0])
-            time.sleep(0.05)
-        raise RuntimeError("kling emulate printed no URLs in time")
-
-    def peak_rss_kib(self) -> int:
-        return vm_hwm_kib(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-    def log_problems(self) -> tuple[int, int]:
-        """(log lines with a 5xx status, lines mentioning a traceback)."""
-        text = self.err_path.read_text(errors="replace")
-        five = sum(1 for line in text.splitlines() if re.search(r'" 5\d\d ', line))
-        return five, text.count("Traceback")
 
 
 class Counter:
