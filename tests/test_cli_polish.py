@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import kling
 from media_fixtures import sample
 from rich.console import Console
 
-from kling_core.cli import main
 from kling_core.cli.progress import JobProgress
 from kling_core.contract.checks import check_references
 from kling_core.contract.models import EditRequest
@@ -33,14 +33,6 @@ def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KLING_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("KLING_LOG", raising=False)
     monkeypatch.chdir(tmp_path)
-
-
-def kling(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def kling_process(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -10,18 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import kling
 
-from kling_core.cli import main
 from kling_core.config import ConfigFile, ConfigWarning, find_config, load_config, user_config_file
 from kling_core.errors import ConfigError
-
-
-def kling(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def show(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:

@@ -10,23 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_helpers import kling
 from media_fixtures import sample  # noqa: F401 - fixture
 
-from kling_core.cli import main
 from kling_core.client import EditClient
 from kling_core.config import config_from_document
 from kling_core.joblog import JobLog
 from kling_core.joblog import schema as joblog_schema
 from kling_core.joblog.costs import job_cost
 from kling_core.media import SampleMedia
-
-
-def kling(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def _version_1_log(path: Path) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import kling
 from media_fixtures import sample
 
-from kling_core.cli import main
 from kling_core.media import SampleMedia
 
 __all__ = ["sample"]
@@ -25,14 +25,6 @@ def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KLING_PLUGINS", "mock")
     monkeypatch.setenv("KLING_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-
-
-def kling(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def kling_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import kling
 
 from kling_core import settings as settings_mod
-from kling_core.cli import main
 from kling_core.config import config_from_document
 from kling_core.errors import ConfigError, MissingKeyError, ValidationError
 from kling_core.schema_store import validator
@@ -65,14 +65,6 @@ def fake_keyring() -> Iterator[FakeKeyring]:
         yield backend
     finally:
         keyring.set_keyring(before)
-
-
-def kling(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 0), out, err
 
 
 def write_config(tmp_path: Path, text: str) -> str:

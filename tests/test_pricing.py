@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import kling
 from kling_core_plugins.fal.endpoints import CAPABILITIES as FAL
 from kling_core_plugins.segmind.wire import CAPABILITIES as SEGMIND
 from media_fixtures import sample  # noqa: F401 - fixture
 
-from kling_core.cli import main
 from kling_core.client import EditClient
 from kling_core.config import KlingConfig, config_from_document
 from kling_core.contract.capabilities import Price, ProviderCapabilities
@@ -40,14 +40,6 @@ def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("FAL_KEY", "SEGMIND_API_KEY", "UNIFICALLY_API_KEY", "KLING_ACCESS_KEY", "KLING_CONFIG"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-
-
-def kling(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 # -- the price data ---------------------------------------------------------------------------
