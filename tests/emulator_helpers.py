@@ -81,3 +81,15 @@ def poll(http: httpx.Client, url: str, finished: Callable[[Any], bool]) -> Any:
         time.sleep(0.05)
     raise AssertionError(f"not finished: {doc}")
 
+
+
+def edit_matches_mock(emu: Any, provider: str, mock_client: EditClient, sample: SampleMedia,
+                      cwd: Path) -> tuple[dict[str, Any], str]:
+    """:func:`edit_by_url` gives the very bytes the mock renders for the same request, with no
+    traceback or 500 in the emulator's log; (the JSON result, that log as one text)."""
+    result, host_bytes = edit_by_url(emu, provider, sample, cwd)
+    assert result["provider"] == provider and result["job_id"]
+    assert host_bytes == mock_render(mock_client, sample, cwd)
+    lines = "\n".join(emu.lines)
+    assert "Traceback" not in lines and '" 500 ' not in lines
+    return result, lines

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import edit_by_url, host_client, mock_render, poll
+from emulator_helpers import edit_matches_mock, host_client, poll
 from loopback_servers import receiver
 from media_fixtures import sample  # noqa: F401 - fixture
 
@@ -33,14 +33,9 @@ FINISHED = ("succeeded", "failed", "canceled")
 def test_kling_edit_provider_replicate_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
                                                               sample: SampleMedia,  # noqa: F811
                                                               tmp_path: Path) -> None:
-    result, host_bytes = edit_by_url(kling_emulator, "replicate", sample, tmp_path)
-    assert result["provider"] == "replicate" and result["job_id"]
-    assert host_bytes == mock_render(kling_mock_client, sample, tmp_path)
-
-    lines = "\n".join(kling_emulator.lines)
+    result, lines = edit_matches_mock(kling_emulator, "replicate", kling_mock_client, sample, tmp_path)
     assert f'"POST /replicate{O1_ROUTE}" 201' in lines and f"/replicate/v1/predictions/{result['job_id']}" in lines
     assert "/replicate/files/" in lines
-    assert "Traceback" not in lines and '" 500 ' not in lines
 
 
 @pytest.mark.kling_emulator(hosts=("replicate",), retry_after=7, render="sample")

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import edit_by_url, host_client, mock_render, poll
+from emulator_helpers import edit_matches_mock, host_client, poll
 from loopback_servers import receiver, serve_folder
 from media_fixtures import sample  # noqa: F401 - fixture
 
@@ -32,14 +32,9 @@ def _finished(doc: Any) -> bool:
 def test_kling_edit_provider_unifically_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
                                                                sample: SampleMedia,  # noqa: F811
                                                                tmp_path: Path) -> None:
-    result, host_bytes = edit_by_url(kling_emulator, "unifically", sample, tmp_path)
-    assert result["provider"] == "unifically" and result["job_id"]
-    assert host_bytes == mock_render(kling_mock_client, sample, tmp_path)
-
-    lines = "\n".join(kling_emulator.lines)
+    result, lines = edit_matches_mock(kling_emulator, "unifically", kling_mock_client, sample, tmp_path)
     assert '"POST /unifically/v1/tasks" 200' in lines and f"/unifically/v1/tasks/{result['job_id']}" in lines
     assert "/unifically/files/" in lines
-    assert "Traceback" not in lines and '" 500 ' not in lines
 
 
 @pytest.mark.kling_emulator(hosts=("unifically",), retry_after=7, render="fast")

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import edit_by_url, host_client, mock_render, poll
+from emulator_helpers import edit_matches_mock, host_client, poll
 from loopback_servers import receiver, serve_folder
 from media_fixtures import sample  # noqa: F401 - fixture
 
@@ -41,15 +41,10 @@ def _finished(doc: Any) -> bool:
 def test_kling_edit_provider_wavespeed_gives_the_mocks_render(kling_emulator: Any, kling_mock_client: EditClient,
                                                               sample: SampleMedia,  # noqa: F811
                                                               tmp_path: Path) -> None:
-    result, host_bytes = edit_by_url(kling_emulator, "wavespeed", sample, tmp_path)
-    assert result["provider"] == "wavespeed" and result["job_id"]
-    assert host_bytes == mock_render(kling_mock_client, sample, tmp_path)
-
-    lines = "\n".join(kling_emulator.lines)
+    result, lines = edit_matches_mock(kling_emulator, "wavespeed", kling_mock_client, sample, tmp_path)
     assert f'"POST /wavespeed/{O1_STD}" 200' in lines
     assert f"/wavespeed/api/v3/predictions/{result['job_id']}/result" in lines
     assert "/wavespeed/files/" in lines
-    assert "Traceback" not in lines and '" 500 ' not in lines
 
 
 @pytest.mark.kling_emulator(hosts=("wavespeed",), retry_after=7, render="fast")
