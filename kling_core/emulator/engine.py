@@ -68,6 +68,11 @@ class Job:
     def succeeded(self) -> bool:
         return self.state == "completed" and self.output is not None
 
+    def problems_text(self, field: Callable[[str], str] = str) -> str:
+        """The input problems as one message: ``<field>: <message>`` joined by ``; ``, each field
+        named as the host names it (``field`` maps the canonical name)."""
+        return "; ".join(f"{field(p['field'])}: {p['message']}" for p in self.problems or ())
+
 
 FinishHook = Callable[[Job], Awaitable[None]]
 

@@ -152,6 +152,14 @@ class Host(abc.ABC):
                                   log=lambda line: ctx.log(f"{self.name}: {line}"))
         job.webhook = "delivered" if delivered else "failed"
 
+    def own_job(self, request: Request, job_id: str, what: str) -> Job | None:
+        """This host's job ``job_id``; None for another host's or none (noted as an unknown ``what``)."""
+        job = self.engine.get(job_id)
+        if job is None or job.host != self.name:
+            self.note(request, f"unknown {what} {job_id[:40]!r}")
+            return None
+        return job
+
     def stored_file(self, key: str, name: str, not_found: Callable[[], Response]) -> Response:
         """A file this emulator stored (an output; public, as the hosts' CDN URLs are), else ``not_found()``."""
         path = self.engine.storage.find(key, name)

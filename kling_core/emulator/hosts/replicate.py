@@ -275,7 +275,7 @@ class ReplicateHost(Host):
     @staticmethod
     def failure(job: Job) -> str:
         if job.problems:
-            return "; ".join(f"{p['field']}: {p['message']}" for p in job.problems)
+            return job.problems_text()
         if job.error is not None and job.error in JOB_FAILURES:
             return JOB_FAILURES[job.error]
         return f"Prediction failed: {job.error_message or 'internal error'}"
@@ -284,9 +284,8 @@ class ReplicateHost(Host):
         refused = self.authorise(request)
         if refused is not None:
             return refused
-        job = self.engine.get(prediction_id)
-        if job is None or job.host != NAME:
-            self.note(request, f"unknown prediction {prediction_id[:40]!r}")
+        job = self.own_job(request, prediction_id, "prediction")
+        if job is None:
             return _json(problem(404, "Not found", "The requested prediction does not exist"), 404)
         return job
 

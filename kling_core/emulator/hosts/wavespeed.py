@@ -216,7 +216,7 @@ class WaveSpeedHost(Host):
         if job.state == "cancelled":
             return "task cancelled"
         if job.problems:
-            return "; ".join(f"{p['field']}: {p['message']}" for p in job.problems)
+            return job.problems_text()
         if job.error == "content_policy":
             return CONTENT_POLICY
         return f"generation failed: {job.error_message or 'internal error'}"
@@ -225,9 +225,8 @@ class WaveSpeedHost(Host):
         refused = self.authorise(request)
         if refused is not None:
             return refused
-        job = self.engine.get(prediction_id)
-        if job is None or job.host != NAME:
-            self.note(request, f"unknown prediction {prediction_id[:40]!r}")
+        job = self.own_job(request, prediction_id, "prediction")
+        if job is None:
             return error(404, "prediction not found")
         return JSONResponse(envelope(self.prediction_doc(job)))
 

@@ -214,7 +214,7 @@ class KlingHost(Host):
         if job.state == "cancelled":
             return "Task cancelled"
         if job.problems:
-            return "; ".join(f"{p['field']}: {p['message']}" for p in job.problems)
+            return job.problems_text()
         if job.error in wire.JOB_FAILURE_MESSAGES:
             return wire.JOB_FAILURE_MESSAGES[job.error]
         return "Server internal error"

@@ -216,9 +216,8 @@ class SegmindHost(Host):
         if refused is not None:
             return refused
         credits = self.credit_headers(request)
-        job = self.engine.get(request_id)
-        if job is None or job.host != "segmind":
-            self.note(request, f"unknown request {request_id[:40]!r}")
+        job = self.own_job(request, request_id, "request")
+        if job is None:
             return _json(wire.error(f"Request {request_id[:100]} not found"), 404, credits)
         base = self.base(request)
         urls = {"status_url": f"{base}/v2/requests/{job.id}/status", "response_url": f"{base}/v2/requests/{job.id}"}

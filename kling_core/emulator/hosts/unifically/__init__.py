@@ -134,8 +134,7 @@ class UnificallyHost(Host):
         if job.state == "cancelled":
             return "generation_failed", "Task was cancelled"
         if job.problems:
-            return "validation_error", "; ".join(f"{wire.input_field(p['field'])}: {p['message']}"
-                                                for p in job.problems)
+            return "validation_error", job.problems_text(wire.input_field)
         if job.error is not None and job.error in wire.JOB_FAILURES:
             return wire.JOB_FAILURES[job.error]
         return "generation_failed", f"Generation failed: {job.error_message or 'internal error'}"
@@ -144,9 +143,8 @@ class UnificallyHost(Host):
         refused = self.authorise(request)
         if refused is not None:
             return refused
-        job = self.engine.get(task_id)
-        if job is None or job.host != NAME:
-            self.note(request, f"unknown task {task_id[:40]!r}")
+        job = self.own_job(request, task_id, "task")
+        if job is None:
             return _json(wire.TASK_NOT_FOUND, 404)
         return _json(wire.envelope(self.task_doc(job)))
 
