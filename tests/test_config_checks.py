@@ -249,8 +249,9 @@ def script(path: Path, body: str) -> Path:
     return path
 
 
-def test_the_bundled_ffmpeg_passes() -> None:
-    assert require_ffmpeg(MediaSettings(), environ={}) == find_ffmpeg(MediaSettings(), environ={})
+def test_the_bundled_ffmpeg_passes(tmp_path: Path) -> None:
+    env = {"KLING_CACHE_DIR": str(tmp_path)}  # where the proof is remembered
+    assert require_ffmpeg(MediaSettings(), environ=env) == find_ffmpeg(MediaSettings(), environ=env)
 
 
 @pytest.mark.parametrize(
@@ -292,12 +293,13 @@ def test_a_proven_binary_is_run_once_until_it_changes(tmp_path: Path) -> None:
     counter = tmp_path / "runs"
     fake = script(tmp_path / "ff", f"echo run >> {counter}\necho 'ffmpeg version 9.9 fake'\n")
     media = MediaSettings(ffmpeg=str(fake))
-    assert require_ffmpeg(media, environ={}) == str(fake.resolve())
-    require_ffmpeg(media, environ={})
+    env = {"KLING_CACHE_DIR": str(tmp_path)}  # where the proof is remembered
+    assert require_ffmpeg(media, environ=env) == str(fake.resolve())
+    require_ffmpeg(media, environ=env)
     assert counter.read_text().count("run") == 1
     time.sleep(0.01)
     script(fake, f"echo run >> {counter}\necho 'ffmpeg version 9.9 fake'\n# changed\n")
-    require_ffmpeg(media, environ={})
+    require_ffmpeg(media, environ=env)
     assert counter.read_text().count("run") == 2
 
 

@@ -10,6 +10,8 @@ Plugins add commands through the ``kling.hooks`` entry-point group (see docs/plu
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import importlib.util
 import logging
@@ -222,6 +224,10 @@ def accept_config_everywhere(group: click.Group) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is None:  # the process's entry point (the `kling` script, python -m kling_core)
+        # Everything left when the command ends dies with the process: skip the final garbage
+        # collection of the whole heap (some 30 ms of every run). atexit handlers still run.
+        atexit.register(gc.freeze)
     configure_logging()
     cli.forget_plugins()
     try:

@@ -73,7 +73,13 @@ class State:
         """The client every job command uses: this invocation's config and plugins."""
         from kling_core.client import AsyncEditClient
 
-        return AsyncEditClient(provider=provider, config=self.config, host=self.host)
+        client = AsyncEditClient(provider=provider, config=self.config, host=self.host)
+        ctx = click.get_current_context(silent=True)
+        if client.journal is not None and ctx is not None:
+            # Closed when the command ends (its WAL checkpointed and removed), not left to the
+            # end of the process, which skips the final garbage collection (see cli.main).
+            ctx.call_on_close(client.journal.close)
+        return client
 
 
 def fail(exc: KlingError) -> NoReturn:

@@ -187,10 +187,42 @@ async def _lines(pipe: IO[bytes], handle: Callable[[bytes], None]) -> None:
 
 
 async def _exited(proc: subprocess.Popen[bytes]) -> None:
+    # Linux: a pidfd turns readable the moment the child ends, so its end is seen at once
+    # (polling notices it up to a poll interval late, after every render).
+    if await _pidfd_wait(proc.pid):
+        proc.wait()  # it has ended: this only reaps it
+        return
     delay = 0.005
     while proc.poll() is None:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+async def _pidfd_wait(pid: int) -> bool:
+    """Wait until process ``pid`` (our unreaped child) ends; False where pidfds are unavailable."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
+        return False
+    try:
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        try:
+            loop.add_reader(fd, readable)
+        except NotImplementedError:  # an event loop without add_reader
+            return False
+        try:
+            await ended
+        finally:
+            loop.remove_reader(fd)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _kill(proc: subprocess.Popen[bytes], watched: asyncio.Future[Any]) -> None:
