@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from loopback_servers import serve_folder
 
 from kling_core.client import EditClient
 from kling_core.config import config_from_document
+from kling_core.errors import KlingError, ProviderError
 from kling_core.joblog import JobLog
 from kling_core.media import SampleMedia
 
@@ -93,3 +95,16 @@ def edit_matches_mock(emu: Any, provider: str, mock_client: EditClient, sample: 
     lines = "\n".join(emu.lines)
     assert "Traceback" not in lines and '" 500 ' not in lines
     return result, lines
+
+
+def submit_is_uncertain_and_never_resent(client: EditClient, provider: str, video: str, out: Path) -> None:
+    """A submit the host answers 500 (``[fail:server_error]``) leaves the job uncertain, and the
+    same edit again is refused without a second submit (the caller counts the host's submits)."""
+    request = client.request(video, "Make it night [fail:server_error]", quality="std")
+    with pytest.raises(ProviderError) as info:
+        client.edit(request, output=out)
+    record = client.jobs(provider=provider)[0]
+    with pytest.raises(KlingError) as again:  # the job may exist upstream: never submitted twice
+        client.edit(request, output=out)
+    assert info.value.status_code == 500 and "NOT resubmitted" in str(info.value)
+    assert record.state == "uncertain" and "uncertain" in str(again.value), again.value

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import edit_matches_mock, host_client, poll
+from emulator_helpers import edit_matches_mock, host_client, poll, submit_is_uncertain_and_never_resent
 from loopback_servers import receiver
 from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
-from kling_core.errors import KlingError, ProviderError, RateLimitedError
+from kling_core.errors import RateLimitedError
 from kling_core.media import SampleMedia
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.kling_emulator(hosts=("replicate",))]
@@ -52,14 +52,7 @@ def test_scripted_rate_limit_refuses_the_create_once(kling_emulator: Any, tmp_pa
 @pytest.mark.kling_emulator(hosts=("replicate",), render="sample")
 def test_a_5xx_at_create_is_uncertain_and_never_sent_again(kling_emulator: Any, tmp_path: Path) -> None:
     with host_client(kling_emulator, tmp_path, "replicate") as client:
-        request = client.request("http://127.0.0.1:9/clip.mp4", "Make it night [fail:server_error]", quality="std")
-        with pytest.raises(ProviderError) as info:
-            client.edit(request, output=tmp_path / "out.mp4")
-        record = client.jobs(provider="replicate")[0]
-        with pytest.raises(KlingError) as again:  # the same edit again: the prediction may exist, so no second create
-            client.edit(request, output=tmp_path / "out.mp4")
-    assert info.value.status_code == 500 and "NOT resubmitted" in str(info.value)
-    assert record.state == "uncertain" and "uncertain" in str(again.value), again.value
+        submit_is_uncertain_and_never_resent(client, "replicate", "http://127.0.0.1:9/clip.mp4", tmp_path / "out.mp4")
     assert len([line for line in kling_emulator.lines if O1_ROUTE in line]) == 1
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import edit_matches_mock, host_client, poll
+from emulator_helpers import edit_matches_mock, host_client, poll, submit_is_uncertain_and_never_resent
 from loopback_servers import receiver, serve_folder
 from media_fixtures import sample  # noqa: F401 - fixture
 
@@ -24,8 +24,6 @@ from kling_core.client import EditClient
 from kling_core.errors import (
     InsufficientCreditsError,
     JobFailedError,
-    KlingError,
-    ProviderError,
     RateLimitedError,
 )
 from kling_core.media import SampleMedia
@@ -63,14 +61,7 @@ def test_scripted_rate_limit_refuses_the_submit_once(kling_emulator: Any, sample
 def test_a_5xx_at_submit_is_uncertain_and_never_sent_again(kling_emulator: Any, sample: SampleMedia,  # noqa: F811
                                                           tmp_path: Path) -> None:
     with serve_folder(sample.video.parent) as files, host_client(kling_emulator, tmp_path, "wavespeed") as client:
-        request = client.request(f"{files}/{sample.video.name}", "Make it night [fail:server_error]", quality="std")
-        with pytest.raises(ProviderError) as info:
-            client.edit(request, output=tmp_path / "out.mp4")
-        record = client.jobs(provider="wavespeed")[0]
-        with pytest.raises(KlingError) as again:  # the same edit again: the job may exist, so no second POST
-            client.edit(request, output=tmp_path / "out.mp4")
-    assert info.value.status_code == 500 and "NOT resubmitted" in str(info.value)
-    assert record.state == "uncertain" and "uncertain" in str(again.value), again.value
+        submit_is_uncertain_and_never_resent(client, "wavespeed", f"{files}/{sample.video.name}", tmp_path / "out.mp4")
     assert len([line for line in kling_emulator.lines if f'"POST /wavespeed/{O1_STD}' in line]) == 1
 
 
