@@ -14,14 +14,13 @@ to the HTTP layer. The probe catches what the byte count cannot:
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
 
 from kling_core.errors import MediaError, UnsafeMediaError, ValidationError
-from kling_core.media.formats import VIDEO_FORMATS, whitelist
-from kling_core.media.probe import VideoInfo, probe_video
+from kling_core.media.probe import VideoInfo, no_decodable_frame, open_video
 
 FIELD = "result.video"
 MIN_TOLERANCE = 0.5  # seconds
@@ -48,15 +47,16 @@ def verify_video(path: Path, *, expect_duration: float | None, job: str) -> None
     """Raise :class:`UnplayableVideoError` (a MediaError naming ``job``) unless ``path`` plays.
 
     ``job`` names the job in the message (e.g. ``"fal job 1234"``); ``expect_duration`` is
-    the input's duration in seconds when the output should follow it, else None.
+    the input's duration in seconds when the output should follow it, else None. The file is
+    opened once: the probe, the first frame's decode and the packet scan share it.
     """
     try:
-        info = probe_video(path, FIELD, decode=True)
+        with open_video(path, FIELD) as (container, stream, info):
+            seconds = _played_seconds(container, stream, info, job)
     except ValidationError as exc:
         raise UnplayableVideoError(job, exc.problems[0].message if exc.problems else str(exc)) from None
     except UnsafeMediaError as exc:  # off the whitelist, or a playlist in disguise
         raise UnplayableVideoError(job, exc.reason) from None
-    seconds = _played_seconds(path, info, job)
     if expect_duration is not None and expect_duration > 0:
         tolerance = duration_tolerance(expect_duration)
         if abs(seconds - expect_duration) > tolerance:
@@ -65,22 +65,11 @@ def verify_video(path: Path, *, expect_duration: float | None, job: str) -> None
             )
 
 
-def _played_seconds(path: Path, info: VideoInfo, job: str) -> float:
-    """Demux (not decode) every video packet: the seconds they cover; truncation raises."""
-    import av
-
-    options = {"protocol_whitelist": "file", "format_whitelist": whitelist(VIDEO_FORMATS)}
-    try:
-        container = av.open(os.fspath(path), mode="r", options=options)
-    except av.FFmpegError as exc:
-        raise UnplayableVideoError(job, f"cannot be opened again ({exc})") from None
-    try:
-        stream = container.streams.video[0]
-        announced = int(stream.frames or 0)  # the index's frame count (0: not known)
-        count, first, end = _scan(container, stream, job)
-        declared = _stream_seconds(stream)
-    finally:
-        container.close()
+def _played_seconds(container: Any, stream: Any, info: VideoInfo, job: str) -> float:
+    """Demux every video packet, decoding the first frame: the seconds they cover; truncation raises."""
+    announced = int(stream.frames or 0)  # the index's frame count (0: not known)
+    count, first, end = _scan(container, stream, job)
+    declared = _stream_seconds(stream)
     if count == 0:
         raise UnplayableVideoError(job, "no video packets (the body is cut off)")
     if announced and count < announced:
@@ -101,10 +90,14 @@ def _played_seconds(path: Path, info: VideoInfo, job: str) -> float:
 
 
 def _scan(container: Any, stream: Any, job: str) -> tuple[int, float, float]:
+    """Count the video packets and the span they cover; the first ones are decoded until a
+    frame comes out (a header can lie: one decoded frame shows the stream is readable)."""
     import av
 
     count, first, end = 0, float("inf"), 0.0
     base = stream.time_base
+    decoder = stream.codec_context
+    decoded = failed = False
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # the flush packet at the end
@@ -116,8 +109,20 @@ def _scan(container: Any, stream: Any, job: str) -> tuple[int, float, float]:
                 start = float(packet.pts * base)
                 first = min(first, start)
                 end = max(end, float((packet.pts + (packet.duration or 0)) * base))
+            if not (decoded or failed):
+                try:
+                    decoded = bool(decoder.decode(packet))
+                except av.FFmpegError:
+                    failed = True
     except av.FFmpegError as exc:
+        if not (decoded or failed):
+            raise UnplayableVideoError(job, no_decodable_frame(FIELD).problems[0].message) from None
         raise UnplayableVideoError(job, f"unreadable after {count} video packets ({exc})") from None
+    if not (decoded or failed):
+        with contextlib.suppress(av.FFmpegError):
+            decoded = bool(decoder.decode(None))  # a decoder holding frames back gives them up
+    if not decoded:
+        raise UnplayableVideoError(job, no_decodable_frame(FIELD).problems[0].message)
     return count, (first if count and first != float("inf") else 0.0), end
 
 

@@ -6,7 +6,9 @@ list in disguise is refused before it can reach another file or URL.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,16 @@ def probe_video(path: str | os.PathLike[str], field: str = "video", *, decode: b
     ``decode`` also decodes the first frame, proving the stream readable (skip it only for
     files this process just wrote itself).
     """
+    with open_video(path, field) as (container, stream, info):
+        if decode:
+            _decode_one_frame(container, stream, field)
+        return info
+
+
+@contextlib.contextmanager
+def open_video(path: str | os.PathLike[str], field: str = "video") -> Iterator[tuple[Any, Any, VideoInfo]]:
+    """The open PyAV container, its first video stream and what :func:`probe_video` reports
+    (no frame decoded yet), refusing what it refuses; closed when the block ends."""
     import av
 
     p = Path(path)
@@ -172,9 +184,7 @@ def probe_video(path: str | os.PathLike[str], field: str = "video", *, decode: b
             audio_codec=str(audio_codec) if audio_codec else None,
             size_bytes=size,
         )
-        if decode:
-            _decode_one_frame(container, vs, field)
-        return info
+        yield container, vs, info
     finally:
         container.close()
 
@@ -196,7 +206,11 @@ def _decode_one_frame(container: Any, stream: Any, field: str, kind: str = "vide
             return
     except av.FFmpegError:
         pass
-    raise ValidationError.single(field, f"not a readable {kind} file (no decodable frame)")
+    raise no_decodable_frame(field, kind)
+
+
+def no_decodable_frame(field: str, kind: str = "video") -> ValidationError:
+    return ValidationError.single(field, f"not a readable {kind} file (no decodable frame)")
 
 
 def probe_image(path: str | os.PathLike[str], field: str = "image") -> ImageInfo:
