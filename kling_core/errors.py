@@ -146,6 +146,9 @@ class ProviderError(KlingError):
         # The status the host named in the body of a 2xx answer that carried an error (status_code
         # is None then: the HTTP status said success). A 5xx there means the host may have a job.
         self.body_status: int | None = None
+        # The host refused because the account's jobs in flight are at its limit (Kling's 1303):
+        # a definite refusal, no job made (ErrorRule.in_flight_limit).
+        self.in_flight_limit = False
 
 
 class AuthenticationError(ProviderError):

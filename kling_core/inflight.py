@@ -129,3 +129,73 @@ class LoopBound:
             yield
         finally:
             self.release()
+
+
+class HostLimit:
+    """What one client knows of a host's own cap on jobs in flight (Kling's error 1303).
+
+    ``jobs``: the jobs this client submitted or picked up there and has not seen end (a wait
+    ended). After a concurrency refusal, ``bound`` is the number of them then in flight (at least
+    1) and stays for the client's life; submits past it wait here, in order, until one ends. A
+    refusal made no job, so resubmitting after the wait is safe. Without a refusal nothing waits.
+    """
+
+    def __init__(self) -> None:
+        self.bound: int | None = None
+        self.jobs: set[tuple[str, str]] = set()  # (provider, job id)
+        self.pending = 0  # submits let through, not settled yet
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def _full(self) -> bool:
+        return self.bound is not None and len(self.jobs) + self.pending >= self.bound
+
+    async def turn(self) -> None:
+        """Wait until a submit fits under the bound (at once when there is none), behind any
+        submit already waiting; it holds its place until :meth:`settle`."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # waiters belong to one loop (see LoopBound)
+            self._loop, self.pending, self._waiters = loop, 0, collections.deque()
+        if not self._full() and not self._waiters:
+            self.pending += 1
+            return
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # the waker counted this submit in ``pending``
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.settle()  # woken, then cancelled before it could run: pass the turn on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def settle(self) -> None:
+        """A submit let through by :meth:`turn` is over; :meth:`add` its job first, or the freed
+        turn would let one more through."""
+        self.pending = max(0, self.pending - 1)
+        self._wake()
+
+    def add(self, job: tuple[str, str]) -> None:
+        """A job this client now has on the host (submitted, or picked up)."""
+        self.jobs.add(job)
+
+    def ended(self, job: tuple[str, str]) -> None:
+        """A job's wait ended (finished, failed, or given up): its slot on the host is free."""
+        if job in self.jobs:
+            self.jobs.discard(job)
+            self._wake()
+
+    def lower(self) -> int:
+        """A concurrency refusal: the bound becomes the jobs in flight now (at least 1), never higher."""
+        now = max(1, len(self.jobs))
+        self.bound = now if self.bound is None else min(self.bound, now)
+        return self.bound
+
+    def _wake(self) -> None:
+        while self._waiters and not self._full():
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.pending += 1
+                waiter.set_result(None)

@@ -15,7 +15,7 @@ from kling_core.client.fallback import provider_chain
 from kling_core.config import KlingConfig, load_config
 from kling_core.contract.models import AspectRatio, EditMode, EditRequest, Element, ModelName, Quality
 from kling_core.contract.status import JobStatus
-from kling_core.inflight import LoopBound, http_concurrency, max_in_flight
+from kling_core.inflight import HostLimit, LoopBound, http_concurrency, max_in_flight
 from kling_core.joblog import JobLog
 from kling_core.plugins import PluginHost
 from kling_core.preflight import check_request
@@ -105,6 +105,7 @@ class ClientBase:
         self._providers: dict[str, Provider] = {}
         self._job_slots: dict[str, LoopBound] = {}  # provider name -> its bound on jobs in flight
         self._submit_slots: dict[str, LoopBound] = {}  # provider name -> its bound on submits at once
+        self._host_limits: dict[str, HostLimit] = {}  # provider name -> its jobs here, the limit it proved
 
     # -- providers --------------------------------------------------------------------
     def provider(self, name: str | None = None) -> Provider:
@@ -132,9 +133,15 @@ class ClientBase:
         path): its ``max_in_flight`` setting, else the host's documented limit, else 100.
 
         Needs no event loop and no credential. A job past the bound waits before its submit.
+        After the host refused a submit for its own concurrency limit (Kling's error 1303), the
+        bound is the number of jobs this client had in flight then (at least 1), for the
+        client's life (see :class:`kling_core.inflight.HostLimit`).
         """
         name = provider or self.default_provider
-        return max_in_flight(self.config.provider_settings(name), self.host.provider_class(name).capabilities)
+        cls = self.host.provider_class(name)
+        limit = max_in_flight(self.config.provider_settings(name), cls.capabilities)
+        learned = self._host_limits.get(cls.name)
+        return min(limit, learned.bound) if learned is not None and learned.bound is not None else limit
 
     def _slots(self, provider: str | None = None) -> LoopBound:
         """The bound on jobs in flight on ``provider`` (see :mod:`kling_core.inflight`)."""
@@ -143,6 +150,14 @@ class ClientBase:
         if slots is None:
             slots = self._job_slots[name] = LoopBound(self.in_flight_limit(name))
         return slots
+
+    def _host_limit(self, name: str) -> HostLimit:
+        """The jobs this client has on the provider named ``name`` (its canonical name), and the
+        concurrency limit its refusals proved."""
+        found = self._host_limits.get(name)
+        if found is None:
+            found = self._host_limits[name] = HostLimit()
+        return found
 
     def _submitting(self, provider: str) -> LoopBound:
         """The bound on submits being prepared and sent at once on ``provider`` (its request bound)."""

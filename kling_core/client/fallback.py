@@ -34,6 +34,7 @@ from kling_core.pricing import CostEstimate, estimate, over_budget
 
 if TYPE_CHECKING:
     from kling_core.client.base import PathArg
+    from kling_core.client.pickup import Looked
     from kling_core.client.submit import Started, SubmitMixin
     from kling_core.joblog import JobRecord
 
@@ -122,29 +123,39 @@ def pending_on(client: SubmitMixin, request: EditRequest, chain: Sequence[str], 
 
 
 def _pending_at(client: SubmitMixin, request: EditRequest, chain: Sequence[str], *,
-                new: bool) -> tuple[int, JobRecord] | None:
+                new: bool, looks: dict[str, Looked] | None = None) -> tuple[int, JobRecord] | None:
+    """The first host of ``chain`` with a job to pick up; ``looks`` gathers each host's look-up."""
+    from kling_core.client.submit import pending_record
+
     if new or client.journal is None:
         return None
     for i, name in enumerate(chain):
         try:
-            record = client.pending(client_key_for(request, i, name), provider=name)
+            looked = client._look(client_key_for(request, i, name), name, new=new)
         except (MissingKeyError, UnsupportedError):
             continue
+        if looks is not None and looked is not None:
+            looks[name] = looked
+        record = pending_record(looked)
         if record is not None:
             return i, record
     return None
 
 
 async def find_started(client: SubmitMixin, request: EditRequest, chain: Sequence[str], *, new: bool,
-                       output: PathArg | None) -> Started | None:
-    """The job this request already has on any host of the list (picked up, never resubmitted)."""
-    found = _pending_at(client, request, chain, new=new)
+                       output: PathArg | None, looks: dict[str, Looked] | None = None) -> Started | None:
+    """The job this request already has on any host of the list (picked up, never resubmitted).
+
+    ``looks`` gathers each host's look-up for a submit that follows at once (no await between).
+    """
+    found = _pending_at(client, request, chain, new=new, looks=looks)
     if found is None:
         return None
     # The host whose look-up found it: start_one picks the job up there (or refuses a key
     # that was used for another request), never submits to another host.
     i, _record = found
-    return await client.start_one(client_key_for(request, i, chain[i]), provider=chain[i], output=output)
+    return await client._start_one(client_key_for(request, i, chain[i]), provider=chain[i], output=output,
+                                   looked=looks.get(chain[i]) if looks is not None else None)
 
 
 async def start_chain(client: SubmitMixin, request: EditRequest, provider: ProviderArg, *, new: bool = False,
@@ -153,7 +164,10 @@ async def start_chain(client: SubmitMixin, request: EditRequest, provider: Provi
     chain = chain_for(client, provider)
     if max_cost is not None and not (max_cost >= 0 and max_cost != float("inf")):
         raise ValidationError.single("max_cost", f"{max_cost!r} must be a finite amount of US dollars, 0 or more")
-    found = await find_started(client, request, chain, new=new, output=output)
+    # Each host's look-up is reused by the first submit (nothing awaited in between, so it is
+    # current); later hosts, tried after an await, look again.
+    looks: dict[str, Looked] = {}
+    found = await find_started(client, request, chain, new=new, output=output, looks=looks)
     if found is not None:
         return found
     attempts: list[Attempt] = []
@@ -168,7 +182,13 @@ async def start_chain(client: SubmitMixin, request: EditRequest, provider: Provi
                 last = ValidationError.single("max_cost", why)
                 continue
         try:
-            started = await client.start_one(req, provider=name, new=new, output=output)
+            looked, looks = looks.get(name), {}
+
+            def served(key: str, name: str = name, cost: CostEstimate | None = cost) -> dict[str, Any]:
+                return _attempt_fields([*attempts, Attempt(name, "served", None, key)], cost)
+
+            started = await client._start_one(req, provider=name, new=new, output=output, looked=looked,
+                                              served=served)
         except KlingError as exc:
             key = exc.client_key if isinstance(exc, ProviderError) else None
             key = key or _logged_key(client, req, name)
@@ -190,7 +210,8 @@ async def start_chain(client: SubmitMixin, request: EditRequest, provider: Provi
                             f"{'was' if len(rest) == 1 else 'were'} not tried")
             raise
         attempts.append(Attempt(name, "picked up" if started.resumed else "served", None, started.client_key))
-        _log_attempts(client, started.client_key, attempts, cost)
+        if started.resumed:  # a new submit wrote them with its `submitted` state (``served``)
+            _log_attempts(client, started.client_key, attempts, cost)
         return started
     assert last is not None  # the list is never empty
     for attempt in reversed(attempts):
@@ -226,10 +247,14 @@ def _logged_key(client: SubmitMixin, request: EditRequest, name: str) -> str | N
 def _log_attempts(client: SubmitMixin, key: str, attempts: list[Attempt], cost: CostEstimate | None) -> None:
     if client.journal is None:
         return
+    client.journal.transition(key, **_attempt_fields(attempts, cost))
+
+
+def _attempt_fields(attempts: Sequence[Attempt], cost: CostEstimate | None) -> dict[str, Any]:
     fields: dict[str, Any] = {"attempts": [a.to_document() for a in attempts]}
     if cost is not None:
         fields["estimate"] = estimate_document(cost)
-    client.journal.transition(key, **fields)
+    return fields
 
 
 def estimate_document(cost: CostEstimate) -> dict[str, Any]:

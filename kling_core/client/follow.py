@@ -110,6 +110,9 @@ class FollowMixin(ClientBase):
                 await waiter.sleep(delay)
         finally:
             self._unregister(handle, waiter)
+            held = self._host_limits.get(handle.provider)
+            if held is not None:  # its slot on the host is free (or no longer ours to count)
+                held.ended((handle.provider, handle.job_id))
             if stream is not None and not stream.done():
                 stream.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

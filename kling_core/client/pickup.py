@@ -45,6 +45,29 @@ def lookup(journal: JobLog, request: EditRequest, base: str | None, *, new: bool
     return None
 
 
+@attrs.frozen
+class Looked:
+    """A request's identity on one host and the logged job it maps to, worked out once per job:
+    the fallback look-up and the submit share it (hashing the request costs more than the
+    look-up itself)."""
+
+    request: EditRequest  # the request looked up (its client key decides the look-up)
+    provider: str
+    new: bool
+    canon: Canonical
+    base: str | None
+    record: JobRecord | None
+
+    def fits(self, request: EditRequest, provider: str, new: bool) -> bool:
+        return (self.request is request or self.request == request) and self.provider == provider and self.new == new
+
+
+def look(journal: JobLog, request: EditRequest, prov: Provider, *, new: bool) -> Looked:
+    """:func:`identify` and :func:`lookup` together."""
+    canon, base = identify(journal, request, prov)
+    return Looked(request, prov.name, new, canon, base, lookup(journal, request, base, new=new))
+
+
 def check_same_request(record: JobRecord, prov: Provider, request: EditRequest, canon: Canonical) -> None:
     """Refuse a client key that was already used for a different request."""
     if record.base_key is not None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
+from kling_core.backoff import backoff_delays
 from kling_core.client.base import ClientBase, PathArg
 from kling_core.client.fallback import provider_chain, start_chain
-from kling_core.client.pickup import identify, lookup, pickup
+from kling_core.client.pickup import Looked, look, pickup
 from kling_core.client.reword import reword
 from kling_core.client.send import send
 from kling_core.contract.models import EditRequest
-from kling_core.errors import SubmitUncertainError, ValidationError
+from kling_core.errors import ProviderError, SubmitUncertainError, ValidationError
+from kling_core.inflight import HostLimit
 from kling_core.joblog import JobLog, JobRecord
 from kling_core.joblog.hints import resume_command
 from kling_core.media.locate import require_ffmpeg
@@ -44,14 +47,13 @@ class SubmitMixin(ClientBase):
         Unfinished, uncertain and succeeded-but-not-saved jobs are picked up; a job whose
         result was saved, or that failed or was cancelled, is not (the request makes a new take).
         """
+        return pending_record(self._look(request, provider, new=new))
+
+    def _look(self, request: EditRequest, provider: str | None, *, new: bool) -> Looked | None:
+        """The request's identity and logged job on ``provider`` (None: no log, or a new take)."""
         if self.journal is None or new:
             return None
-        prov = self.provider(provider)
-        _canon, base = identify(self.journal, request, prov)
-        record = lookup(self.journal, request, base, new=new)
-        if record is None or (record.finished and request.client_key is None) or not record.created_on_host:
-            return None
-        return record
+        return look(self.journal, request, self.provider(provider), new=new)
 
     async def submit(self, request: EditRequest, *, provider: str | Sequence[str] | None = None, new: bool = False,
                      output: PathArg | None = None, max_cost: float | None = None) -> JobHandle:
@@ -74,12 +76,65 @@ class SubmitMixin(ClientBase):
         # wait here, cheaply, instead of each looking up, claiming and sending in one long
         # turn of the event loop.
         first = (provider_chain(provider) or (self.default_provider,))[0]
-        async with self._submitting(first).slot():
-            return await start_chain(self, request, provider, new=new, output=output, max_cost=max_cost)
+        name = self.host.provider_class(first).name
+        limit = self._host_limit(name)
+        waited, delays = 0.0, None
+        while True:
+            await limit.turn()  # at once, unless the host proved a concurrency limit that is reached
+            try:
+                async with self._submitting(first).slot():
+                    started = await start_chain(self, request, provider, new=new, output=output, max_cost=max_cost)
+            except ProviderError as exc:
+                limit.settle()
+                if not (over_concurrency(exc) and exc.provider == name):
+                    raise
+                in_flight = len(limit.jobs)
+                self._lower_bound(first, limit, exc)
+                if in_flight == 0:
+                    # The host's slots are held elsewhere (another process or machine): no job
+                    # of ours will free one, so ask again after a polite pause, to the deadline.
+                    poll = self.provider(first).poll
+                    delays = delays or backoff_delays(poll, self._rng)
+                    pause = next(delays)
+                    if waited + pause > poll.deadline:
+                        raise reword(exc, f"{exc.message}\nnone of this client's jobs was in flight there, and "
+                                          f"the limit stayed reached for {waited:.0f}s") from None
+                    waited += pause
+                    await self._sleep(pause)
+                continue  # resubmit once one of our jobs ends: the refusal made no job
+            except BaseException:
+                limit.settle()
+                raise
+            handle = started.handle
+            self._host_limit(handle.provider).add((handle.provider, handle.job_id))  # counted before the turn ends
+            limit.settle()
+            return started
+
+    def _lower_bound(self, first: str, limit: HostLimit, exc: ProviderError) -> None:
+        """The host refused a submit at its concurrency limit: the jobs we have there are its
+        bound for the rest of this client's life (see :class:`kling_core.inflight.HostLimit`)."""
+        before = limit.bound
+        bound = limit.lower()
+        slots = self._job_slots.get(first)
+        if slots is not None:
+            slots.size = min(slots.size, bound)
+        if before is None:
+            log.info("%s: a submit was refused at the account's limit on jobs in flight (%s); at most %d at once "
+                     "there from now on, and refused submits are sent again as jobs end (no job was made)",
+                     exc.provider, exc.reason, bound)
+        elif bound < before:
+            log.debug("%s: jobs in flight lowered to %d after another refusal", exc.provider, bound)
 
     async def start_one(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
                         output: PathArg | None = None) -> Started:
         """:meth:`start` on one host, without fallback or budget."""
+        return await self._start_one(request, provider=provider, new=new, output=output)
+
+    async def _start_one(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
+                         output: PathArg | None = None, looked: Looked | None = None,
+                         served: Callable[[str], Mapping[str, Any]] | None = None) -> Started:
+        """:meth:`start_one`; ``looked``: this request's look-up, made since the last await;
+        ``served``: the job-log fields (by client key) to write with ``submitted`` if it is sent."""
         prov = self.provider(provider)
         self.check(request, prov.name)
         if new and request.client_key is not None:
@@ -91,8 +146,9 @@ class SubmitMixin(ClientBase):
             key = request.client_key or uuid.uuid4().hex
             prepared = await prov.prepare(attrs.evolve(request, client_key=key))
             return Started(await send(None, prov, prepared, key, self._clock), key)
-        canon, base = identify(journal, request, prov)
-        record = lookup(journal, request, base, new=new)
+        if looked is None or not looked.fits(request, prov.name, new):
+            looked = look(journal, request, prov, new=new)
+        canon, base, record = looked.canon, looked.base, looked.record
         if record is not None:
             found = await pickup(journal, record, prov, request, canon)
             if found is not None:
@@ -114,8 +170,25 @@ class SubmitMixin(ClientBase):
         else:
             await _reclaim(journal, record, prov, out)
         key = record.client_key
-        handle = await send(journal, prov, attrs.evolve(prepared, client_key=key), key, self._clock)
+        handle = await send(journal, prov, attrs.evolve(prepared, client_key=key), key, self._clock,
+                            logged=served(key) if served is not None else None)
         return Started(handle, key, record.take)
+
+
+def over_concurrency(exc: ProviderError) -> bool:
+    """A definite refusal at the host's limit on jobs in flight: no job was made (never an
+    answer whose outcome is unsure)."""
+    return exc.in_flight_limit and exc.client_key is None and not isinstance(exc, SubmitUncertainError)
+
+
+def pending_record(looked: Looked | None) -> JobRecord | None:
+    """The job a look-up would pick up instead of submitting (see :meth:`SubmitMixin.pending`)."""
+    if looked is None or looked.record is None:
+        return None
+    record = looked.record
+    if (record.finished and looked.request.client_key is None) or not record.created_on_host:
+        return None
+    return record
 
 
 async def _reclaim(journal: JobLog, record: JobRecord, prov: Provider, output: str | None) -> None:

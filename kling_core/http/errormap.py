@@ -31,6 +31,10 @@ class ErrorRule:
     error: type[ProviderError] = ProviderError
     retryable: bool = False
     message: str | None = None  # used when the host gave no message of its own
+    # The account's jobs in flight are at the host's limit (Kling's 1303): no job was made, so
+    # the client lowers its bound on jobs in flight and resubmits when one of its jobs ends.
+    # Hosts that queue past their limit (fal, WaveSpeed) never set it.
+    in_flight_limit: bool = False
 
 
 @attrs.frozen
@@ -135,4 +139,5 @@ class ErrorTable:
             error = rule.error(message, **kwargs)  # type: ignore[arg-type]
         if in_body:
             error.body_status = lookup_status
+        error.in_flight_limit = rule.in_flight_limit
         return error

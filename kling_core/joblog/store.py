@@ -266,8 +266,8 @@ class JobLog:
                     self._reclaim(conn, client_key, output, now)
                     key = client_key
                 else:
-                    key = client_key
-                    self._insert(conn, key, None, 1, provider, model, request, request_sha256, output, now)
+                    return self._insert(conn, client_key, None, 1, provider, model, request, request_sha256, output,
+                                        now), True
             else:
                 assert base_key is not None
                 latest = None if new else self._latest(conn, base_key)
@@ -277,20 +277,27 @@ class JobLog:
                     key = latest["client_key"]
                     self._reclaim(conn, key, output, now)
                 else:
-                    take = self._next_take(conn, base_key)
+                    take = self._next_take(conn, base_key, None if new else (latest["take"] if latest else 0))
                     key = take_key(base_key, take)
-                    self._insert(conn, key, base_key, take, provider, model, request, request_sha256, output, now)
+                    return self._insert(conn, key, base_key, take, provider, model, request, request_sha256, output,
+                                        now), True
             row = conn.execute("SELECT * FROM jobs WHERE client_key = ?", (key,)).fetchone()
             return self._record(conn, row), True
 
     def _insert(self, conn: sqlite3.Connection, key: str, base: str | None, take: int, provider: str,
-                model: str | None, request: Mapping[str, Any], digest: str, output: str | None, now: float) -> None:
+                model: str | None, request: Mapping[str, Any], digest: str, output: str | None,
+                now: float) -> JobRecord:
+        """Insert a new claim and return its record, built from what was written (not read back)."""
+        stored, owner = _dump(request), owner_tag()
         conn.execute(
             "INSERT INTO jobs (client_key, base_key, take, provider, model, request, request_sha256, state, "
             "output, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'submitting', ?, ?, ?, ?)",
-            (key, base, take, provider, model, _dump(request), digest, output, owner_tag(), now, now),
+            (key, base, take, provider, model, stored, digest, output, owner, now, now),
         )
         conn.execute("INSERT INTO events (client_key, state, at, detail) VALUES (?, 'submitting', ?, NULL)", (key, now))
+        return JobRecord(client_key=key, provider=provider, state="submitting", request_sha256=digest, created_at=now,
+                         updated_at=now, model=model, take=take, base_key=base, request=_load(stored), output=output,
+                         owner=owner, events=(JobEvent(state="submitting", at=now, detail=None),))
 
     def reclaim(self, client_key: str, *, output: str | None = None) -> bool:
         """Claim a key again for a new submit: its last one provably created no job.
@@ -314,9 +321,11 @@ class JobLog:
                      (key, now, "submitted again: no job was created before"))
 
     @staticmethod
-    def _next_take(conn: sqlite3.Connection, base_key: str) -> int:
+    def _next_take(conn: sqlite3.Connection, base_key: str, held: int | None = None) -> int:
+        """The next take of ``base_key``; ``held``: its highest take in the log, when just read."""
         issued = conn.execute("SELECT last_take FROM takes WHERE base_key = ?", (base_key,)).fetchone()
-        held = conn.execute("SELECT MAX(take) FROM jobs WHERE base_key = ?", (base_key,)).fetchone()[0]
+        if held is None:
+            held = conn.execute("SELECT MAX(take) FROM jobs WHERE base_key = ?", (base_key,)).fetchone()[0]
         take = max(issued[0] if issued else 0, held or 0) + 1
         conn.execute(
             "INSERT INTO takes (base_key, last_take) VALUES (?, ?) "

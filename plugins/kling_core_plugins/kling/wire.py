@@ -75,7 +75,10 @@ _BY_CODE: Mapping[int, ErrorRule] = {
     1300: ErrorRule(ContentPolicyError, False, "refused by platform policy"),  # 400
     1301: ErrorRule(ContentPolicyError, False, "refused by content security policy"),  # 400
     1302: ErrorRule(RateLimitedError, True, "rate limit exceeded"),  # 429
-    1303: ErrorRule(RateLimitedError, True, "concurrency or QPS over the resource pack limit"),  # 429
+    # "parallel task over resource pack limit": a task holds a slot from submitted until finished,
+    # and the refused submit made none, so the client waits for one of its jobs to end.
+    1303: ErrorRule(RateLimitedError, True, "concurrency or QPS over the resource pack limit",
+                    in_flight_limit=True),  # 429
     1304: ErrorRule(_AUTH, False, "this machine's IP is not on the account's IP whitelist"),  # 429
     5000: ErrorRule(ProviderError, True, "internal server error"),  # 500
     5001: ErrorRule(ProviderError, True, "service temporarily unavailable (maintenance)"),  # 503
