@@ -1,7 +1,9 @@
 """Atomic file writes: a temporary file beside the target, fsynced, then renamed over it.
 
 Readers see the old file or the complete new one, never a torn write, and a crash leaves no
-half-written target. The temporary file is named ``.NAME.<hex>.part`` so a leftover is
+half-written target. ``durable=False`` skips the fsyncs, for files nothing is lost without
+(a cache, a record rewritten moments later): still atomic, but a power cut may take back
+the last write. The temporary file is named ``.NAME.<hex>.part`` so a leftover is
 recognisable, and it is removed on any failure, cancellation included.
 """
 
@@ -42,7 +44,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _committed(dest: Path, *, sync_file: bool) -> Iterator[Path]:
+def _committed(dest: Path, *, sync_file: bool, sync_dir: bool = True) -> Iterator[Path]:
     tmp = temp_path(dest)
     try:
         yield tmp
@@ -53,44 +55,48 @@ def _committed(dest: Path, *, sync_file: bool) -> Iterator[Path]:
             finally:
                 os.close(fd)
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        if sync_dir:
+            _fsync_dir(dest.parent)
     finally:
         tmp.unlink(missing_ok=True)  # gone already after a successful rename
 
 
-def atomic_path(dest: str | Path) -> contextlib.AbstractContextManager[Path]:
+def atomic_path(dest: str | Path, *, durable: bool = True) -> contextlib.AbstractContextManager[Path]:
     """A temporary path for a writer that takes a file name (ffmpeg).
 
-    When the block ends without an exception the file there is fsynced and renamed over
-    ``dest`` (a missing file is an error); otherwise it is removed.
+    When the block ends without an exception the file there is fsynced (unless not
+    ``durable``) and renamed over ``dest`` (a missing file is an error); otherwise it is removed.
     """
-    return _committed(Path(dest), sync_file=True)
+    return _committed(Path(dest), sync_file=durable, sync_dir=durable)
 
 
 @contextlib.contextmanager
-def atomic_open(dest: str | Path, *, perms: int = 0o666) -> Iterator[BinaryIO]:
+def atomic_open(dest: str | Path, *, perms: int = 0o666, durable: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write; it replaces ``dest`` only if the block ends without an exception.
 
     ``perms`` is filtered by the umask, as for any new file (journal entries pass 0o600).
     """
-    with _committed(Path(dest), sync_file=False) as tmp:
+    with _committed(Path(dest), sync_file=False, sync_dir=durable) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, perms)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
 
 
-def write_bytes_atomic(dest: str | Path, data: bytes, *, perms: int = 0o666) -> Path:
+def write_bytes_atomic(dest: str | Path, data: bytes, *, perms: int = 0o666, durable: bool = True) -> Path:
     """Replace ``dest`` with ``data`` atomically; return ``dest``."""
-    with atomic_open(dest, perms=perms) as fh:
+    with atomic_open(dest, perms=perms, durable=durable) as fh:
         fh.write(data)
     return Path(dest)
 
 
-def write_text_atomic(dest: str | Path, text: str, *, encoding: str = "utf-8", perms: int = 0o666) -> Path:
+def write_text_atomic(
+    dest: str | Path, text: str, *, encoding: str = "utf-8", perms: int = 0o666, durable: bool = True
+) -> Path:
     """Replace ``dest`` with ``text`` atomically; return ``dest``."""
-    return write_bytes_atomic(dest, text.encode(encoding), perms=perms)
+    return write_bytes_atomic(dest, text.encode(encoding), perms=perms, durable=durable)
 
 
 async def write_chunks_atomic(

@@ -121,11 +121,16 @@ async def run_ffmpeg(
     output_format: str = "mp4",
     threads: int = DEFAULT_THREADS,
     on_progress: ProgressCallback | None = None,
+    durable: bool = True,
 ) -> Path:
-    """Run one ffmpeg job writing ``output`` atomically; raise MediaError on any failure."""
+    """Run one ffmpeg job writing ``output`` atomically; raise MediaError on any failure.
+
+    ``durable=False`` skips the fsyncs (see :mod:`kling_core.files`): for a file that is copied
+    on, like the mock's render, or can be made again.
+    """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp:
+    with atomic_path(output, durable=durable) as tmp:
         argv = build_argv(ffmpeg, inputs, output_args, tmp, output_format=output_format, threads=threads)
         await _run(argv, timeout=timeout, on_progress=on_progress)
     return output

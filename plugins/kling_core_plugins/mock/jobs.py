@@ -80,11 +80,13 @@ class JobStore:
         known = {a.name for a in attrs.fields(JobRecord)}
         return JobRecord(**{k: v for k, v in doc.items() if k in known})
 
-    def save(self, record: JobRecord) -> None:
+    def save(self, record: JobRecord, *, durable: bool = True) -> None:
+        """Replace the job's record. ``durable=False`` (progress on the way) skips the fsyncs:
+        a power cut may take the record back to its previous state, which is re-rendered."""
         d = self.dir(record.job_id)
         d.mkdir(parents=True, exist_ok=True)
         # Readers never see a half-written record.
-        write_text_atomic(d / "job.json", json.dumps(attrs.asdict(record), indent=1, sort_keys=True))
+        write_text_atomic(d / "job.json", json.dumps(attrs.asdict(record), indent=1, sort_keys=True), durable=durable)
 
     # -- who is running the job ---------------------------------------------------------
     def acquire(self, job_id: str) -> int | None:

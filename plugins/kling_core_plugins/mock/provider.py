@@ -180,7 +180,7 @@ class MockProvider(Provider):
         try:
             await self._queue_wait(record)
             record.state, record.started_at, record.progress = "running", self.ctx.clock(), 0.0
-            self.store.save(record)
+            self.store.save(record, durable=False)  # the queued and the final records are the durable ones
             failure = FAILURES.get(record.fail or "")
             if failure is not None and failure.job_error is not None:
                 self._finish(record, "failed", error=unstructure(failure.job_error))
@@ -240,7 +240,7 @@ class MockProvider(Provider):
             if pct - last[0] >= 5.0:  # a record write per 5 % is plenty for pollers
                 last[0] = pct
                 record.progress = pct
-                self.store.save(record)
+                self.store.save(record, durable=False)
 
         await run_ffmpeg(
             self.ffmpeg,
@@ -249,6 +249,9 @@ class MockProvider(Provider):
             out,
             timeout=self.ctx.media.ffmpeg_timeout,
             on_progress=on_progress,
+            # No fsync: the client's copy to the output is the durable one. A power cut before
+            # that copy may leave this file unplayable, which the copy's verification reports.
+            durable=False,
         )
         rendered = probe_video(out, "output", decode=False)
         report = plan.report()
