@@ -216,3 +216,42 @@ def test_a_refusal_that_may_have_made_a_job_is_never_resubmitted() -> None:
     error.client_key = "k-1"  # the submit reached the host and its outcome is not certain
     assert not over_concurrency(error)
     assert not over_concurrency(ProviderError("busy", provider="kling", status_code=429))
+
+
+def test_ffmpeg_is_found_once_per_client_and_a_vanished_binary_still_stops_the_next_submit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before each submit the client proves ffmpeg is there (results are verified with it);
+    after the first proof a ``stat`` of the same file is enough, and a binary gone since is a
+    ConfigError before anything is paid for."""
+    import stat
+
+    from kling_core.errors import ConfigError
+    from kling_core.media import locate
+
+    fake = tmp_path / "ff"
+    fake.write_text("#!/bin/sh\necho 'ffmpeg version 9.9 fake'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    host, pauses = PackHost(limit=5), Pauses()
+    calls: list[str] = []
+    real = locate.require_ffmpeg
+
+    def counted(*args: Any, **kwargs: Any) -> str:
+        calls.append("find")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("kling_core.client.submit.require_ffmpeg", counted)
+    config = config_from_document({"media": {"ffmpeg": str(fake)}, "providers": {"kling": {
+        "poll": {"initial": 0.0, "max": 0.0, "jitter": 0.0, "stream": False}}}})
+
+    async def go() -> None:
+        async with AsyncEditClient(provider="kling", config=config, environ=ENV, transport=httpx.MockTransport(host),
+                                   journal=JobLog(tmp_path / "state"), sleep=pauses, host=PluginHost()) as client:
+            for i in range(3):
+                await client.edit(client.request(VIDEO, f"job {i}"))
+            assert calls == ["find"]
+            fake.unlink()
+            with pytest.raises(ConfigError, match="ffmpeg"):
+                await client.edit(client.request(VIDEO, "job 3"))
+
+    asyncio.run(go())
+    assert len(host.accepted) == 3, "the fourth job was never sent"

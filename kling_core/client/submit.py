@@ -3,7 +3,9 @@ submit goes out, or bound to the job that request already has (see :mod:`kling_c
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -110,6 +112,19 @@ class SubmitMixin(ClientBase):
             limit.settle()
             return started
 
+    def _require_ffmpeg(self) -> None:
+        """:func:`require_ffmpeg` once per client; before each later submit only a ``stat``
+        proves the same binary is still there, unchanged (finding it reads the cache dir)."""
+        proof = self.__dict__.get("_kling_ffmpeg")
+        if proof is not None:
+            exe, stamp = proof
+            with contextlib.suppress(OSError):
+                if _file_stamp(exe) == stamp:
+                    return
+        exe = require_ffmpeg(self.config.media, self.environ)
+        with contextlib.suppress(OSError):
+            self.__dict__["_kling_ffmpeg"] = (exe, _file_stamp(exe))
+
     def _lower_bound(self, first: str, limit: HostLimit, exc: ProviderError) -> None:
         """The host refused a submit at its concurrency limit: the jobs we have there are its
         bound for the rest of this client's life (see :class:`kling_core.inflight.HostLimit`)."""
@@ -139,7 +154,7 @@ class SubmitMixin(ClientBase):
         self.check(request, prov.name)
         if new and request.client_key is not None:
             raise ValidationError.single("new", "a new job cannot reuse the given client key; drop one of them")
-        require_ffmpeg(self.config.media, self.environ)  # results are verified with it: fail before paying
+        self._require_ffmpeg()  # results are verified with it: fail before paying
         out = str(Path(output).expanduser().absolute()) if output is not None else None
         journal = self.journal
         if journal is None:
@@ -173,6 +188,11 @@ class SubmitMixin(ClientBase):
         handle = await send(journal, prov, attrs.evolve(prepared, client_key=key), key, self._clock,
                             logged=served(key) if served is not None else None)
         return Started(handle, key, record.take)
+
+
+def _file_stamp(path: str) -> tuple[int, ...]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def over_concurrency(exc: ProviderError) -> bool:

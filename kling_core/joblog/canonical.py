@@ -68,9 +68,12 @@ def canonical(request: EditRequest, provider: str) -> Canonical:
     """Hash every local file of ``request`` (missing or unreadable files are the checks' business)."""
     media: dict[str, str] = {}
     by_ref: dict[str, str] = {}  # local ref -> "sha256:<hex>" for the identity
+    absolute: dict[str, str] = {}  # local ref -> its absolute path, where that differs
 
     for field_path, ref in request.media():
-        _absolute, path = _media_ref(ref)
+        shown, path = _media_ref(ref)
+        if shown != ref:
+            absolute[ref] = shown
         if path is None or not path.is_file():
             continue
         try:
@@ -80,10 +83,13 @@ def canonical(request: EditRequest, provider: str) -> Canonical:
         media[field_path] = digest
         by_ref[ref] = f"sha256:{digest}"
 
-    document = unstructure(request.map_media(lambda r: _media_ref(r)[0]))
+    document = unstructure(request.map_media(lambda r: absolute.get(r, r)) if absolute else request)
     document.pop("client_key", None)
-    full = unstructure(request.map_media(lambda r: by_ref.get(r, r)))
-    full.pop("client_key", None)
+    if by_ref or absolute:
+        full = unstructure(request.map_media(lambda r: by_ref.get(r, r)) if by_ref else request)
+        full.pop("client_key", None)
+    else:  # every reference a URL (hosted providers' usual case): the same document, read only
+        full = document
     request_sha = _digest({"provider": provider, "request": full})
     ident = {k: v for k, v in full.items() if k != "webhook_url"}
     identity = _digest({"provider": provider, "model": request.model, "request": ident})

@@ -358,19 +358,19 @@ class JobLog:
             else:
                 raise TypeError(f"unknown job log field {name!r}")
         now = time.time()
+        if state is not None:
+            sets.append("state = ?")
+            args.append(state)
+        sets.append("updated_at = ?")
+        args.append(now)
         with self._write(durable=durable) as conn:
-            row = conn.execute("SELECT state FROM jobs WHERE client_key = ?", (client_key,)).fetchone()
-            if row is None:
-                return False
-            if state is not None and state != row["state"]:
-                sets.append("state = ?")
-                args.append(state)
-                conn.execute("INSERT INTO events (client_key, state, at, detail) VALUES (?, ?, ?, ?)",
-                             (client_key, state, now, detail))
-            sets.append("updated_at = ?")
-            args.append(now)
-            conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE client_key = ?", (*args, client_key))
-        return True
+            if state is not None:
+                # The event only when the state changes, decided by the row itself (one statement,
+                # before the update below changes it).
+                conn.execute("INSERT INTO events (client_key, state, at, detail) SELECT client_key, ?, ?, ? FROM jobs "
+                             "WHERE client_key = ? AND state != ?", (state, now, detail, client_key, state))
+            found = conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE client_key = ?", (*args, client_key))
+            return found.rowcount > 0
 
     def delete(self, client_key: str) -> bool:
         with self._write() as conn:
