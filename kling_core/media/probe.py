@@ -6,8 +6,11 @@ list in disguise is refused before it can reach another file or URL.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import stat
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -130,12 +133,59 @@ def probe_video(path: str | os.PathLike[str], field: str = "video", *, decode: b
     """Duration, size, rate and codecs of a local video, refusing anything off the whitelist.
 
     ``decode`` also decodes the first frame, proving the stream readable (skip it only for
-    files this process just wrote itself).
+    files this process just wrote itself). A file probed before in this process and unchanged
+    since (same device, inode, size, mtime and ctime) is not opened again: an edit's input is
+    asked about by the price estimate, the provider's checks and the result's verification.
     """
+    before = _identity(path)
+    found = _remembered(before, decode)
+    if found is not None:
+        return found
     with open_video(path, field) as (container, stream, info):
         if decode:
             _decode_one_frame(container, stream, field)
-        return info
+    if before is not None and _identity(path) == before:  # not replaced while it was read
+        _remember(before, info, decode)
+    return info
+
+
+# Probes of unchanged files, per process: ((path as given, identity), decoded) -> info, oldest first.
+_Key = tuple[str, int, int, int, int, int]
+_PROBED: collections.OrderedDict[tuple[_Key, bool], VideoInfo] = collections.OrderedDict()
+_PROBED_KEEP = 64
+_probed_lock = threading.Lock()
+
+
+def _identity(path: str | os.PathLike[str]) -> _Key | None:
+    """The path and what changes when the file does (ctime cannot be set back); None if it
+    cannot be read."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _remembered(identity: _Key | None, decode: bool) -> VideoInfo | None:
+    if identity is None:
+        return None
+    with _probed_lock:
+        for key in ((identity, True), (identity, False)) if not decode else ((identity, True),):
+            info = _PROBED.get(key)
+            if info is not None:
+                _PROBED.move_to_end(key)
+                return info
+    return None
+
+
+def _remember(identity: _Key, info: VideoInfo, decode: bool) -> None:
+    with _probed_lock:
+        _PROBED[(identity, decode)] = info
+        _PROBED.move_to_end((identity, decode))
+        while len(_PROBED) > _PROBED_KEEP:
+            _PROBED.popitem(last=False)
 
 
 @contextlib.contextmanager
