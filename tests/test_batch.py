@@ -68,6 +68,24 @@ def test_every_bad_field_of_every_line_is_named(tmp_path: Path) -> None:
     assert any(t.startswith("line 5, elements[1]: must be an object") for t in text)
 
 
+def test_jsonl_lines_end_at_newlines_only_and_comments_are_skipped(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    # U+2028 and NEL are allowed raw inside a JSON string: they neither split a line nor shift its number.
+    manifest.write_text('# edits for Monday\n{"video": "a.mp4", "prompt": "one\u2028two\u0085three"}\r\n'
+                        '  # another comment\n{"video": "b.mp4", "prompt": "x", "colour": 1}\n', encoding="utf-8")
+    lines, problems = read_manifest(manifest)
+    assert [(ln.number, ln.fields["prompt"]) for ln in lines] == [(2, "one\u2028two\u0085three"), (4, "x")]
+    assert [p.path for p in problems] == ["line 4, colour"]
+
+
+def test_an_unknown_csv_column_is_named_once_on_the_header(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video,promt,prompt\n" + "".join(f"a{i}.mp4,typo,p\n" for i in range(5)))
+    lines, problems = read_manifest(manifest)
+    assert [str(p).split(" (")[0] for p in problems] == ["line 1, promt: unknown field in the header"]
+    assert len(lines) == 5 and "promt" not in lines[0].fields
+
+
 def test_unreadable_and_empty_manifests_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="no such file"):
         read_manifest(tmp_path / "none.jsonl")
@@ -230,6 +248,75 @@ def test_max_cost_refuses_the_batch_before_any_submit(sample: SampleMedia, tmp_p
     assert done.returncode == 2, done.stderr
     assert "max_cost" in done.stderr and "nothing was submitted" in done.stderr
     assert JobLog(tmp_path / "state").list(limit=0) == []
+
+
+def test_results_may_not_overwrite_the_manifest_an_input_or_an_output(sample: SampleMedia,  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    from kling_core.cli.batch_cmd import open_results
+
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": "a", "output": "o/a.mp4"}])
+
+    async def plan() -> Any:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            return load_plan(client, manifest)
+
+    loaded = asyncio.run(plan())
+    before = manifest.read_bytes()
+    for raw, what in ((str(tmp_path / "." / "m.jsonl"), "the manifest"), (str(tmp_path / "x" / ".." / "o" / "a.mp4"),
+                      "the output of line 1"), (str(sample.video), "an input of line 1")):
+        with pytest.raises(ValidationError, match=f"results: .* is {what}"):
+            open_results(raw, loaded)
+    with pytest.raises(ValidationError, match="results: .*cannot write it"):
+        open_results(str(manifest / "r.jsonl"), loaded)  # a file as a folder: exit 2, not a traceback
+    assert manifest.read_bytes() == before
+    open_results(str(tmp_path / "r.jsonl"), loaded).close()
+
+
+def test_a_fallback_list_is_priced_at_its_dearest_usable_host(tmp_path: Path) -> None:
+    from kling_core.cli.batch_cmd import check_budget, estimates
+
+    manifest = _write(tmp_path / "m.jsonl", [{"video": "https://cdn.example/a.mp4", "prompt": "a", "quality": "std",
+                                              "provider": "unifically,fal"}])
+
+    def priced(environ: dict[str, str]) -> tuple[str, float]:
+        async def go() -> tuple[str, float]:
+            async with AsyncEditClient(config=_config(tmp_path), environ=environ,
+                                       journal=JobLog(tmp_path / "state")) as client:
+                plan = load_plan(client, manifest)
+                est = (estimates(client, plan.lines) or {})[1]
+                if est.provider == "fal":  # the first host's price alone would pass this budget
+                    with pytest.raises(ValidationError, match="max_cost"):
+                        check_budget(plan, estimates(client, plan.lines), 0.5)
+                return est.provider, est.usd
+        return asyncio.run(go())
+
+    both = {"UNIFICALLY_API_KEY": "u-key", "FAL_KEY": "f-key:f"}
+    assert priced(both)[0] == "fal" and priced(both)[1] > 1  # the run may land on either host
+    assert priced({"FAL_KEY": "f-key:f"})[0] == "fal"  # unifically would be passed over: no key
+    assert priced({"UNIFICALLY_API_KEY": "u-key"}) == ("unifically", pytest.approx(0.4824))
+
+
+def test_a_fallback_lines_job_on_a_later_host_is_found_by_the_plan(sample: SampleMedia,  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    manifest = _write(tmp_path / "m.jsonl", [{"video": "https://cdn.example/a.mp4", "prompt": "a", "quality": "std",
+                                              "provider": "unifically,fal", "output": "o.mp4", "client_key": "k1"}])
+    log = JobLog(tmp_path / "state")
+    # The first host refused the submit (no job made); the second made the job and saved it.
+    log.claim(provider="unifically", model="kling-o1", request={}, request_sha256="x", client_key="k1")
+    log.transition("k1", "failed", error="refused")
+    log.claim(provider="fal", model="kling-o1", request={}, request_sha256="y", client_key="k1.fal")
+    log.transition("k1.fal", "submitted", job_id="fal-job-1")
+    log.transition("k1.fal", "saved", output=str(out))
+    out.write_bytes(sample.video.read_bytes())
+
+    async def plan() -> Any:
+        async with AsyncEditClient(config=_config(tmp_path), environ={"FAL_KEY": "f:f", "UNIFICALLY_API_KEY": "u"},
+                                   journal=log) as client:
+            return load_plan(client, manifest)
+
+    line = asyncio.run(plan()).lines[0]
+    assert (line.action, line.prior_state, line.prior_job_id) == ("skip", "saved", "fal-job-1")
 
 
 def test_bad_options_exit_2_naming_each(tmp_path: Path) -> None:

@@ -169,6 +169,22 @@ def test_dry_run_with_max_cost_refuses_and_passes_over_like_the_real_run(capsys:
     assert "estimate: unifically: at most $0.48" in out
 
 
+def test_dry_run_of_a_list_prices_the_host_the_run_would_use(capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run passes over a host without a key: so does the dry run, and it prices the next one.
+    monkeypatch.setenv("FAL_KEY", "fake-key:fake")
+    code, out, err = kling(capsys, "edit", URL, "-p", "x", "--quality", "std", "--provider", "unifically,fal",
+                           "--dry-run")
+    assert code == 0, err
+    assert out.startswith("passed over unifically: provider 'unifically' needs a key")
+    assert "estimate: fal: at most $1.27" in out
+    monkeypatch.delenv("FAL_KEY")  # no host has a key: the first capable one is still priced
+    code, out, err = kling(capsys, "edit", URL, "-p", "x", "--quality", "std", "--provider", "unifically,fal",
+                           "--dry-run")
+    assert code == 0, err
+    assert "dry run on unifically" in out and "estimate: unifically: at most $0.48" in out
+
+
 # -- --max-cost refuses before anything reaches the host --------------------------------------
 def _kling_process(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **env, "KLING_CONFIG_DIR": str(cwd / "user-config"),

@@ -352,11 +352,20 @@ def test_key_set_unreachable_is_a_503_the_sender_retries(world: World) -> None:
     async def broken(url: str) -> bytes:
         raise UnsafeMediaError("plain http downloads are refused", field="webhooks.fal_jwks_url")
 
-    world.receiver.jwks._fetch = broken
+    tries: list[str] = []
+
+    async def counted(url: str) -> bytes:
+        tries.append(url)
+        return await broken(url)
+
+    world.receiver.jwks._fetch = counted
     body = fal_body("req-1")
     answer = world.send("/hooks/fal", body, world.signer.fal_headers("req-1", "u", body, now=NOW))
     assert answer.status_code == 503 and answer.headers["retry-after"]
     assert world.state("key-1") == "submitted"
+    # More callbacks (forged or not) within jwks_min_refresh get the same 503 without a new fetch.
+    again = world.send("/hooks/fal", body, world.signer.fal_headers("req-1", "v", body, now=NOW))
+    assert again.status_code == 503 and len(tries) == 1
 
 
 def test_fal_webhook_for_an_unknown_job_is_404_and_changes_nothing(world: World) -> None:

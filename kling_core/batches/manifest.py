@@ -5,12 +5,12 @@ request is valid on its provider is :mod:`.plan`'s business. Every problem of ev
 collected, each named ``line N, FIELD`` (N: the line's number in the file, 1-based), so a bad
 manifest is refused whole.
 
-JSONL: one JSON object per line; blank lines are skipped. ``images`` is a list of strings,
+JSONL: one JSON object per line; blank lines and lines starting with ``#`` are skipped. ``images`` is a list of strings,
 ``elements`` a list of ``{"frontal_image", "reference_images"}`` objects (or ``kling edit
 --element`` specs), ``options`` an object.
 
-CSV: a header row naming the fields, then one edit per row; an empty cell leaves the field
-unset. List cells separate their items with ``|``: ``images`` = ``a.png|b.png``, ``elements`` =
+CSV: a header row naming the fields (an unknown name is reported once, on line 1), then one
+edit per row; an empty cell leaves the field unset. List cells separate their items with ``|``: ``images`` = ``a.png|b.png``, ``elements`` =
 ``front.png:ref1.png,ref2.png|front2.png:ref3.png`` (``kling edit --element`` specs), ``options`` =
 ``KEY=VALUE|KEY=VALUE`` (values as ``kling edit -O``: JSON scalars, else text).
 """
@@ -110,8 +110,10 @@ def read_manifest(path: str | Path, *, fmt: str | None = None) -> tuple[list[Man
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    # Lines end at "\n" only: str.splitlines would also split at U+2028, U+0085 or a form feed,
+    # which JSON allows inside a string, and so break a line and shift every number after it.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):  # blank lines and comments
             continue
         if len(line) > MAX_LINE_BYTES:
             yield number, problem(number, "", f"longer than {MAX_LINE_BYTES} characters")
@@ -142,6 +144,10 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
             yield 1, problem(1, f"column {i + 1}", "has no name in the header")
         elif names.index(name) != i:
             yield 1, problem(1, name, "is named twice in the header")
+        elif name not in FIELDS:
+            # Said once here, not on every row; the column is left out of the rows.
+            yield 1, problem(1, name, f"unknown field in the header (fields: {', '.join(FIELDS)})")
+    names = [name if name in FIELDS else "" for name in names]
     while True:
         start = reader.line_num + 1
         try:

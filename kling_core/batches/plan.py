@@ -24,6 +24,7 @@ import attrs
 
 from kling_core.batches.manifest import ManifestLine, problem
 from kling_core.client.aio import AsyncEditClient
+from kling_core.client.fallback import client_key_for
 from kling_core.contract.checks import is_url, local_path
 from kling_core.contract.models import EditRequest
 from kling_core.errors import KlingError, Problem, UnsupportedError, ValidationError
@@ -114,6 +115,27 @@ def classify(record: JobRecord | None, output: Path) -> Action:
     return "pickup"  # unfinished, uncertain, or succeeded and not saved yet
 
 
+def _line_record(client: AsyncEditClient, request: EditRequest, named: str) -> JobRecord | None:
+    """The job log's record of a line's job: on a fallback list, the first host holding a job
+    (a later host's record is under ``KEY.host``, as the client names it), else the first
+    host's record (None: never run)."""
+    if client.journal is None:
+        return None
+    first = client.journal.get(request.client_key or "")
+    names = [n.strip() for n in named.split(",")]
+    if len(names) == 1 or (first is not None and first.created_on_host):
+        return first
+    for i, name in enumerate(names[1:], start=1):
+        try:
+            canonical_name = client.host.provider_class(name).name
+        except KlingError:
+            continue
+        later = client.journal.get(client_key_for(request, i, canonical_name).client_key or "")
+        if later is not None and later.created_on_host:
+            return later
+    return first
+
+
 def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manifest: Path,
                output_dir: Path | None = None, provider: str | None = None,
                problems: Iterable[Problem] = ()) -> BatchPlan:
@@ -176,9 +198,10 @@ def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manife
             problems.append(problem(line.number, "client_key", f"{key!r} is also the key of line {keys[key]}"))
             continue
         keys[key] = line.number
-        record = client.journal.get(key) if client.journal is not None else None
+        request = attrs.evolve(request, client_key=key)
+        record = _line_record(client, request, named)
         plans.append(PlannedLine(
-            number=line.number, request=attrs.evolve(request, client_key=key), provider=named, primary=primary,
+            number=line.number, request=request, provider=named, primary=primary,
             output=dest, client_key=key, action=classify(record, dest),
             prior_state=record.state if record is not None else None,
             prior_job_id=record.job_id if record is not None else None,

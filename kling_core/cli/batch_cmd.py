@@ -24,10 +24,12 @@ from kling_core.batches.runner import (
 )
 from kling_core.cli.common import State
 from kling_core.cli.completion_cmd import complete_providers
+from kling_core.cli.estimates import parse_max_cost
 from kling_core.cli.job_cmd import json_errors
 from kling_core.client.aio import AsyncEditClient
 from kling_core.client.submit import Started
 from kling_core.client.timeouts import check_timeout
+from kling_core.contract.checks import local_path
 from kling_core.contract.status import JobStatus
 from kling_core.errors import KlingError, Problem, ValidationError
 
@@ -155,7 +157,12 @@ def summary_lines(tally: Tally, *, planned: int | None = None, limit: int = 50) 
 
 # -- costs (kling_core.pricing, where installed) -------------------------------------------------
 def estimates(client: AsyncEditClient, lines: Iterable[PlannedLine]) -> dict[int, Any] | None:
-    """Each line's cost estimate on its first provider, or None when pricing is not available."""
+    """Each line's cost estimate, or None when pricing is not available.
+
+    A fallback list is priced at its most expensive host that could serve the line (an
+    unknown price outranks any known one): the run may land on any of them, and a budget
+    priced on the first host alone would not hold when that host is passed over.
+    """
     try:
         from kling_core.pricing import estimate_cost
     except ImportError:
@@ -164,14 +171,29 @@ def estimates(client: AsyncEditClient, lines: Iterable[PlannedLine]) -> dict[int
     out: dict[int, Any] = {}
     for line in lines:
         r = line.request
-        key = (line.primary, r.model, r.quality, r.edit_mode, r.video, r.duration)
+        key = (line.provider, r.model, r.quality, r.edit_mode, r.video, r.duration)
         if key not in memo:
-            try:
-                memo[key] = estimate_cost(client, r, provider=line.primary)
-            except KlingError as exc:
-                memo[key] = exc
+            memo[key] = _line_estimate(client, line, estimate_cost)
         out[line.number] = memo[key]
     return out
+
+
+def _line_estimate(client: AsyncEditClient, line: PlannedLine, estimate_cost: Any) -> Any:
+    names = [n.strip() for n in line.provider.split(",")]
+    if len(names) > 1:
+        from kling_core.cli.estimates import capability_problems, key_missing
+
+        capable = [n for n in names if not capability_problems(client, n, line.request)]
+        usable = [n for n in capable if not key_missing(client, n)] or capable
+        names = usable or names[:1]
+    found: list[Any] = []
+    for name in names:
+        try:
+            found.append(estimate_cost(client, line.request, provider=name))
+        except KlingError as exc:
+            return exc
+    unknown = [est for est in found if est.usd is None]
+    return unknown[0] if unknown else max(found, key=lambda est: est.usd)
 
 
 def usd_text(est: Any) -> str:
@@ -227,8 +249,11 @@ def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool) -> None:
         docs.append({"line": line.number, "action": line.action, "provider": line.provider, "model": r.model,
                      "quality": r.quality, "output": str(line.output), "client_key": line.client_key,
                      "earlier_state": line.prior_state,
-                     "usd": None if est is None or isinstance(est, KlingError) else est.usd})
-        rows.append((str(line.number), verb[line.action], line.provider, r.model, r.quality, usd_text(est),
+                     "usd": None if est is None or isinstance(est, KlingError) else est.usd,
+                     "priced_on": None if est is None or isinstance(est, KlingError) else est.provider})
+        priced = f" ({est.provider})" if "," in line.provider and est is not None and not isinstance(
+            est, KlingError) else ""
+        rows.append((str(line.number), verb[line.action], line.provider, r.model, r.quality, usd_text(est) + priced,
                      str(line.output)))
     counts = {"submit": plan.count("submit"), "pickup": plan.count("pickup"), "skip": plan.count("skip")}
     if costs is None:
@@ -246,18 +271,6 @@ def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool) -> None:
     for row in (header, *rows):
         click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     click.echo(f"{counts['submit']} to submit, {counts['pickup']} to pick up, {counts['skip']} to skip; {cost_note}")
-
-
-def parse_max_cost(raw: str | None) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw.lstrip("$"))
-    except ValueError:
-        raise ValidationError.single("max_cost", f"{raw!r} is not an amount of US dollars") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValidationError.single("max_cost", f"{raw!r} must be a finite amount of US dollars, 0 or more")
-    return value
 
 
 @click.command("batch")
@@ -349,10 +362,30 @@ def _seconds(raw: str | None) -> float | None:
         raise ValidationError.single("timeout", f"{raw!r} is not a number of seconds") from None
 
 
+def open_results(raw: str, plan: BatchPlan) -> ResultsFile:
+    """The results file, refused (exit 2, before any submit) where writing it would destroy the
+    manifest, an input or a line's output, or where it cannot be written."""
+    path = Path(raw).expanduser().resolve()
+    taken = {plan.manifest.resolve(): "the manifest"}
+    for line in plan.lines:
+        taken.setdefault(line.output.resolve(), f"the output of line {line.number}")
+        for _field, ref in line.request.media():
+            local = local_path(ref)
+            if local is not None:
+                taken.setdefault(local.expanduser().resolve(), f"an input of line {line.number}")
+    what = taken.get(path)
+    if what is not None:
+        raise ValidationError.single("results", f"{raw} is {what}; give the results another file")
+    try:
+        return ResultsFile(path)
+    except OSError as exc:
+        raise ValidationError.single("results", f"{raw}: cannot write it ({exc.strerror or exc})") from None
+
+
 async def execute(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int, fail_fast: bool,
                   timeout: float | None, as_json: bool, results_path: str | None, quiet: bool) -> int:
     tally = Tally()
-    results = ResultsFile(Path(results_path)) if results_path is not None else None
+    results = open_results(results_path, plan) if results_path is not None else None
     code = 0
     with BatchProgress(len(plan.lines), enabled=not quiet) as progress:
         try:

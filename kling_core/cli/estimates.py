@@ -125,6 +125,7 @@ async def print_dry_run(client: AsyncEditClient, request: EditRequest, chain: Se
     ``max_cost`` would refuse. A missing key does not stop the estimate."""
     _request_problems(request)
     served, skipped, refusals = None, [], []
+    keyless: tuple[str, CostEstimate, str] | None = None  # the first capable host without a key
     for name in chain:
         problems = capability_problems(client, name, request)
         if problems:
@@ -145,6 +146,11 @@ async def print_dry_run(client: AsyncEditClient, request: EditRequest, chain: Se
             client.check(request, name)  # the provider's own checks too, where its key is set
         except MissingKeyError as exc:
             no_key = str(exc)
+            if len(chain) > 1:  # as the real run does: a host without a key is passed over
+                keyless = keyless or (name, est, no_key)
+                skipped.append({"provider": name, "reason": no_key})
+                refusals.append(Problem("provider", no_key))
+                continue
         except UnsupportedError as exc:
             if len(chain) == 1:
                 raise
@@ -153,6 +159,12 @@ async def print_dry_run(client: AsyncEditClient, request: EditRequest, chain: Se
             continue
         served = name
         break
+    if served is None and keyless is not None:
+        # No host of the list could be sent the job, some only for want of a key: price the
+        # first of those (a missing key does not stop a dry run).
+        served, est, no_key = keyless
+        cls = client.host.provider_class(served)
+        skipped = [s for s in skipped if s["provider"] != served]
     if served is None:
         raise ValidationError(refusals)
     answer: Mapping[str, Any] | None = None

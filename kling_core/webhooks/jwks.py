@@ -3,8 +3,9 @@
 Keys are cached for ``max_age`` (fal says they may change: at most 24 h) and fetched again
 early when a signature verifies with none of them (a rotated key), but never more often than
 every ``min_refresh`` seconds: a stream of forged signatures cannot turn the receiver into a
-JWKS fetcher. The fetch is :func:`kling_core.media.fetch.fetch`: https only and public
-addresses only unless ``media.allow_private_urls`` (a test host), a small size cap.
+JWKS fetcher; nor is a failed fetch tried again sooner (a 503 meanwhile). The fetch is
+:func:`kling_core.media.fetch.fetch`: https only and public addresses only unless
+``media.allow_private_urls`` (a test host), a small size cap.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ class JwksCache:
         self.min_refresh = min_refresh
         self._keys: tuple[bytes, ...] = ()
         self._fetched_at: float | None = None
+        # The last failed fetch: none is tried again before min_refresh has passed, so callbacks
+        # (forged ones included) arriving while the key set cannot be read do not each fetch it.
+        self._failed: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # how many times the set was fetched (shown by the receiver's status)
 
@@ -107,13 +111,18 @@ class JwksCache:
             return self._keys
 
     async def _load(self) -> None:
+        if self._failed is not None and self._clock() - self._failed[0] < self.min_refresh:
+            raise WebhookRefused(503, self._failed[1])  # not fetched again yet: see __init__
         try:
             data = await asyncio.wait_for(self._fetch(self.url), FETCH_TIMEOUT)
             keys = parse_jwks(data)
         except (KlingError, ValueError, TimeoutError) as exc:
             # A 503: the sender retries later. Keys past their age are not used meanwhile.
             reason = exc.message if isinstance(exc, KlingError) else str(exc) or "timed out"
-            raise WebhookRefused(503, f"cannot read the signing keys at {self.url}: {reason}") from None
+            message = f"cannot read the signing keys at {self.url}: {reason}"
+            self._failed = (self._clock(), message)
+            raise WebhookRefused(503, message) from None
         self._keys = keys
         self._fetched_at = self._clock()
+        self._failed = None
         self.fetches += 1
