@@ -264,9 +264,9 @@ def test_results_may_not_overwrite_the_manifest_an_input_or_an_output(sample: Sa
     before = manifest.read_bytes()
     for raw, what in ((str(tmp_path / "." / "m.jsonl"), "the manifest"), (str(tmp_path / "x" / ".." / "o" / "a.mp4"),
                       "the output of line 1"), (str(sample.video), "an input of line 1")):
-        with pytest.raises(ValidationError, match=f"results: .* is {what}"):
+        with pytest.raises(ValidationError, match=rf"results: .* is {what}"):
             open_results(raw, loaded)
-    with pytest.raises(ValidationError, match="results: .*cannot write it"):
+    with pytest.raises(ValidationError, match=r"results: .*cannot write it"):
         open_results(str(manifest / "r.jsonl"), loaded)  # a file as a folder: exit 2, not a traceback
     assert manifest.read_bytes() == before
     open_results(str(tmp_path / "r.jsonl"), loaded).close()
