@@ -164,6 +164,25 @@ def test_fail_fast_stops_and_a_rerun_skips_what_failed_on_the_host(sample: Sampl
     assert by_line == {1: ("skipped", "failed"), 2: ("submitted", "failed"), 3: ("submitted", "failed")}
 
 
+def test_fail_fast_reports_the_job_of_a_line_it_stopped_waiting_for(sample: SampleMedia,  # noqa: F811
+                                                                     tmp_path: Path) -> None:
+    rows = [{"video": str(sample.video), "prompt": "slow", "quality": "std", "options": {"latency": 1.5}},
+            {"video": str(sample.video), "prompt": "bad", "quality": "std", "options": {"fail": "content_policy"}}]
+    manifest = _write(tmp_path / "m.jsonl", rows)
+
+    async def run(**kw: Any) -> dict[int, Any]:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            return {r.line: r async for r in abatch(manifest, client=client, concurrency=2, **kw)}
+
+    first = asyncio.run(run(fail_fast=True))
+    slow = first[1]
+    assert first[2].state == "failed" and slow.state == "not_run"
+    # Submitted before the stop: the result says so and names its job (it stays in the job log).
+    assert slow.action == "submitted" and slow.job_id and "not waited for" in (slow.error or "")
+    again = asyncio.run(run())
+    assert (again[1].action, again[1].state, again[1].job_id) == ("picked_up", "saved", slow.job_id)
+
+
 def test_a_submit_the_host_refused_is_submitted_again(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
     manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": "p", "quality": "std",
                                               "options": {"fail": "rate_limited"}}])

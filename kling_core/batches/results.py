@@ -17,6 +17,7 @@ from typing import IO, Any, Literal
 import attrs
 
 from kling_core.batches.plan import PlannedLine
+from kling_core.client.submit import Started
 
 LineState = Literal["saved", "failed", "cancelled", "not_run"]
 LineAction = Literal["submitted", "picked_up", "skipped", "not_started"]
@@ -59,9 +60,16 @@ def skipped(line: PlannedLine) -> BatchLineResult:
                            error=line.prior_error if state != "saved" else None)
 
 
-def not_run(line: PlannedLine, why: str) -> BatchLineResult:
-    return BatchLineResult(line=line.number, client_key=line.client_key, state="not_run", action="not_started",
-                           provider=line.provider, output=str(line.output), error=why)
+def not_run(line: PlannedLine, why: str, started: Started | None = None) -> BatchLineResult:
+    """A line the batch stopped before it finished; ``started``: the job it already had (the
+    line was submitted or picked up, and its job stays in the job log for the next run)."""
+    if started is None:
+        return BatchLineResult(line=line.number, client_key=line.client_key, state="not_run", action="not_started",
+                               provider=line.provider, output=str(line.output), error=why)
+    return BatchLineResult(line=line.number, client_key=line.client_key, state="not_run",
+                           action="picked_up" if started.resumed else "submitted", provider=started.handle.provider,
+                           output=str(line.output), job_id=started.handle.job_id,
+                           error=f"{why} (its job was not waited for; it stays in the job log)")
 
 
 class ResultsFile:

@@ -93,12 +93,14 @@ async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int
     stop = asyncio.Event()
     slots = ProviderSlots(client)
     reported: set[int] = set()
+    jobs: dict[int, Started] = {}  # lines with a job on a host, until they are reported
 
     async def worker() -> None:
         for line in lines:  # one shared iterator: each line is taken once
             if stop.is_set():
                 return
-            result = await run_line(client, line, slots, events, timeout)
+            result = await run_line(client, line, slots, events, timeout, jobs)
+            jobs.pop(line.number, None)
             await queue.put(result)
             if fail_fast and not result.ok:
                 stop.set()
@@ -130,7 +132,7 @@ async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int
         why = "not run: the batch stopped at a failed line (--fail-fast); run it again to resume"
         for line in todo:
             if line.number not in reported:
-                yield not_run(line, why)
+                yield not_run(line, why, jobs.get(line.number))
     finally:
         for task in workers:
             task.cancel()
@@ -142,7 +144,7 @@ async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int
 
 
 async def run_line(client: AsyncEditClient, line: PlannedLine, slots: ProviderSlots, events: BatchEvents,
-                   timeout: float | None) -> BatchLineResult:
+                   timeout: float | None, jobs: dict[int, Started] | None = None) -> BatchLineResult:
     """One line through the single-job path; an expected error is this line's result, not the batch's."""
     begun = time.monotonic()
     action: LineAction = "not_started"
@@ -155,6 +157,8 @@ async def run_line(client: AsyncEditClient, line: PlannedLine, slots: ProviderSl
             started = await _start(client, line)
             action = "picked_up" if started.resumed else "submitted"
             job_id = started.handle.job_id
+            if jobs is not None:
+                jobs[line.number] = started
             events.bound(line, started)
             result = await _follow(client, line, started, events, timeout)
         saved = await client.save(result, line.output)
