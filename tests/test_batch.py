@@ -183,6 +183,26 @@ def test_fail_fast_reports_the_job_of_a_line_it_stopped_waiting_for(sample: Samp
     assert (again[1].action, again[1].state, again[1].job_id) == ("picked_up", "saved", slow.job_id)
 
 
+def test_leaving_the_loop_early_stops_the_batchs_workers_at_once(sample: SampleMedia,  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    import contextlib
+
+    rows = [{"video": str(sample.video), "prompt": "quick", "quality": "std"},
+            {"video": str(sample.video), "prompt": "slow", "quality": "std", "options": {"latency": 5}}]
+    manifest = _write(tmp_path / "m.jsonl", rows)
+
+    async def run() -> list[str]:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            async with contextlib.aclosing(abatch(manifest, client=client, concurrency=2)) as results:
+                async for _result in results:
+                    break
+            # The batch's workers are stopped when its generator is closed, not left to the GC.
+            return [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("kling-batch-")
+                    and not t.done()]
+
+    assert asyncio.run(run()) == []
+
+
 def test_a_submit_the_host_refused_is_submitted_again(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
     manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": "p", "quality": "std",
                                               "options": {"fail": "rate_limited"}}])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
@@ -49,9 +51,12 @@ async def abatch(manifest: PathArg, *, provider: str | None = None, concurrency:
     active = client if client is not None else AsyncEditClient(provider=provider, config=config)
     try:
         plan = load_plan(active, manifest, fmt=format, output_dir=output_dir, provider=provider)
-        async for result in run_plan(active, plan, concurrency=concurrency, fail_fast=fail_fast, events=events,
-                                     timeout=timeout):
-            yield result
+        # aclosing: when the caller stops early, run_plan's own clean-up (its workers stopped, a
+        # submit on the wire given its grace) runs now, before the client closes, not at GC.
+        async with contextlib.aclosing(run_plan(active, plan, concurrency=concurrency, fail_fast=fail_fast,
+                                                events=events, timeout=timeout)) as results:
+            async for result in results:
+                yield result
     finally:
         if own:
             await active.aclose()
@@ -81,7 +86,20 @@ def batch(manifest: PathArg, *, provider: str | None = None, concurrency: int = 
             portal.run(agen.aclose())
         finally:
             if client is None:
-                portal.close()
+                try:
+                    portal.run(_cancel_the_rest())
+                finally:
+                    portal.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel and await what is left on this private loop (a provider's in-process work, such as
+    the mock's renders), as ``asyncio.run`` does, so none is destroyed pending when it closes."""
+    me = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not me]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 async def _next(agen: AsyncGenerator[BatchLineResult, None]) -> BatchLineResult:

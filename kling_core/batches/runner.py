@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import attrs
@@ -78,7 +78,7 @@ class ProviderSlots:
 
 async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int = DEFAULT_CONCURRENCY,
                    fail_fast: bool = False, events: BatchEvents | None = None,
-                   timeout: float | None = None) -> AsyncIterator[BatchLineResult]:
+                   timeout: float | None = None) -> AsyncGenerator[BatchLineResult, None]:
     """Yield every line's result: skipped lines first, then each job as it finishes."""
     check_concurrency(concurrency)
     events = events or BatchEvents()

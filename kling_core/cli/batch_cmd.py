@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Iterable
@@ -389,14 +390,15 @@ async def execute(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int,
     code = 0
     with BatchProgress(len(plan.lines), enabled=not quiet) as progress:
         try:
-            async for result in run_plan(client, plan, concurrency=concurrency, fail_fast=fail_fast, events=progress,
-                                         timeout=timeout):
-                tally.add(result)
-                progress.finished(result)
-                if results is not None:
-                    results.write(result)
-                if as_json:
-                    click.echo(json.dumps(result.to_document(), sort_keys=True))
+            async with contextlib.aclosing(run_plan(client, plan, concurrency=concurrency, fail_fast=fail_fast,
+                                                    events=progress, timeout=timeout)) as running:
+                async for result in running:
+                    tally.add(result)
+                    progress.finished(result)
+                    if results is not None:
+                        results.write(result)
+                    if as_json:
+                        click.echo(json.dumps(result.to_document(), sort_keys=True))
         except asyncio.CancelledError:
             progress.interrupted()
             code = INTERRUPTED
