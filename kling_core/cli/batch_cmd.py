@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,6 +37,7 @@ from kling_core.errors import KlingError, Problem, ValidationError
 
 pass_state = click.make_pass_decorator(State)
 INTERRUPTED = 130
+STDOUT_CLOSED = -1  # execute()'s own marker: exit 1
 RESUME_HINT = "run the same command again to resume: finished lines are skipped, started jobs picked up"
 
 
@@ -402,11 +404,19 @@ async def execute(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int,
         except asyncio.CancelledError:
             progress.interrupted()
             code = INTERRUPTED
+        except BrokenPipeError:  # `kling batch --json | head`: stop as Ctrl-C does, and say so
+            progress.interrupted()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            code = STDOUT_CLOSED
         finally:
             if results is not None:
                 results.close()
     for text in summary_lines(tally, planned=len(plan.lines)):
         click.echo(text, err=True)
+    if code == STDOUT_CLOSED:
+        click.echo(f"stopped: the output's reader went away (stdout closed); {len(plan.lines) - tally.total} "
+                   f"line(s) not finished, the jobs started stay in the job log.\n  {RESUME_HINT}", err=True)
+        return 1
     if code == INTERRUPTED:
         left = len(plan.lines) - tally.total
         click.echo(f"interrupted: {left} line(s) not finished; no new job was submitted after Ctrl-C, and the "
