@@ -529,6 +529,9 @@ def test_callbacks_for_unknown_jobs_are_404_and_change_nothing(world: World, cas
     assert answer.status_code == 404, answer.text
     assert (world.journal.get("key-kling"), world.journal.get("key-uni")) == before
     assert world.hosts.gets == []
+    if case == "wrong-url-key":  # the answer does not tell a known job under another key from no job
+        unknown = world.send("/hooks/kling/key-uni", json.dumps({**doc, "task_id": "task-2"}).encode())
+        assert unknown.json()["error"] == answer.json()["error"].replace("task-1", "task-2")
 
 
 def test_callback_whose_status_look_up_disagrees_records_only_the_confirmed_state(world: World) -> None:

@@ -160,16 +160,19 @@ class WebhookReceiver:
         if job_id is None:
             raise WebhookRefused(400, f"the callback names no job ({shape.job_id})")
         record = self.journal.find_job(provider, job_id)
+        body_key = fields.code(doc, shape.client_key) if shape.client_key else None
+        # One answer for "no such job" and "not under that key": a caller guessing keys or job
+        # ids learns nothing about which jobs exist.
+        unknown = f"no {provider} job {job_id}" + (" under that client key" if url_key or body_key else "")
         if record is None:
             pending = self.journal.get(url_key) if url_key else None
             if pending is not None and pending.provider == provider and pending.job_id is None \
                     and pending.state in ("submitting", "uncertain"):
                 raise WebhookRefused(503, f"job {url_key} has no host job id stored yet; retry later")
-            raise WebhookRefused(404, f"no {provider} job {job_id} in the job log")
-        body_key = fields.code(doc, shape.client_key) if shape.client_key else None
+            raise WebhookRefused(404, f"{unknown} in the job log")
         for key in (url_key, body_key):
             if key is not None and key != record.client_key:
-                raise WebhookRefused(404, f"no {provider} job {job_id} under that client key in the job log")
+                raise WebhookRefused(404, f"{unknown} in the job log")
         return record
 
     async def _confirm(self, provider: str, record: JobRecord, doc: Mapping[str, Any]) -> Answer:
