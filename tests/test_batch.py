@@ -132,6 +132,24 @@ def test_two_lines_saving_to_one_output_are_refused(sample: SampleMedia, tmp_pat
     assert [str(p) for p in info.value.problems] == [f"line 2, output: {tmp_path / 'o.mp4'} is also the output of line 1"]
 
 
+def test_a_provider_list_the_client_would_refuse_is_a_line_problem(sample: SampleMedia,  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    video = str(sample.video)
+    manifest = _write(tmp_path / "m.jsonl", [{"video": video, "prompt": "a", "provider": "nosuch,mock"},
+                                             {"video": video, "prompt": "b", "provider": "mock,mock"},
+                                             {"video": video, "prompt": "c", "provider": "mock"}])
+
+    async def plan() -> None:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            load_plan(client, manifest)
+
+    with pytest.raises(ValidationError) as info:
+        asyncio.run(plan())
+    found = [(p.path, p.message.split(" (")[0]) for p in info.value.problems]
+    assert found == [("line 1, provider", "unknown provider 'nosuch'"),
+                     ("line 2, provider", "'mock,mock': 'mock' is listed twice")]
+
+
 # -- running ------------------------------------------------------------------------------------
 def test_python_api_saves_every_line_and_a_rerun_skips_them(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
     manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": p, "quality": "std"}

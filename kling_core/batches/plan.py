@@ -24,7 +24,7 @@ import attrs
 
 from kling_core.batches.manifest import ManifestLine, problem
 from kling_core.client.aio import AsyncEditClient
-from kling_core.client.fallback import client_key_for
+from kling_core.client.fallback import client_key_for, provider_chain
 from kling_core.contract.checks import is_url, local_path
 from kling_core.contract.models import EditRequest
 from kling_core.errors import KlingError, Problem, UnsupportedError, ValidationError
@@ -157,6 +157,10 @@ def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manife
         if any(not p for p in names):
             problems.append(problem(n, "provider", f"{named!r}: an empty name in the list"))
             continue
+        unusable = _unusable_list(client, named, names)
+        if unusable:
+            problems += [problem(n, "provider", message) for message in unusable]
+            continue
         primary = names[0]
         output = fields.pop("output", None)
         video, prompt = fields.pop("video"), fields.pop("prompt")
@@ -211,6 +215,29 @@ def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manife
         problems.sort(key=_line_number)
         raise ValidationError(problems, subject="manifest")
     return BatchPlan(lines=tuple(plans), manifest=manifest, output_dir=out_dir)
+
+
+def _unusable_list(client: AsyncEditClient, named: str, names: list[str]) -> list[str]:
+    """Why the client would refuse a provider list before trying any host of it: a name given
+    twice (aliases resolved) or not installed. (A missing key only passes its host over.)"""
+    try:
+        provider_chain(named)
+    except ValidationError as exc:
+        return [f"{named!r}: {p.message}" for p in exc.problems]
+    if len(names) == 1:
+        return []  # a single provider's errors are reported with the request (_request_on)
+    found: list[str] = []
+    seen: dict[str, str] = {}
+    for name in names:
+        try:
+            real = client.host.provider_class(name).name
+        except KlingError as exc:
+            found.append(f"{str(exc).removeprefix('provider: ')} (in {named!r})")
+            continue
+        if real in seen:
+            found.append(f"{name!r} and {seen[real]!r} are one provider (in {named!r})")
+        seen[real] = name
+    return found
 
 
 def _request_on(client: AsyncEditClient, names: list[str], video: str, prompt: str, fields: dict[str, Any],
