@@ -78,6 +78,16 @@ def test_jsonl_lines_end_at_newlines_only_and_comments_are_skipped(tmp_path: Pat
     assert [p.path for p in problems] == ["line 4, colour"]
 
 
+def test_empty_values_are_named_once_each(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"video": "", "prompt": "a"}\n{"video": "  ", "prompt": "a", "images": ["x.png", " "]}\n'
+                        '{"video": "a.mp4", "prompt": " "}\n')
+    lines, problems = read_manifest(manifest)
+    assert [str(p) for p in problems] == ["line 1, video: is required", "line 2, video: is empty",
+                                          "line 2, images[1]: is empty", "line 3, prompt: is empty"]
+    assert lines == []  # none goes on to the request checks (which would add "not a regular file")
+
+
 def test_an_unknown_csv_column_is_named_once_on_the_header(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("video,promt,prompt\n" + "".join(f"a{i}.mp4,typo,p\n" for i in range(5)))

@@ -185,8 +185,9 @@ def check_fields(number: int, row: Mapping[str, Any], *, csv_cells: bool) -> tup
             continue
         if not isinstance(value, str):
             bad(key, f"must be a string, not {type(value).__name__}")
-        elif key not in REQUIRED and not value.strip():
-            bad(key, "is empty")
+        elif not value.strip():
+            if key not in REQUIRED or value:  # "" is reported as required above
+                bad(key, "is empty")
         else:
             out[key] = value.strip() if key not in ("prompt",) else value
     if "keep_audio" in row:
@@ -205,6 +206,10 @@ def check_fields(number: int, row: Mapping[str, Any], *, csv_cells: bool) -> tup
         images = _text_list(row["images"], csv_cells)
         if images is None:
             bad("images", "must be a list of strings (CSV: items separated by '|')")
+        elif any(not image.strip() for image in images):
+            for i, image in enumerate(images):
+                if not image.strip():
+                    bad(f"images[{i}]", "is empty")
         else:
             out["images"] = images
     if "elements" in row:
