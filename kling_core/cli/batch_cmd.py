@@ -148,11 +148,14 @@ def summary_lines(tally: Tally, *, planned: int | None = None, limit: int = 50) 
     for (a, an), (b, bn) in zip(rows, did, strict=True):
         out.append(f"  {a:<22} {an:>6}   {b:<22} {bn:>6}")
     if tally.problems:
+        shown = tally.problems[:limit]
+        width = max(6, *(len(r.job_id or "-") for r in shown))
+        pwidth = max(8, *(len(r.provider) for r in shown))
         out.append("  lines not saved:")
-        out.append(f"    {'line':>6}  {'state':<9}  {'provider':<12}  {'job id':<24}  error")
-        for r in tally.problems[:limit]:
+        out.append(f"    {'line':>6}  {'state':<9}  {'provider':<{pwidth}}  {'job id':<{width}}  error")
+        for r in shown:
             error = one_line(r.error)
-            out.append(f"    {r.line:>6}  {r.state:<9}  {r.provider:<12}  {(r.job_id or '-'):<24}  {error}")
+            out.append(f"    {r.line:>6}  {r.state:<9}  {r.provider:<{pwidth}}  {(r.job_id or '-'):<{width}}  {error}")
         if len(tally.problems) > limit:
             out.append(f"    ... and {len(tally.problems) - limit} more (see the results JSONL)")
     return out
@@ -206,7 +209,7 @@ def usd_text(est: Any) -> str:
         return "unknown"
     if est.usd is None:
         return "unknown"
-    return ("≤" if getattr(est, "upper_bound", False) else "") + f"${est.usd:.2f}"
+    return ("<=" if getattr(est, "upper_bound", False) else "") + f"${est.usd:.2f}"  # as `kling jobs` shows it
 
 
 def check_budget(plan: BatchPlan, costs: dict[int, Any] | None, max_cost: float) -> float:
