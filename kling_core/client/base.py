@@ -106,6 +106,7 @@ class ClientBase:
         self._job_slots: dict[str, LoopBound] = {}  # provider name -> its bound on jobs in flight
         self._submit_slots: dict[str, LoopBound] = {}  # provider name -> its bound on submits at once
         self._host_limits: dict[str, HostLimit] = {}  # provider name -> its jobs here, the limit it proved
+        self._ffmpeg_proof: tuple[str, tuple[int, ...]] | None = None  # the binary require_ffmpeg passed, its stat
 
     # -- providers --------------------------------------------------------------------
     def provider(self, name: str | None = None) -> Provider:

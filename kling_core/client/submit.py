@@ -115,15 +115,14 @@ class SubmitMixin(ClientBase):
     def _require_ffmpeg(self) -> None:
         """:func:`require_ffmpeg` once per client; before each later submit only a ``stat``
         proves the same binary is still there, unchanged (finding it reads the cache dir)."""
-        proof = self.__dict__.get("_kling_ffmpeg")
-        if proof is not None:
-            exe, stamp = proof
+        if self._ffmpeg_proof is not None:
+            exe, stamp = self._ffmpeg_proof
             with contextlib.suppress(OSError):
                 if _file_stamp(exe) == stamp:
                     return
         exe = require_ffmpeg(self.config.media, self.environ)
         with contextlib.suppress(OSError):
-            self.__dict__["_kling_ffmpeg"] = (exe, _file_stamp(exe))
+            self._ffmpeg_proof = (exe, _file_stamp(exe))
 
     def _lower_bound(self, first: str, limit: HostLimit, exc: ProviderError) -> None:
         """The host refused a submit at its concurrency limit: the jobs we have there are its
