@@ -314,6 +314,10 @@ def test_max_cost_refuses_the_batch_before_any_submit(sample: SampleMedia, tmp_p
     done = _kling(["batch", str(manifest), "--max-cost", "0.01"], tmp_path, FAL_KEY="fake-key:fake")
     assert done.returncode == 2, done.stderr
     assert "max_cost" in done.stderr and "nothing was submitted" in done.stderr
+    # The dry run says the same, with the same exit code.
+    dry = _kling(["batch", str(manifest), "--max-cost", "0.01", "--dry-run", "--json"], tmp_path,
+                 FAL_KEY="fake-key:fake")
+    assert dry.returncode == 2 and json.loads(dry.stdout)["max_cost"]["within"] is False
     assert JobLog(tmp_path / "state").list(limit=0) == []
 
 

@@ -237,8 +237,16 @@ def check_budget(plan: BatchPlan, costs: dict[int, Any] | None, max_cost: float)
     return total
 
 
-def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool) -> None:
+def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool, max_cost: float | None = None) -> int:
+    """The dry run's plan; with ``max_cost``, whether the real run would be refused (then exit 2,
+    as the run would: the reason on stderr, or ``max_cost.problem`` in the JSON)."""
     costs = estimates(client, plan.lines)
+    over: str | None = None
+    if max_cost is not None:
+        try:
+            check_budget(plan, costs, max_cost)
+        except ValidationError as exc:
+            over = exc.problems[0].message
     verb = {"submit": "submit", "pickup": "pick up", "skip": "skip"}
     docs = []
     rows = []
@@ -268,15 +276,23 @@ def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool) -> None:
         cost_note = f"estimated cost of the submits: ${total:.2f}" + (
             f" (+ {unknown} line(s) of unknown price)" if unknown else "")
     if as_json:
-        click.echo(json.dumps({"lines": docs, "counts": counts, "usd": total if costs is not None else None,
-                               "unknown_prices": unknown}, indent=2))
-        return
+        doc: dict[str, Any] = {"lines": docs, "counts": counts, "usd": total if costs is not None else None,
+                               "unknown_prices": unknown}
+        if max_cost is not None:
+            doc["max_cost"] = {"usd": max_cost, "within": over is None, "problem": over}
+        click.echo(json.dumps(doc, indent=2))
+        return 0 if over is None else 2
     header = ("line", "action", "provider", "model", "quality", "estimate", "output")
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     click.echo(f"dry run of {plan.manifest}: {len(plan.lines)} lines, nothing submitted")
     for row in (header, *rows):
         click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     click.echo(f"{counts['submit']} to submit, {counts['pickup']} to pick up, {counts['skip']} to skip; {cost_note}")
+    if over is not None:
+        raise ValidationError.single("max_cost", over)  # exit 2, as the real run would refuse it
+    if max_cost is not None:
+        click.echo(f"within --max-cost ${max_cost:.2f}")
+    return 0
 
 
 @click.command("batch")
@@ -338,8 +354,7 @@ def command(state: State, manifest: str, concurrency: int, provider: str | None,
         async with state.client(provider) as client:
             plan = load_plan(client, manifest, fmt=fmt, output_dir=output_dir, provider=provider)
             if dry_run:
-                print_plan(client, plan, as_json)
-                return 0
+                return print_plan(client, plan, as_json, max_cost)
             if max_cost is not None:
                 check_budget(plan, estimates(client, plan.lines), max_cost)
             if webhooks:  # docs/webhooks.md
