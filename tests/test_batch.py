@@ -142,6 +142,22 @@ def test_two_lines_saving_to_one_output_are_refused(sample: SampleMedia, tmp_pat
     assert [str(p) for p in info.value.problems] == [f"line 2, output: {tmp_path / 'o.mp4'} is also the output of line 1"]
 
 
+def test_an_output_that_another_line_reads_is_refused(sample: SampleMedia, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "x.mp4").write_bytes(sample.video.read_bytes())
+    manifest = _write(tmp_path / "m.jsonl", [{"video": str(sample.video), "prompt": "a", "output": "x.mp4"},
+                                             {"video": "x.mp4", "prompt": "b", "output": "y.mp4"}])
+
+    async def plan() -> None:
+        async with AsyncEditClient(config=_config(tmp_path), journal=JobLog(tmp_path / "state")) as client:
+            load_plan(client, manifest)
+
+    with pytest.raises(ValidationError) as info:
+        asyncio.run(plan())
+    assert [str(p) for p in info.value.problems] == [
+        f"line 1, output: {tmp_path / 'x.mp4'} is an input of line 2 (saving would replace it while that line may "
+        "read it)"]
+
+
 def test_a_provider_list_the_client_would_refuse_is_a_line_problem(sample: SampleMedia,  # noqa: F811
                                                                    tmp_path: Path) -> None:
     video = str(sample.video)

@@ -115,6 +115,18 @@ def classify(record: JobRecord | None, output: Path) -> Action:
     return "pickup"  # unfinished, uncertain, or succeeded and not saved yet
 
 
+def _local_inputs(built: Iterable[tuple[ManifestLine, EditRequest, str, str, str, Path | None]]
+                  ) -> dict[Path, list[int]]:
+    """Every local file the lines read, and which lines read it."""
+    read: dict[Path, list[int]] = {}
+    for line, request, *_rest in built:
+        for _field, ref in request.media():
+            path = local_path(ref)
+            if path is not None:
+                read.setdefault(path.expanduser().resolve(), []).append(line.number)
+    return read
+
+
 def _line_record(client: AsyncEditClient, request: EditRequest, named: str) -> JobRecord | None:
     """The job log's record of a line's job: on a fallback list, the first host holding a job
     (a later host's record is under ``KEY.host``, as the client names it), else the first
@@ -183,6 +195,7 @@ def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manife
     seen_default: Counter[str] = Counter()
     where: dict[Path, int] = {}
     keys: dict[str, int] = {}
+    read = _local_inputs(built)
     for line, request, named, primary, identity, dest in built:
         if dest is None:
             seen_default[identity] += 1
@@ -195,6 +208,11 @@ def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manife
                 continue
         if dest in where:
             problems.append(problem(line.number, "output", f"{dest} is also the output of line {where[dest]}"))
+            continue
+        readers = [n for n in read.get(dest.resolve(), ()) if n != line.number]
+        if readers:
+            problems.append(problem(line.number, "output", f"{dest} is an input of line {readers[0]} (saving "
+                                                           "would replace it while that line may read it)"))
             continue
         where[dest] = line.number
         key = request.client_key or line_key(salt, identity, dest)
