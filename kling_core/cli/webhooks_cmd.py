@@ -31,8 +31,9 @@ def _require_extra() -> None:
 def command() -> None:
     """Receive host callbacks: verified, matched to the job log, confirmed by a status look-up.
 
-    fal's Ed25519 signatures are checked against its published keys and Replicate's Standard
-    Webhooks signatures against [webhooks.secrets]; a stale or replayed delivery is refused.
+    fal's Ed25519 signatures are checked against its published keys, Replicate's (Standard
+    Webhooks) and WaveSpeed's HMAC signatures against [webhooks.secrets]; a stale or replayed
+    delivery is refused.
     Unsigned callbacks (Kling, Unifically) only count once the host's own status agrees.
     """
 
