@@ -8,7 +8,9 @@
   its slot from before its submit until its result is saved or the wait ends; one past the
   bound waits before submitting, so nothing is sent that the host would refuse. Bare
   ``submit``/``wait`` calls take no job slot: a caller that submits everything before waiting
-  on anything would otherwise wait forever.
+  on anything would otherwise wait forever. A host that refuses a submit at its own limit
+  anyway (another process or machine uses the account; an ``ErrorRule`` with
+  ``in_flight_limit``) proves a lower bound: :class:`HostLimit`.
 - **Requests** (:func:`http_concurrency`): HTTP requests one provider's API client sends at
   once (submit, status, result, cancel). This is what keeps the event loop and the connection
   pool small whatever the number of jobs: a job waiting between polls holds no request slot,
