@@ -10,8 +10,6 @@ Plugins add commands through the ``kling.hooks`` entry-point group (see docs/plu
 
 from __future__ import annotations
 
-import atexit
-import gc
 import importlib
 import importlib.util
 import logging
@@ -224,10 +222,9 @@ def accept_config_everywhere(group: click.Group) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    if argv is None:  # the process's entry point (the `kling` script, python -m kling_core)
-        # Everything left when the command ends dies with the process: skip the final garbage
-        # collection of the whole heap (some 30 ms of every run). atexit handlers still run.
-        atexit.register(gc.freeze)
+    # Called without arguments: the process's entry point (the `kling` script, python -m
+    # kling_core), which ends with the command (see State.settled).
+    State.whole_process = argv is None
     configure_logging()
     cli.forget_plugins()
     try:

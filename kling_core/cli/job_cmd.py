@@ -323,6 +323,7 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
                         started = await client.start(request, provider=chain, new=new, output=dest,
                                                      max_cost=max_cost)
                         handle = started.handle
+                        State.settled()
                         for line in passed_over(client, started.client_key):
                             progress.line(line)
                         if started.resumed:
