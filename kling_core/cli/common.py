@@ -92,8 +92,8 @@ class State:
         client = AsyncEditClient(provider=provider, config=self.config, host=self.host)
         ctx = click.get_current_context(silent=True)
         if client.journal is not None and ctx is not None:
-            # Closed when the command ends (its WAL checkpointed and removed), not left to the
-            # end of the process, which skips the final garbage collection (see cli.main).
+            # Closed when the command ends (its WAL checkpointed and removed), not left to a
+            # garbage collection at exit that `settled` may have ruled out.
             ctx.call_on_close(client.journal.close)
         return client
 
