@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncGenerator, Iterator
@@ -86,20 +85,9 @@ def batch(manifest: PathArg, *, provider: str | None = None, concurrency: int = 
             portal.run(agen.aclose())
         finally:
             if client is None:
-                try:
-                    portal.run(_cancel_the_rest())
-                finally:
-                    portal.close()
-
-
-async def _cancel_the_rest() -> None:
-    """Cancel and await what is left on this private loop (a provider's in-process work, such as
-    the mock's renders), as ``asyncio.run`` does, so none is destroyed pending when it closes."""
-    me = asyncio.current_task()
-    rest = [task for task in asyncio.all_tasks() if task is not me]
-    for task in rest:
-        task.cancel()
-    await asyncio.gather(*rest, return_exceptions=True)
+                # Closing cancels what is left on the loop (a provider's in-process work, such as
+                # the mock's renders), so none is destroyed pending.
+                portal.close()
 
 
 async def _next(agen: AsyncGenerator[BatchLineResult, None]) -> BatchLineResult:

@@ -28,9 +28,28 @@ class Portal:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
+        """Cancel what is still on the loop and let it unwind, as ``asyncio.run`` does, then close it:
+        a task left pending would be destroyed with the loop ("Task was destroyed but it is pending")."""
+        if self.loop.is_closed():
+            return
+        if self.thread.is_alive():
+            try:
+                self.run(_wind_down())
+            finally:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+async def _wind_down() -> None:
+    """Cancel every other task on this loop, wait for their cancellation, finish async generators."""
+    me = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not me]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
 
 
 def blocking(fn: Callable[P, Coroutine[Any, Any, T]], *, name: str, doc: str) -> Callable[P, T]:
