@@ -23,6 +23,12 @@ class Problem:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
+def seconds_text(seconds: float) -> str:
+    """A duration for a message: whole seconds as before ("30s"), a sub-second one as it is
+    ("0.5s"), where rounding would print a misleading "0s"."""
+    return f"{seconds:.0f}s" if seconds >= 1 or seconds <= 0 else f"{seconds:.2g}s"
+
+
 class KlingError(Exception):
     """Base of every error kling-core raises on purpose."""
 
@@ -231,7 +237,7 @@ class JobTimeoutError(KlingError):
 
     def __init__(self, *, provider: str, job_id: str, waited: float) -> None:
         super().__init__(
-            f"{provider}: job {job_id} did not finish within {waited:.0f}s; "
+            f"{provider}: job {job_id} did not finish within {seconds_text(waited)}; "
             f"it was not cancelled: pick it up with `kling status {provider} {job_id}`"
         )
         self.provider = provider

@@ -266,6 +266,15 @@ def test_a_timeout_names_the_job_and_the_command_that_resumes_it(tmp_path: Path)
             asyncio.run(c.edit(request, timeout=bad))
 
 
+def test_a_sub_second_timeout_reads_as_such(tmp_path: Path) -> None:
+    c = client(tmp_path)
+    with pytest.raises(JobTimeoutError, match=r"did not finish within 0\.5s; it was not cancelled") as info:
+        asyncio.run(c.edit(c.request(URL, "x", options={"polls": -1}), timeout=0.5))
+    assert info.value.waited == 0.5 and "after waiting 0.5s" in (c.jobs()[0].error or "")
+    assert "within 0.5s;" in str(JobTimeoutError(provider="p", job_id="j", waited=0.5))
+    assert "within 30s;" in str(JobTimeoutError(provider="p", job_id="j", waited=30))
+
+
 def test_cancel_on_timeout_cancels_on_hosts_that_can(tmp_path: Path) -> None:
     c = client(tmp_path, providers={"durable": {"cancel_on_timeout": True}})
     with pytest.raises(JobTimeoutError, match="was cancelled \\(cancel_on_timeout\\)"):

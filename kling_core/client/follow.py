@@ -19,7 +19,7 @@ from kling_core.client.timeouts import check_timeout
 from kling_core.contract.checks import local_path
 from kling_core.contract.models import EditResult
 from kling_core.contract.status import Cancelled, Failed, JobStatus, Running, Succeeded
-from kling_core.errors import JobCancelledError, JobTimeoutError, KlingError, failure_error
+from kling_core.errors import JobCancelledError, JobTimeoutError, KlingError, failure_error, seconds_text
 from kling_core.joblog import JobRecord
 from kling_core.joblog.hints import resume_command
 from kling_core.provider import JobHandle, Provider
@@ -106,7 +106,8 @@ class FollowMixin(ClientBase):
                 if pushed:
                     delay = min(delay, max(0.0, deadline - now))  # a long safety gap never ends the wait early
                 if now + delay > deadline or (pushed and now >= deadline):
-                    raise await self._timed_out(prov, handle, now - started)
+                    # The limit, not the time so far: the wait stops early when the next poll would pass it.
+                    raise await self._timed_out(prov, handle, limit)
                 await waiter.sleep(delay)
         finally:
             self._unregister(handle, waiter)
@@ -212,16 +213,16 @@ class FollowMixin(ClientBase):
             else:
                 why = "" if accepted else ": the host refused"
             if accepted:
-                return reword(exc, f"{job} did not finish within {waited:.0f}s and was cancelled (cancel_on_timeout)")
+                return reword(exc, f"{job} did not finish within {seconds_text(waited)} and was cancelled (cancel_on_timeout)")
             note = f"; cancelling it failed{why}"
         else:
             note = "; it was not cancelled"
         if handle.client_key and self.journal is not None and self.journal.get(handle.client_key) is not None:
             again = f"wait for it and save it with `{resume_command(handle.client_key)}`"
-            self.journal.transition(handle.client_key, error=f"not finished after waiting {waited:.0f}s")
+            self.journal.transition(handle.client_key, error=f"not finished after waiting {seconds_text(waited)}")
         else:
             again = f"pick it up with `kling result {handle.provider} {handle.job_id} -o OUT.mp4`"
-        return reword(exc, f"{job} did not finish within {waited:.0f}s{note}: {again} "
+        return reword(exc, f"{job} did not finish within {seconds_text(waited)}{note}: {again} "
                            f"(or check it with `kling status {handle.provider} {handle.job_id}`)")
 
     async def save(self, result: EditResult, dest: PathArg) -> EditResult:

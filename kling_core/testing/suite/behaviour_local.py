@@ -61,7 +61,7 @@ async def run_job(
             if is_terminal(status):
                 return trail
             if loop.time() > deadline:
-                raise ContractFailure(f"the job did not reach a terminal state within {max_wait:.0f}s: last {status!r}")
+                raise ContractFailure(f"the job did not reach a terminal state within {errors.seconds_text(max_wait)}: last {status!r}")
             await asyncio.sleep(poll_every)
     except ContractFailure:
         raise
