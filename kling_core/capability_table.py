@@ -52,7 +52,7 @@ def _sized(m: ModelCapabilities) -> str:
 
 def _price(p: Price) -> str:
     if p.usd_per_second is not None:
-        amount = f"${p.usd_per_second:g}/s"
+        amount = f"${p.usd_per_second:g}/s" + (f" (min {p.min_seconds:g} s)" if p.min_seconds is not None else "")
     elif p.usd_per_run is not None:
         amount = f"${p.usd_per_run:g}/run"
     else:  # pragma: no cover - a Price names one of the two

@@ -2,8 +2,8 @@
 
 Prices are data: each provider publishes its table in ``capabilities.prices`` (see
 :class:`kling_core.contract.capabilities.Price`), with where the figure comes from and when it
-was read. An estimate multiplies a per-second price by the output's seconds, or takes a
-per-run price as it is. An edit's output follows the input video: a local video is probed; for
+was read. An estimate multiplies a per-second price by the output's seconds (at least the
+price's ``min_seconds``, the shortest length the host bills), or takes a per-run price as it is. An edit's output follows the input video: a local video is probed; for
 a URL the request's ``duration`` is used when given, otherwise the model's longest accepted
 input, and the estimate is then an upper bound ("at most").
 """
@@ -39,6 +39,7 @@ class CostEstimate:
     usd_per_second: float | None = None
     usd_per_run: float | None = None
     note: str = ""  # the price's own note ("inferred ..."), or why there is no price
+    billed_seconds: float | None = None  # the seconds charged: ``seconds``, or the host's minimum when longer
 
     @property
     def known(self) -> bool:
@@ -52,6 +53,8 @@ class CostEstimate:
             how = f"${self.usd_per_run:g} per job"
         else:
             secs = f"{self.seconds:g} s" if self.seconds is not None else "? s"
+            if self.billed_seconds is not None and self.billed_seconds != self.seconds:
+                secs += f" billed as {self.billed_seconds:g} s, the host's minimum,"
             how = f"{secs} x ${self.usd_per_second:g}/s" + (", the model's longest input" if self.upper_bound else "")
         prefix = "at most " if self.upper_bound else ""
         tail = f"; {self.note}" if self.note else ""
@@ -108,9 +111,17 @@ def estimate(name: str, caps: ProviderCapabilities, request: EditRequest) -> Cos
                             price.as_of, usd_per_run=price.usd_per_run, note=price.note)
     seconds, upper = output_seconds(request, caps)
     rate = price.usd_per_second
-    usd = round(seconds * rate, 4) if seconds is not None and rate is not None else None
+    billed = billed_seconds(seconds, price)
+    usd = round(billed * rate, 4) if billed is not None and rate is not None else None
     return CostEstimate(name, request.model, request.quality, seconds, usd, price.source, price.as_of,
-                        upper_bound=upper, usd_per_second=rate, note=price.note)
+                        upper_bound=upper, usd_per_second=rate, note=price.note, billed_seconds=billed)
+
+
+def billed_seconds(seconds: float | None, price: Price) -> float | None:
+    """The seconds a per-second ``price`` charges for an output of ``seconds``: never under its minimum."""
+    if seconds is None or price.min_seconds is None:
+        return seconds
+    return max(seconds, price.min_seconds)
 
 
 def estimate_cost(client: ClientBase | EditClient, request: EditRequest, provider: str | None = None) -> CostEstimate:

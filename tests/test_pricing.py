@@ -91,6 +91,32 @@ def test_a_reference_duration_is_the_output_length() -> None:
     assert est.seconds == 5 and not est.upper_bound and est.usd == pytest.approx(0.84)
 
 
+def test_a_minimum_billed_length_counts_a_shorter_output_as_that_long() -> None:
+    price = Price(model="kling-o1", quality="pro", source="s", as_of="2026-12-01", usd_per_second=0.1,
+                  min_seconds=5.0)
+    caps = ProviderCapabilities(models=FAL.models, prices=(price,))
+
+    def priced(duration: int) -> Any:
+        return estimate("h", caps, EditRequest(prompt="x", video=URL, model="kling-o1", quality="pro",
+                                               edit_mode="reference", duration=duration))
+
+    short, long = priced(3), priced(7)
+    assert (short.seconds, short.billed_seconds, short.usd) == (3, 5.0, pytest.approx(0.5))
+    assert "3 s billed as 5 s, the host's minimum, x $0.1/s" in short.describe()
+    assert over_budget(short, 0.45) is not None  # 3 s x $0.1 would have passed this cap
+    assert (long.seconds, long.billed_seconds, long.usd) == (7, 7, pytest.approx(0.7))
+    assert "billed as" not in long.describe()
+
+
+def test_wavespeed_bills_a_short_local_edit_as_five_seconds(sample: SampleMedia) -> None:  # noqa: F811
+    from kling_core_plugins.wavespeed.wire import CAPABILITIES as WAVESPEED
+
+    est = estimate("wavespeed", WAVESPEED, EditRequest(prompt="x", video=str(sample.video), model="kling-o1",
+                                                       quality="std"))
+    assert est.seconds == pytest.approx(3.2, abs=0.1) and est.billed_seconds == 5.0
+    assert est.usd == pytest.approx(5 * 0.126)
+
+
 def test_a_per_run_price_ignores_the_seconds() -> None:
     est = estimate("segmind", SEGMIND, EditRequest(prompt="x", video=URL, model="kling-o1", quality="pro"))
     assert est.usd == 1.30 and est.seconds is None and not est.upper_bound

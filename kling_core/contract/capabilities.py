@@ -39,6 +39,8 @@ class Price:
 
     A host charges per second of output video (``usd_per_second``) or per finished job
     (``usd_per_run``); one of the two is set. ``edit_mode`` None: the price of both modes.
+    ``min_seconds``: the shortest length a per-second price bills; a shorter output is charged
+    as that long (None: every second as made).
     """
 
     model: str  # canonical name: kling-o1 | kling-o3
@@ -49,6 +51,7 @@ class Price:
     usd_per_run: float | None = None
     edit_mode: str | None = None
     note: str = ""  # e.g. "inferred from the host's credit price"
+    min_seconds: float | None = None  # a shorter output is billed as this many seconds
 
 
 @attrs.frozen

@@ -80,11 +80,16 @@ PRICES = (
     # The model page shows "$0.63 per run" for its default example and no table. WaveSpeed's O1
     # std reference-to-video table prices a run with a video at $0.63 for 5 s and $1.26 for 10 s,
     # so the edit is taken as $0.126 per output second: read as a flat $0.63, a 10 s edit would
-    # pass a --max-cost check at half its likely charge. WaveSpeed's Kling billing rules (e.g.
-    # the Kling 2.5 Turbo std page) bill at least 5 s, which a per-second price cannot say.
+    # pass a --max-cost check at half its likely charge. WaveSpeed's Kling pages (e.g. the Kling
+    # 2.5 Turbo std image-to-video one) state a 5 s minimum charge; the video-edit pages state
+    # none either way, so the edit is taken to bill at least 5 s too: an estimate that errs high
+    # keeps a --max-cost promise, one that errs low breaks it.
     Price(model="kling-o1", quality="std", usd_per_second=0.126, source=_PRICE_PAGE, as_of="2026-12-01",
+          min_seconds=5.0,
           note="$0.63 per run on the page; per second from the O1 std reference-to-video table "
-               "(5 s $0.63, 10 s $1.26 with a video) [INF]; a 3-4 s edit may be billed as 5 s"),
+               "(5 s $0.63, 10 s $1.26 with a video) [INF]; at least 5 s billed, as "
+               "https://wavespeed.ai/docs/docs-api/kwaivgi/kwaivgi-kling-v2.5-turbo-std-image-to-video "
+               "states for WaveSpeed's Kling models [INF for the edit]"),
 )
 
 
