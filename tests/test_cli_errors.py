@@ -45,6 +45,11 @@ def test_missing_prompt(inputs: Path) -> None:
     assert_clean_failure(proc, "Missing option '--prompt'", cwd=inputs)
 
 
+def test_a_blank_prompt_is_refused_naming_the_field(inputs: Path) -> None:
+    proc = kling("edit", "clip.mp4", "-p", "   ", "-o", "out.mp4", cwd=inputs)
+    assert_clean_failure(proc, "prompt: must not be blank: it holds only whitespace", cwd=inputs)
+
+
 def test_reference_to_an_image_the_request_lacks(inputs: Path) -> None:
     proc = kling("edit", "clip.mp4", "-p", "put @Image3 behind him", "--image", "a.png", "--image", "b.png",
                  "-o", "out.mp4", cwd=inputs)

@@ -42,7 +42,7 @@ elements = st.builds(
 )
 requests = st.builds(
     EditRequest,
-    prompt=safe_text,
+    prompt=safe_text.filter(str.strip),  # a blank prompt is refused
     video=media,
     model=st.sampled_from(["kling-o1", "kling-o3"]),
     images=st.lists(media, max_size=4).map(tuple),
@@ -240,6 +240,7 @@ def test_schema_and_models_agree_on_mutated_documents(name: str, data: st.DataOb
         ({"prompt": "x", "video": "ftp://h/a.mp4"}, "video: scheme 'ftp' is not supported"),
         ({"prompt": "x", "video": "a.mp4", "bogus": 1}, "bogus: unknown field"),
         ({"prompt": "x" * 2501, "video": "a.mp4"}, "prompt: 2501 characters, at most 2500"),
+        ({"prompt": " \t\n ", "video": "a.mp4"}, "prompt: must not be blank: it holds only whitespace"),
     ],
 )
 def test_messages_name_the_field_and_reason(doc: dict[str, Any], message: str) -> None:
@@ -247,6 +248,14 @@ def test_messages_name_the_field_and_reason(doc: dict[str, Any], message: str) -
         structure(doc, EditRequest)
     assert message in str(info.value)
     assert "@ $" not in str(info.value) and "invalid value" not in str(info.value)
+
+
+def test_a_blank_prompt_is_refused_by_the_schema_and_the_models_alike() -> None:
+    doc = {"prompt": "   ", "video": "a.mp4"}
+    assert schema_paths("edit-request", doc) == {"prompt"} == model_paths(lambda d: structure(d, EditRequest), doc)
+    assert schema_paths("batch-line", doc) == {"prompt"}
+    with pytest.raises(ValueError, match=r"^'prompt' must not be blank"):
+        EditRequest(prompt="  ", video="a.mp4")
 
 
 def test_every_problem_is_listed_at_once() -> None:

@@ -120,6 +120,12 @@ def _length(lo: int, hi: int) -> Any:
     return check
 
 
+def _not_blank(inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    # "" is _length's "must not be empty"; only whitespace says nothing to the model either.
+    if value and not value.strip():
+        raise ValueError(f"'{attribute.name}' must not be blank: it holds only whitespace")
+
+
 def _range(lo: float, hi: float) -> Any:
     def check(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
         if value is not None and not lo <= value <= hi:
@@ -164,7 +170,7 @@ class EditRequest:
     spelling given on input is normalized on construction.
     """
 
-    prompt: str = field(validator=_length(1, PROMPT_MAX))
+    prompt: str = field(validator=[_length(1, PROMPT_MAX), _not_blank])
     video: str = field(converter=_media, validator=_media_ref)
     model: ModelName = field(default="kling-o1", validator=_one_of(MODELS))
     images: tuple[str, ...] = field(
