@@ -14,6 +14,8 @@ from kling_core.cli.common import State
 from kling_core.cli.completion_cmd import complete_providers
 from kling_core.errors import ConfigError
 
+INTERRUPTED = 130  # the README's exit code for an interrupted command
+
 pass_state = click.make_pass_decorator(State)
 
 
@@ -47,8 +49,8 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="First print a JSON object with the base URL and the "
                                                       "webhook URL of each provider that takes callbacks.")
 @pass_state
-def serve(state: State, host: str | None, port: int | None, public: bool, as_json: bool) -> None:
-    """Serve the receiver until Ctrl-C: POST /hooks/PROVIDER[/CLIENT_KEY].
+def serve(state: State, host: str | None, port: int | None, public: bool, as_json: bool) -> int:
+    """Serve the receiver until Ctrl-C (exit 130, as for any interrupted command): POST /hooks/PROVIDER[/CLIENT_KEY].
 
     Give a job `--webhook URL` with the URL printed for its provider (behind `public_url`
     when the host must reach it from the internet). A confirmed callback updates the job
@@ -75,8 +77,9 @@ def serve(state: State, host: str | None, port: int | None, public: bool, as_jso
     for name, hook in urls.items():
         click.echo(f"{name:<12} {hook}  ({providers[name]['signature']})")
     click.echo(f"listening on {running.local_url}  Ctrl-C stops", err=True)
-    serve_forever(receiver, sock)
+    interrupted = serve_forever(receiver, sock)
     click.echo("webhook receiver stopped", err=True)
+    return INTERRUPTED if interrupted else 0
 
 
 @command.command("url")

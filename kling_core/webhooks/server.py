@@ -135,8 +135,8 @@ async def serve_webhooks(client: AsyncEditClient, *, host: str | None = None, po
         receiver.close()
 
 
-def serve_forever(receiver: WebhookReceiver, sock: socket.socket) -> None:
-    """``kling webhooks serve``: serve on ``sock`` until Ctrl-C (or SIGTERM)."""
+def serve_forever(receiver: WebhookReceiver, sock: socket.socket) -> bool:
+    """``kling webhooks serve``: serve on ``sock`` until Ctrl-C (or SIGTERM); True when Ctrl-C stopped it."""
     async def main() -> None:
         try:
             await _server(receiver, signals=True).serve(sockets=[sock])
@@ -144,5 +144,8 @@ def serve_forever(receiver: WebhookReceiver, sock: socket.socket) -> None:
             receiver.close()
             await receiver.client.aclose()
 
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it shut down for
+    try:
         asyncio.run(main())
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down for
+        return True
+    return False
