@@ -263,6 +263,8 @@ class WebhookSettings:
     jwks_max_age: float = field(default=DAY, validator=[_positive, _at_most(DAY, " s")])  # fal: never over 24 h
     jwks_min_refresh: float = field(default=60.0, validator=[_non_negative, _at_most(HOUR, " s")])
     confirm_timeout: float = field(default=30.0, validator=[_positive, _at_most(600.0, " s")])
+    # least seconds between two status look-ups one job's unsigned callbacks cause (0: no pacing)
+    confirm_min_interval: float = field(default=5.0, validator=[_non_negative, _at_most(600.0, " s")])
     secrets: Mapping[str, str] = field(factory=dict, validator=_env_refs)  # provider -> signing secret ref
 
 

@@ -600,7 +600,7 @@ def test_a_confirmed_callback_wakes_the_clients_wait(world: World) -> None:
     assert answer.status_code == 200 and woken == [("kling", "task-1")]
 
 
-def test_concurrent_callbacks_for_one_job_share_one_look_up(world: World) -> None:
+def test_concurrent_unsigned_callbacks_for_one_job_make_one_look_up_now(world: World) -> None:
     world.seed("kling", "task-1", "key-kling")
     world.hosts.kling("task-1", "processing", "key-kling")
     body = json.dumps({"task_id": "task-1", "task_status": "processing"}).encode()
@@ -612,8 +612,117 @@ def test_concurrent_callbacks_for_one_job_share_one_look_up(world: World) -> Non
             await world.client.aclose()
 
     answers = run(go())
-    assert all(a.status_code == 200 for a in answers)
-    assert len(world.hosts.gets) < 5
+    assert sorted(a.status_code for a in answers) == [200, 202, 202, 202, 202]
+    assert len(world.hosts.gets) == 1  # the others wait for one look-up when the interval ends
+
+
+class PaceClock:
+    """A monotonic clock that moves only when the receiver's deferred look-up sleeps, once let."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+        self.let = asyncio.Event()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await self.let.wait()
+        self.now += seconds
+
+
+def paced_world(tmp_path: Path, interval: float = 5) -> tuple[World, PaceClock]:
+    world = World(tmp_path, confirm_min_interval=interval)
+    pace = PaceClock()
+    world.receiver.close()
+    world.receiver = WebhookReceiver(world.client, jwks_fetch=world.keyset, clock=world.clock,
+                                     pace_clock=pace, sleep=pace.sleep)
+    world.app = build_app(world.receiver)
+    return world, pace
+
+
+@pytest.mark.parametrize("provider", ["kling", "unifically"])
+def test_unsigned_callbacks_make_one_look_up_per_interval_and_lose_no_completion(
+        tmp_path: Path, provider: str) -> None:
+    world, pace = paced_world(tmp_path)
+    job, key = ("task-1", "key-kling") if provider == "kling" else ("abc123", "key-uni")
+    world.seed(provider, job, key)
+
+    def host_says(done: bool) -> None:
+        if provider == "kling":
+            world.hosts.kling(job, "succeed" if done else "processing", key)
+        else:
+            world.hosts.unifically(job, "completed" if done else "processing")
+
+    body = json.dumps({"task_id": job, "task_status": "processing", "status": "processing"}).encode()
+
+    async def go() -> list[int]:
+        try:
+            host_says(done=False)
+            codes = [(await world.post(f"/hooks/{provider}", body)).status_code]
+            assert world.state(key) == "running" and len(world.hosts.gets) == 1
+            host_says(done=True)  # the job ends just after the first callback's look-up
+            codes += [(await world.post(f"/hooks/{provider}", body)).status_code for _ in range(20)]
+            assert len(world.hosts.gets) == 1 and world.state(key) == "running"  # 20 callbacks, no GET yet
+            pace.let.set()  # the interval ends: the one deferred look-up runs
+            await asyncio.gather(*world.receiver.pacer._waiting.values())
+            return codes
+        finally:
+            await world.client.aclose()
+
+    codes = run(go())
+    assert codes == [200] + [202] * 20
+    assert len(world.hosts.gets) == 2 and pace.slept == [5.0]
+    assert world.state(key) == "succeeded"  # confirmed by the deferred look-up, not lost
+    record = world.journal.get(key)
+    assert record is not None and record.result is not None and record.result["video"]["url"] == VIDEO.format(id=job)
+    world.receiver.close()
+    world.journal.close()
+
+
+def test_an_unsigned_callback_after_the_interval_is_looked_up_at_once(tmp_path: Path) -> None:
+    world, pace = paced_world(tmp_path)
+    world.seed("kling", "task-1", "key-kling")
+    world.hosts.kling("task-1", "processing", "key-kling")
+    body = json.dumps({"task_id": "task-1", "task_status": "processing"}).encode()
+
+    async def go() -> list[int]:
+        try:
+            first = (await world.post("/hooks/kling", body)).status_code
+            pace.now += 5  # a whole interval later
+            world.hosts.kling("task-1", "succeed", "key-kling")
+            return [first, (await world.post("/hooks/kling", body)).status_code]
+        finally:
+            await world.client.aclose()
+
+    assert run(go()) == [200, 200]
+    assert len(world.hosts.gets) == 2 and pace.slept == [] and world.state("key-kling") == "succeeded"
+    world.receiver.close()
+    world.journal.close()
+
+
+def test_signed_callbacks_are_confirmed_at_once_every_time(tmp_path: Path) -> None:
+    world, pace = paced_world(tmp_path)
+    world.seed_fal("req-1", "key-fal")
+    world.hosts.fal("req-1", "IN_PROGRESS")
+
+    async def go() -> list[int]:
+        codes = []
+        try:
+            for i in range(3):
+                body = fal_body("req-1", status=f"S{i}")  # three deliveries, three signatures
+                headers = world.signer.fal_headers("req-1", "user-1", body, now=NOW + i)
+                codes.append((await world.post("/hooks/fal", body, headers)).status_code)
+            return codes
+        finally:
+            await world.client.aclose()
+
+    assert run(go()) == [200, 200, 200]
+    assert len(world.hosts.gets) == 3 and pace.slept == []
+    world.receiver.close()
+    world.journal.close()
 
 
 def test_index_lists_providers_and_their_checks(world: World) -> None:
@@ -681,6 +790,7 @@ def test_guarded_jwks_fetch_caps_the_size() -> None:
     ({"tolerance": 0}, "tolerance"), ({"tolerance": 7200}, "tolerance"), ({"jwks_max_age": 90000}, "jwks_max_age"),
     ({"port": 70000}, "port"), ({"secrets": {"replicate": "whsec_plain"}}, "secrets"),
     ({"public_url": "ftp://x"}, "public_url"), ({"nope": 1}, "nope"),
+    ({"confirm_min_interval": -1}, "confirm_min_interval"), ({"confirm_min_interval": 601}, "confirm_min_interval"),
 ])
 def test_bad_webhook_settings_name_the_field(doc: dict[str, Any], where: str) -> None:
     with pytest.raises(ValidationError) as err:

@@ -11,9 +11,11 @@ For ``POST /hooks/{provider}[/{client_key}]``, in this order:
    the URL's key names a job whose submit has not stored its id yet: the sender retries);
 4. the host confirms by a status look-up (:mod:`.confirm`), which is what gets recorded; a
    waiting client is woken. A failure to look up is a 503 (the sender retries, and its retry
-   is not refused as a replay).
+   is not refused as a replay). For an unsigned scheme, at most one look-up per job starts per
+   ``confirm_min_interval`` (:mod:`.pacing`): a callback inside it is answered 202 and folded
+   into one look-up when the interval ends.
 
-The body's own claims are never recorded. Concurrent callbacks for one job share one look-up.
+The body's own claims are never recorded. Concurrent signed callbacks for one job share one look-up.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from kling_core.settings import WebhookSettings
 from kling_core.webhooks.confirm import SETTLED, record_confirmed
 from kling_core.webhooks.errors import WebhookRefused
 from kling_core.webhooks.jwks import Fetcher, JwksCache, guarded_fetcher
+from kling_core.webhooks.pacing import LookupPacer
 from kling_core.webhooks.replay import DB_NAME, ReplayStore
 from kling_core.webhooks.secrets import signing_key
 from kling_core.webhooks.signatures import SCHEMES, Signed, check_window, ed25519_verifies, hmac_verifies
@@ -61,12 +64,14 @@ class WebhookReceiver:
     """Callbacks for the jobs of ``client``'s job log, confirmed through ``client``'s providers.
 
     ``jwks_fetch`` replaces the guarded JWKS fetch (tests); ``clock`` the wall clock;
+    ``pace_clock`` and ``sleep`` the monotonic clock and sleep that pace unsigned look-ups;
     ``report`` gets one line per callback (``kling webhooks serve`` prints them).
     """
 
     def __init__(self, client: AsyncEditClient, *, settings: WebhookSettings | None = None,
                  jwks_fetch: Fetcher | None = None, clock: Callable[[], float] | None = None,
-                 report: Callable[[str], None] | None = None) -> None:
+                 report: Callable[[str], None] | None = None, pace_clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         if client.journal is None:
             raise ConfigError("the webhook receiver matches callbacks to the job log; this client has none",
                               key="use_journal")
@@ -82,8 +87,11 @@ class WebhookReceiver:
         self._inflight: dict[tuple[str, str], asyncio.Task[JobStatus]] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._report = report
+        self.pacer = LookupPacer(self.settings.confirm_min_interval, pace_clock or time.monotonic,
+                                 sleep or asyncio.sleep)
 
     def close(self) -> None:
+        self.pacer.close()
         self.replays.close()
 
     # -- the one entry point ----------------------------------------------------------------
@@ -104,16 +112,18 @@ class WebhookReceiver:
                     raise WebhookRefused(409, "this delivery was received before (a replay)")
                 claimed = (shape.signature, signed.delivery_id)
             record = self._match(provider, shape, doc, client_key)
-            answer = await self._confirm(provider, record, doc)
+            answer = await self._confirm(provider, record, doc, paced=shape.signature is None)
         except WebhookRefused as exc:
             if claimed is not None:
                 self.replays.release(*claimed)  # not acted on: the host's retry must get through
             self._say(logging.WARNING, f"{provider} callback refused (HTTP {exc.status}): {exc.message}")
             return Answer(exc.status, {"error": exc.message})
         said = answer.body
+        note = ("" if said.get("confirmed") else
+                " (look-up deferred: one started under confirm_min_interval ago)" if said.get("deferred") else
+                " (already known; not looked up)")
         self._say(logging.INFO, f"{provider} callback for job {said.get('job_id')} (client key "
-                                f"{said.get('client_key')}): {said.get('state')}"
-                                + ("" if said.get("confirmed") else " (already known; not looked up)"))
+                                f"{said.get('client_key')}): {said.get('state')}{note}")
         return answer
 
     def _say(self, level: int, line: str) -> None:
@@ -175,7 +185,7 @@ class WebhookReceiver:
                 raise WebhookRefused(404, f"{unknown} in the job log")
         return record
 
-    async def _confirm(self, provider: str, record: JobRecord, doc: Mapping[str, Any]) -> Answer:
+    async def _confirm(self, provider: str, record: JobRecord, doc: Mapping[str, Any], *, paced: bool) -> Answer:
         job_id = record.job_id or ""
         answer: dict[str, Any] = {"provider": provider, "job_id": job_id, "client_key": record.client_key}
         claimed = self._claimed_state(provider, record, doc)
@@ -184,8 +194,13 @@ class WebhookReceiver:
         if record.state in SETTLED:
             self._wake(provider, job_id)
             return Answer(200, {**answer, "state": record.state, "confirmed": False})
+        if paced and not self.pacer.admit((provider, job_id)):
+            self.pacer.defer((provider, job_id), lambda: self._confirm_later(provider, record.client_key, job_id))
+            return Answer(202, {**answer, "state": record.state, "confirmed": False, "deferred": True})
         try:
-            status = await asyncio.wait_for(asyncio.shield(self._lookup(provider, record)),
+            # An unsigned callback's look-up is paced, not shared: one still running may have
+            # asked the host before this callback's news.
+            status = await asyncio.wait_for(asyncio.shield(self._lookup(provider, record, fresh=paced)),
                                             self.settings.confirm_timeout)
         except TimeoutError:
             raise WebhookRefused(503, f"the status look-up of {provider} job {job_id} took over "
@@ -200,10 +215,28 @@ class WebhookReceiver:
         self._wake(provider, job_id)
         return Answer(200, {**answer, "state": state, "host_state": status.state, "confirmed": True})
 
-    def _lookup(self, provider: str, record: JobRecord) -> asyncio.Task[JobStatus]:
+    async def _confirm_later(self, provider: str, client_key: str, job_id: str) -> None:
+        """The deferred look-up of callbacks that came inside ``confirm_min_interval``."""
+        record = self.journal.get(client_key)
+        if record is None or record.state in SETTLED:
+            return
+        try:
+            status = await asyncio.wait_for(asyncio.shield(self._lookup(provider, record, fresh=True)),
+                                            self.settings.confirm_timeout)
+        except (TimeoutError, KlingError) as exc:
+            why = exc.message if isinstance(exc, KlingError) else f"took over {self.settings.confirm_timeout:g} s"
+            # Answered 202 already, so the host will not retry: a waiting client's polls still find the outcome.
+            self._say(logging.WARNING, f"{provider} job {job_id}: the deferred status look-up failed: {why}")
+            return
+        state = record_confirmed(self.journal, self.journal.get(client_key) or record, status)
+        self._wake(provider, job_id)
+        self._say(logging.INFO, f"{provider} job {job_id} (client key {client_key}): {state} "
+                                "(deferred look-up of callbacks inside confirm_min_interval)")
+
+    def _lookup(self, provider: str, record: JobRecord, *, fresh: bool = False) -> asyncio.Task[JobStatus]:
         key = (provider, record.job_id or "")
         task = self._inflight.get(key)
-        if task is None or task.done():
+        if fresh or task is None or task.done():
             task = asyncio.ensure_future(self._follow(provider, record))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
