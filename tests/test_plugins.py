@@ -84,5 +84,5 @@ def test_two_plugins_claiming_one_name_is_a_reported_conflict() -> None:
 
 def test_unknown_provider_lists_the_installed_ones() -> None:
     host = PluginHost(entrypoints=False, plugins=[("a", FakePlugin())])
-    with pytest.raises(ConfigError, match=r"unknown provider 'nope' \(installed: badgateway, fake, keyed, losing\)"):
+    with pytest.raises(ConfigError, match=r"unknown provider 'nope' \(installed: badgateway, bodyerror, fake, keyed, losing\)"):
         host.provider_class("nope")
