@@ -10,8 +10,9 @@ Names load on first use, so ``import kling_core`` (and ``kling --help``) stays c
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from kling_core.lazy import exporter
 
 if TYPE_CHECKING:
     from kling_core.batches import BatchLineResult, abatch, batch
@@ -126,13 +127,11 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+_load = exporter(__name__, _MODULE_OF)
+
+
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kling_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _load(name)
 
 
 def __dir__() -> list[str]:

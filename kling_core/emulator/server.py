@@ -8,7 +8,6 @@ refused unless ``public=True``.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import secrets
 import shutil
@@ -23,17 +22,9 @@ from typing import Any
 
 from kling_core.emulator.settings import EmulatorSettings
 from kling_core.errors import ConfigError
+from kling_core.lazy import is_loopback_host
 
 log = logging.getLogger("kling_core.emulator")
-
-
-def is_loopback_bind(address: str) -> bool:
-    if address.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Bridge(logging.Handler):
@@ -61,7 +52,7 @@ class Emulator:
                  public: bool = False, log: Callable[[str], None] | None = None,
                  shutdown_timeout: int = 3) -> None:
         self.settings = settings or EmulatorSettings()
-        if not public and not is_loopback_bind(bind):
+        if not public and not is_loopback_host(bind):
             raise ConfigError(f"{bind} is not a loopback address; the emulator binds loopback only unless "
                               "--public is given (it accepts any well-formed key and serves files to anyone)",
                               key="bind")

@@ -11,12 +11,12 @@ Internal: plugins import these through :mod:`kling_core.sdk`, users through :mod
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 # The result saver: it also copies a local provider's render (the mock's), so it loads without
 # httpx and is bound here at once (a lazy name could not shadow the submodule of that name).
 from kling_core.http.download import download, download_result
+from kling_core.lazy import exporter
 
 if TYPE_CHECKING:
     from kling_core.http.base import HttpProvider, clip, host_of, try_json
@@ -63,10 +63,8 @@ __all__ = [
 ]
 
 
+_load = exporter(__name__, _MODULE_OF)
+
+
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kling_core.http' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _load(name)

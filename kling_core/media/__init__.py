@@ -9,8 +9,9 @@ a wall-clock timeout, and URL fetches refuse private addresses unless explicitly
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from kling_core.lazy import exporter
 
 if TYPE_CHECKING:
     from kling_core.media.fetch import download
@@ -51,10 +52,8 @@ __all__ = [
 ]
 
 
+_load = exporter(__name__, _MODULE_OF)
+
+
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kling_core.media' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _load(name)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kling_core.errors import ConfigError
+from kling_core.lazy import is_loopback_host
 from kling_core.settings import WebhookSettings
 from kling_core.webhooks.jwks import Fetcher
 from kling_core.webhooks.receiver import WebhookReceiver
@@ -25,18 +25,9 @@ if TYPE_CHECKING:
     from kling_core.client import AsyncEditClient
 
 
-def is_loopback(address: str) -> bool:
-    if address.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def bind_socket(host: str, port: int, *, public: bool = False) -> socket.socket:
     """A listening socket on ``host:port``; a non-loopback ``host`` needs ``public``."""
-    if not public and not is_loopback(host):
+    if not public and not is_loopback_host(host):
         raise ConfigError(f"{host} is not a loopback address; the webhook receiver binds loopback only unless "
                           "--public is given (put a tunnel or proxy with TLS in front of it instead)", key="host")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -1,0 +1,38 @@
+"""Package attributes imported on first use (a module ``__getattr__``, PEP 562).
+
+A package lists which module defines each public name; importing the package stays cheap
+(``kling --help`` and the mock path load no HTTP machinery), and a name is imported the first
+time it is read, then kept in the package's namespace.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def exporter(package: str, module_of: Mapping[str, str]) -> Callable[[str], Any]:
+    """The body of ``package``'s ``__getattr__``: ``module_of`` maps a name to its module."""
+
+    def load(name: str) -> Any:
+        module = module_of.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        vars(sys.modules[package])[name] = value
+        return value
+
+    return load
+
+
+def is_loopback_host(address: str) -> bool:
+    """Is ``address`` (a bind address: ``localhost``, an IP, ``[::1]``) a loopback one?"""
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
