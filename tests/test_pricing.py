@@ -164,6 +164,18 @@ def test_compare_json_says_why_a_host_cannot_serve_it(capsys: pytest.CaptureFixt
     assert rows["fal"]["estimate"]["source"].startswith("https://")
 
 
+def test_compare_names_hosts_refusing_alike_on_one_line(capsys: pytest.CaptureFixture[str],
+                                                        sample: SampleMedia) -> None:  # noqa: F811
+    # A local file: every URL-only host refuses it for the same reason, said once after the estimates.
+    code, out, err = kling(capsys, "edit", str(sample.video), "-p", "make it night", "--dry-run", "--compare")
+    assert code == 0, err
+    refusals = [line for line in out.splitlines() if "cannot serve it" in line]
+    assert len(refusals) == 1, out
+    names = refusals[0].split(":")[0].strip().split(", ")
+    assert {"kling", "segmind", "unifically"} <= set(names)
+    assert out.splitlines()[-1] == refusals[0]
+
+
 def test_dry_run_prints_the_estimate_without_a_key(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = kling(capsys, "edit", URL, "-p", "make it night", "--provider", "fal", "--dry-run")
     assert code == 0, err

@@ -99,10 +99,12 @@ def print_comparison(client: AsyncEditClient, request: EditRequest, *, as_json: 
                                "providers": rows}, indent=2))
         return 0
     click.echo(f"estimates for {request.model} {request.quality} ({request.edit_mode}); nothing was submitted")
+    # Hosts refusing for the same reason share a line (most refuse a local file alike).
+    refusing: dict[str, list[str]] = {}
     for row in rows:
         if not row["capable"]:
             why = "; ".join(f"{p['path']}: {p['message']}" for p in row["problems"])
-            click.echo(f"  {row['provider']}: cannot serve it ({why})")
+            refusing.setdefault(why, []).append(row["provider"])
             continue
         est = row["estimate"]
         flags = []
@@ -115,6 +117,8 @@ def print_comparison(client: AsyncEditClient, request: EditRequest, *, as_json: 
             elif over_budget(cost, max_cost) is not None:
                 flags.append(f"over --max-cost ${max_cost:g}")
         click.echo(f"  {est['text']}" + (f" [{', '.join(flags)}]" if flags else ""))
+    for why, names in refusing.items():
+        click.echo(f"  {', '.join(names)}: cannot serve it ({why})")
     return 0
 
 
