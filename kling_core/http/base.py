@@ -17,6 +17,7 @@ import functools
 import importlib.metadata
 import json
 import logging
+import re
 from collections.abc import AsyncIterable, Container, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -535,6 +536,9 @@ class HttpProvider(Provider):
         if retry_after is None and shape.reset_header:
             reset = fields.header_time(response.headers, shape.reset_header)
             retry_after = max(0.0, reset - self.ctx.clock()) if reset is not None else None
+        if retry_after is None and shape.retry_after_text and message:
+            said = re.search(shape.retry_after_text, message)
+            retry_after = parse_retry_after(said.group(1)) if said else None
         info = ErrorInfo(
             message=clip(message or ""), code=code, details=details,
             retryable=hint.strip().lower() == "true" if hint is not None else None,

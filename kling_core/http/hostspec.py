@@ -119,6 +119,9 @@ class ErrorShape:
     details: str | None = None  # a FastAPI-style list of {loc, msg, type}
     retryable_header: str | None = None  # the host's own "retry this" hint ("true"/"false")
     reset_header: str | None = None  # epoch time the rate limit resets, when no Retry-After
+    # A regular expression whose first group reads the wait, in seconds, from the error message
+    # when no header gives it (Replicate's 429: "Your rate limit resets in ~30s.").
+    retry_after_text: str | None = None
     # A 2xx answer whose body holds an error: the status to look its code up under is read
     # from this path (the envelope's numeric code), else the HTTP status is used.
     body_error: BodyError | None = None

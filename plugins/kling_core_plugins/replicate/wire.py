@@ -150,7 +150,8 @@ SPEC = HostSpec(
     # The cancel answer is the prediction; one already finished keeps its status [INF].
     cancel=CancelShape(state="status", accepted=frozenset({"canceled", "starting", "processing"}),
                        too_late=frozenset({"succeeded", "failed", "aborted"})),
-    errors=ErrorShape(message=("detail", "title"), code=()),
+    # A throttled request says its wait only in the text [DOC rate-limits]; a Retry-After wins.
+    errors=ErrorShape(message=("detail", "title"), code=(), retry_after_text=r"resets in ~?(\d+(?:\.\d+)?)\s*s\b"),
     # Webhooks post the prediction itself, signed the Standard Webhooks way [DOC verify-webhook].
     callback=CallbackShape(job_id="id", status=_PREDICTION, result=_OUTPUT, signature="standard-webhooks"),
 )
