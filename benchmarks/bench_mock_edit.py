@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,20 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _process import kling_script
 from kling_core_plugins.mock.render import AUDIO_CODEC_ARGS, VIDEO_CODEC_ARGS
 
 from kling_core.media import find_ffmpeg, make_sample
 
 TARGET = 1.25
 OUTPUT_SIZE = {"std": "1280:720", "pro": "1920:1080"}  # the mock's output for a 16:9 input
-
-
-def kling_script() -> str:
-    beside = Path(sys.executable).with_name("kling")
-    found = str(beside) if beside.exists() else shutil.which("kling")
-    if found is None:
-        sys.exit("no `kling` script beside this interpreter or on PATH; pip install -e . first")
-    return found
 
 
 def plain_argv(ffmpeg: str, clip: Path, out: Path, quality: str) -> list[str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,15 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _process import kling_script
+
 TARGET_MS = 150.0
-
-
-def kling_script() -> str:
-    beside = Path(sys.executable).with_name("kling")
-    found = str(beside) if beside.exists() else shutil.which("kling")
-    if found is None:
-        sys.exit("no `kling` script beside this interpreter or on PATH; pip install -e . first")
-    return found
 
 
 def time_run(argv: list[str], env: dict[str, str]) -> float:
