@@ -45,7 +45,7 @@ class PollSchedule:
     def delay(self, elapsed: float, backoff: float, draw: float, *, pushed: bool = False) -> float:
         """Seconds until the next poll, ``elapsed`` seconds after submit.
 
-        ``backoff``: the next value of :func:`~kling_core.http.retry.backoff_delays`;
+        ``backoff``: the next value of :func:`~kling_core.backoff.backoff_delays`;
         ``draw``: a random number in [0, 1) for the jitter of the bounded phases.
         """
         poll = self.poll

@@ -40,6 +40,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import attrs
 import httpx
 
+from kling_core.backoff import backoff_delays
 from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError, ValidationError
 from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, write_chunks, write_chunks_atomic
 from kling_core.media import netguard
@@ -96,9 +97,6 @@ async def fetch(
     ``provider``/``job_id``): ResultExpiredError for 404/410, code ``download_failed`` when
     the retries ran out, code ``TOO_MANY_REDIRECTS``.
     """
-    # kling_core.http imports this module (result downloads): take its retry policy late.
-    from kling_core.http.retry import backoff_delays
-
     job = _Fetch(
         url=_canonical(url, field), dest=Path(dest), settings=settings, field=field, expected_size=expected_size,
         require_https=require_https, resolve=resolve, provider=provider, job_id=job_id, in_place=in_place,
@@ -189,6 +187,7 @@ class _Fetch:
             raise UnsafeMediaError(f"resolving the host of {safe_url(url)} timed out", field=self.field) from None
 
     def _check_status(self, response: httpx.Response, url: str) -> None:
+        # kling_core.http imports this module (result downloads): take its retry policy late.
         from kling_core.http.retry import classify
 
         status = response.status_code
