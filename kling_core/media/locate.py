@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kling_core.errors import ConfigError
+from kling_core.media.stamp import Stamp, file_stamp
 from kling_core.media.workdir import cache_dir
 from kling_core.settings import MediaSettings
 
@@ -31,8 +32,6 @@ IMAGEIO_ENV_VAR = "IMAGEIO_FFMPEG_EXE"  # imageio-ffmpeg's own override: its loo
 VERSION_TIMEOUT = 10.0
 MEMO_FILE = "ffmpeg-checked.json"
 MEMO_KEEP = 8  # binaries remembered; older ones are checked again if they come back
-
-Stamp = tuple[str, int, int, int, int, int]  # path, inode, size, mtime ns, ctime ns, device
 
 # Binaries proven to run in this process, by stamp.
 _proven: set[Stamp] = set()
@@ -80,7 +79,7 @@ def require_ffmpeg(media: MediaSettings, environ: Mapping[str, str] | None = Non
         st = os.stat(exe)
     except OSError as exc:
         raise ConfigError(f"ffmpeg at {exe} cannot be read: {exc.strerror or exc}", key=key) from None
-    stamp = _stamp_of(exe, st)
+    stamp = file_stamp(exe, st)
     with _proven_lock:
         if stamp in _proven:
             return exe
@@ -119,13 +118,9 @@ def _checked(value: str, key: str) -> str:
 # -- what earlier processes proved ---------------------------------------------------------
 
 
-def _stamp_of(exe: str, st: os.stat_result) -> Stamp:
-    return (exe, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev)
-
-
 def _stamp(exe: str) -> Stamp | None:
     try:
-        return _stamp_of(exe, os.stat(exe))
+        return file_stamp(exe, os.stat(exe))
     except OSError:
         return None
 

@@ -28,6 +28,7 @@ from kling_core.media.formats import (
     VIDEO_FORMATS,
     whitelist,
 )
+from kling_core.media.stamp import Stamp, file_stamp
 
 # libavformat error codes as PyAV surfaces them (errno attribute).
 _EINVAL = 22
@@ -149,14 +150,13 @@ def probe_video(path: str | os.PathLike[str], field: str = "video", *, decode: b
     return info
 
 
-# Probes of unchanged files, per process: ((path as given, identity), decoded) -> info, oldest first.
-_Key = tuple[str, int, int, int, int, int]
-_PROBED: collections.OrderedDict[tuple[_Key, bool], VideoInfo] = collections.OrderedDict()
+# Probes of unchanged files, per process: (stamp of the path as given, decoded) -> info, oldest first.
+_PROBED: collections.OrderedDict[tuple[Stamp, bool], VideoInfo] = collections.OrderedDict()
 _PROBED_KEEP = 64
 _probed_lock = threading.Lock()
 
 
-def _identity(path: str | os.PathLike[str]) -> _Key | None:
+def _identity(path: str | os.PathLike[str]) -> Stamp | None:
     """The path and what changes when the file does (ctime cannot be set back); None if it
     cannot be read."""
     try:
@@ -165,10 +165,10 @@ def _identity(path: str | os.PathLike[str]) -> _Key | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    return (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return file_stamp(os.fspath(path), st)
 
 
-def _remembered(identity: _Key | None, decode: bool) -> VideoInfo | None:
+def _remembered(identity: Stamp | None, decode: bool) -> VideoInfo | None:
     if identity is None:
         return None
     with _probed_lock:
@@ -180,7 +180,7 @@ def _remembered(identity: _Key | None, decode: bool) -> VideoInfo | None:
     return None
 
 
-def _remember(identity: _Key, info: VideoInfo, decode: bool) -> None:
+def _remember(identity: Stamp, info: VideoInfo, decode: bool) -> None:
     with _probed_lock:
         _PROBED[(identity, decode)] = info
         _PROBED.move_to_end((identity, decode))
