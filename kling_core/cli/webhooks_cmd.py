@@ -90,9 +90,10 @@ def url(state: State, provider: str, client_key: str | None) -> None:
     """Print the webhook URL to give PROVIDER (from [webhooks] public_url, host and port)."""
     host = state.host
     cls = host.provider_class(provider)
-    shape = getattr(getattr(cls, "spec", None), "callback", None)
-    if shape is None:
-        raise ConfigError(f"provider {provider!r} takes no callbacks", key="provider")
+    from kling_core.webhooks.receiver import callback_shape
     from kling_core.webhooks.server import base_url, hook_url
+
+    if callback_shape(cls) is None:
+        raise ConfigError(f"provider {provider!r} takes no callbacks", key="provider")
 
     click.echo(hook_url(base_url(state.config.webhooks), provider, client_key))

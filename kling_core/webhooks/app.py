@@ -13,8 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from kling_core.http.hostspec import CallbackShape
-from kling_core.webhooks.receiver import MAX_BODY, WebhookReceiver
+from kling_core.webhooks.receiver import MAX_BODY, WebhookReceiver, callback_shape
 
 
 async def _body(request: Request) -> bytes | None:
@@ -34,8 +33,8 @@ async def _body(request: Request) -> bytes | None:
 def callback_providers(receiver: WebhookReceiver) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, cls in sorted(receiver.client.host.providers.items()):
-        shape = getattr(getattr(cls, "spec", None), "callback", None)
-        if isinstance(shape, CallbackShape):
+        shape = callback_shape(cls)
+        if shape is not None:
             out[name] = {"signature": shape.signature or "unsigned (confirmed by a status look-up)"}
     return out
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from kling_core.http.hostspec import CallbackShape
+from kling_core.webhooks.receiver import callback_shape
 from kling_core.webhooks.server import RunningReceiver
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def takes_callbacks(client: AsyncEditClient, provider: str) -> bool:
     cls = client.host.providers.get(provider)
     if cls is None or not cls.capabilities.accepts_webhook:
         return False
-    return isinstance(getattr(getattr(cls, "spec", None), "callback", None), CallbackShape)
+    return callback_shape(cls) is not None
 
 
 def with_webhooks(plan: BatchPlan, running: RunningReceiver, client: AsyncEditClient) -> tuple[BatchPlan, int]:

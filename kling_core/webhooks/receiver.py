@@ -137,9 +137,8 @@ class WebhookReceiver:
         cls = self.client.host.providers.get(provider)
         if cls is None:
             raise WebhookRefused(404, f"no provider {provider!r} here")
-        spec = getattr(cls, "spec", None)
-        shape = getattr(spec, "callback", None)
-        if not isinstance(shape, CallbackShape):
+        shape = callback_shape(cls)
+        if shape is None:
             raise WebhookRefused(404, f"provider {provider!r} takes no callbacks")
         return shape
 
@@ -272,6 +271,12 @@ class WebhookReceiver:
             task = asyncio.ensure_future(result)
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+
+def callback_shape(cls: object) -> CallbackShape | None:
+    """How a provider class's host calls back (its ``spec.callback``); None when it does not."""
+    shape = getattr(getattr(cls, "spec", None), "callback", None)
+    return shape if isinstance(shape, CallbackShape) else None
 
 
 def _json(body: bytes) -> Mapping[str, Any]:
