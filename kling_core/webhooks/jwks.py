@@ -94,7 +94,6 @@ class JwksCache:
         # (forged ones included) arriving while the key set cannot be read do not each fetch it.
         self._failed: tuple[float, str] | None = None
         self._lock = asyncio.Lock()
-        self.fetches = 0  # how many times the set was fetched (shown by the receiver's status)
 
     async def keys(self) -> tuple[bytes, ...]:
         async with self._lock:
@@ -125,4 +124,3 @@ class JwksCache:
         self._keys = keys
         self._fetched_at = self._clock()
         self._failed = None
-        self.fetches += 1
