@@ -32,6 +32,8 @@ KEYRING_INSTALL_HINT = "pip install 'kling-core[keyring]'"
 def is_credential_ref(value: object) -> bool:
     """Is ``value`` an ``env:VAR`` or ``keyring:SERVICE/NAME`` reference?"""
     return isinstance(value, str) and CREDENTIAL_REF_RE.fullmatch(value) is not None
+
+
 # A provider name a config-declared provider can use (``[providers.NAME] uses = "fal"``).
 PROVIDER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -77,15 +79,10 @@ def _fraction(inst: object, attribute: attrs.Attribute[Any], value: float) -> No
         raise ValueError(f"must be at least 0 and below 1, got {value}")
 
 
-def _at_least_one(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+def _at_least_one(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     _finite(value)
-    if not value >= 1:
+    if value is not None and not value >= 1:
         raise ValueError(f"must be 1 or more, got {value}")
-
-
-def _at_least_one_or_none(inst: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
-    if value is not None:
-        _at_least_one(inst, attribute, value)
 
 
 # Upper bounds of the numeric settings (also in schemas/config.schema.json as "maximum").
@@ -228,7 +225,7 @@ class ProviderSettings:
     cancel_on_timeout: bool = False
     # Jobs this client runs at once on this provider (submitted, not yet finished); None: the
     # host's documented limit, else kling_core.inflight.DEFAULT_MAX_IN_FLIGHT. See kling_core.inflight.
-    max_in_flight: int | None = field(default=None, validator=[_at_least_one_or_none, _at_most(MAX_IN_FLIGHT, "")])
+    max_in_flight: int | None = field(default=None, validator=[_at_least_one, _at_most(MAX_IN_FLIGHT, "")])
 
 
 @attrs.frozen
@@ -293,11 +290,11 @@ keyring_reader: KeyringReader | None = None
 
 def _keyring_get(provider: str, spec: CredentialSpec, ref: str) -> str | None:
     """The keyring's value for ``ref`` (None when it holds none); a ConfigError names the key."""
+    where = f"providers.{provider}.credentials.{spec.name}"
     m = KEYRING_REF_RE.fullmatch(ref)
     if m is None:  # unreachable for validated settings
-        raise ConfigError(CREDENTIAL_REF_HINT, key=f"providers.{provider}.credentials.{spec.name}")
+        raise ConfigError(CREDENTIAL_REF_HINT, key=where)
     service, name = m.group(1), m.group(2)
-    where = f"providers.{provider}.credentials.{spec.name}"
     reader = keyring_reader
     if reader is None:
         try:
