@@ -27,13 +27,13 @@ from kling_core.batches.runner import (
 from kling_core.cli.common import State
 from kling_core.cli.completion_cmd import complete_providers
 from kling_core.cli.estimates import parse_max_cost
-from kling_core.cli.job_cmd import json_errors
+from kling_core.cli.job_cmd import json_errors, parse_timeout
 from kling_core.client.aio import AsyncEditClient
 from kling_core.client.submit import Started
-from kling_core.client.timeouts import check_timeout
 from kling_core.contract.checks import local_path
 from kling_core.contract.status import JobStatus
 from kling_core.errors import KlingError, Problem, ValidationError
+from kling_core.pricing import CostEstimate, estimate_cost
 
 pass_state = click.make_pass_decorator(State)
 INTERRUPTED = 130
@@ -162,29 +162,25 @@ def summary_lines(tally: Tally, *, planned: int | None = None, limit: int = 50) 
 
 
 # -- costs (kling_core.pricing, where installed) -------------------------------------------------
-def estimates(client: AsyncEditClient, lines: Iterable[PlannedLine]) -> dict[int, Any] | None:
-    """Each line's cost estimate, or None when pricing is not available.
+def estimates(client: AsyncEditClient, lines: Iterable[PlannedLine]) -> dict[int, CostEstimate | KlingError]:
+    """Each line's cost estimate (the error where it cannot be made, e.g. a video that cannot be probed).
 
     A fallback list is priced at its most expensive host that could serve the line (an
     unknown price outranks any known one): the run may land on any of them, and a budget
     priced on the first host alone would not hold when that host is passed over.
     """
-    try:
-        from kling_core.pricing import estimate_cost
-    except ImportError:
-        return None
-    memo: dict[tuple[Any, ...], Any] = {}
-    out: dict[int, Any] = {}
+    memo: dict[tuple[Any, ...], CostEstimate | KlingError] = {}
+    out: dict[int, CostEstimate | KlingError] = {}
     for line in lines:
         r = line.request
         key = (line.provider, r.model, r.quality, r.edit_mode, r.video, r.duration)
         if key not in memo:
-            memo[key] = _line_estimate(client, line, estimate_cost)
+            memo[key] = _line_estimate(client, line)
         out[line.number] = memo[key]
     return out
 
 
-def _line_estimate(client: AsyncEditClient, line: PlannedLine, estimate_cost: Any) -> Any:
+def _line_estimate(client: AsyncEditClient, line: PlannedLine) -> CostEstimate | KlingError:
     names = [n.strip() for n in line.provider.split(",")]
     if len(names) > 1:
         from kling_core.cli.estimates import capability_problems, key_missing
@@ -192,31 +188,26 @@ def _line_estimate(client: AsyncEditClient, line: PlannedLine, estimate_cost: An
         capable = [n for n in names if not capability_problems(client, n, line.request)]
         usable = [n for n in capable if not key_missing(client, n)] or capable
         names = usable or names[:1]
-    found: list[Any] = []
+    found: list[CostEstimate] = []
     for name in names:
         try:
             found.append(estimate_cost(client, line.request, provider=name))
         except KlingError as exc:
             return exc
     unknown = [est for est in found if est.usd is None]
-    return unknown[0] if unknown else max(found, key=lambda est: est.usd)
+    return unknown[0] if unknown else max(found, key=lambda est: est.usd or 0.0)
 
 
-def usd_text(est: Any) -> str:
-    if est is None:
-        return "-"
+def usd_text(est: CostEstimate | KlingError) -> str:
     if isinstance(est, KlingError):
         return "unknown"
     if est.usd is None:
         return "unknown"
-    return ("<=" if getattr(est, "upper_bound", False) else "") + f"${est.usd:.2f}"  # as `kling jobs` shows it
+    return ("<=" if est.upper_bound else "") + f"${est.usd:.2f}"  # as `kling jobs` shows it
 
 
-def check_budget(plan: BatchPlan, costs: dict[int, Any] | None, max_cost: float) -> float:
+def check_budget(plan: BatchPlan, costs: dict[int, CostEstimate | KlingError], max_cost: float) -> float:
     """Refuse (exit 2, nothing submitted) a batch whose submits may cost more than ``max_cost``."""
-    if costs is None:
-        raise ValidationError.single("max_cost", "cost estimates are not available in this installation "
-                                                 "(no kling_core.pricing), so --max-cost cannot be kept")
     total = 0.0
     unknown: list[str] = []
     for line in plan.lines:
@@ -253,9 +244,9 @@ def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool, max_cost
     total = 0.0
     unknown = 0
     for line in plan.lines:
-        est = costs.get(line.number) if costs is not None else None
-        if line.action == "submit" and costs is not None:
-            if isinstance(est, KlingError) or est is None or est.usd is None:
+        est = costs[line.number]
+        if line.action == "submit":
+            if isinstance(est, KlingError) or est.usd is None:
                 unknown += 1
             else:
                 total += est.usd
@@ -263,20 +254,16 @@ def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool, max_cost
         docs.append({"line": line.number, "action": line.action, "provider": line.provider, "model": r.model,
                      "quality": r.quality, "output": str(line.output), "client_key": line.client_key,
                      "earlier_state": line.prior_state,
-                     "usd": None if est is None or isinstance(est, KlingError) else est.usd,
-                     "priced_on": None if est is None or isinstance(est, KlingError) else est.provider})
-        priced = f" ({est.provider})" if "," in line.provider and est is not None and not isinstance(
-            est, KlingError) else ""
+                     "usd": None if isinstance(est, KlingError) else est.usd,
+                     "priced_on": None if isinstance(est, KlingError) else est.provider})
+        priced = f" ({est.provider})" if "," in line.provider and not isinstance(est, KlingError) else ""
         rows.append((str(line.number), verb[line.action], line.provider, r.model, r.quality, usd_text(est) + priced,
                      str(line.output)))
     counts = {"submit": plan.count("submit"), "pickup": plan.count("pickup"), "skip": plan.count("skip")}
-    if costs is None:
-        cost_note = "cost estimates: not available in this installation (no kling_core.pricing)"
-    else:
-        cost_note = f"estimated cost of the submits: ${total:.2f}" + (
-            f" (+ {unknown} line(s) of unknown price)" if unknown else "")
+    cost_note = f"estimated cost of the submits: ${total:.2f}" + (
+        f" (+ {unknown} line(s) of unknown price)" if unknown else "")
     if as_json:
-        doc: dict[str, Any] = {"lines": docs, "counts": counts, "usd": total if costs is not None else None,
+        doc: dict[str, Any] = {"lines": docs, "counts": counts, "usd": total,
                                "unknown_prices": unknown}
         if max_cost is not None:
             doc["max_cost"] = {"usd": max_cost, "within": over is None, "problem": over}
@@ -339,16 +326,22 @@ def command(state: State, manifest: str, concurrency: int, provider: str | None,
     manifest or options; 130 interrupted.
     """
     problems: list[Problem] = []
-    for check in (lambda: check_concurrency(concurrency), lambda: check_timeout(_seconds(timeout_raw)),
-                  lambda: parse_max_cost(max_cost_raw)):
-        try:
-            check()
-        except ValidationError as exc:
-            problems += exc.problems
+    timeout: float | None = None
+    max_cost: float | None = None
+    try:
+        check_concurrency(concurrency)
+    except ValidationError as exc:
+        problems += exc.problems
+    try:
+        timeout = parse_timeout(timeout_raw)
+    except ValidationError as exc:
+        problems += exc.problems
+    try:
+        max_cost = parse_max_cost(max_cost_raw)
+    except ValidationError as exc:
+        problems += exc.problems
     if problems:
         raise ValidationError(problems, subject="options")
-    timeout = check_timeout(_seconds(timeout_raw))
-    max_cost = parse_max_cost(max_cost_raw)
 
     async def run() -> int:
         async with state.client(provider) as client:
@@ -372,15 +365,6 @@ def command(state: State, manifest: str, concurrency: int, provider: str | None,
                                  as_json=as_json, results_path=results_path, quiet=quiet)
 
     return asyncio.run(run())
-
-
-def _seconds(raw: str | None) -> float | None:
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValidationError.single("timeout", f"{raw!r} is not a number of seconds") from None
 
 
 def open_results(raw: str, plan: BatchPlan) -> ResultsFile:
