@@ -22,12 +22,7 @@ from kling_core.joblog import JobLog
 from kling_core.plugins import PluginHost
 from kling_core.provider import ProviderContext
 from kling_core.settings import ProviderSettings
-from tests.test_http_provider import KEY, REQ, Demo
-
-
-class Sleeps(list[float]):
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
+from tests.test_http_provider import KEY, REQ, Demo, Sleeps
 
 
 def raising(exc: type[httpx.TransportError], log: list[str]) -> httpx.MockTransport:
