@@ -40,7 +40,7 @@ _COMMAND_MODULES = (
 )
 
 # Command name -> (its module, the first paragraph of its help), so `kling --help` lists every
-# command without importing one. tests/test_cli_lazy.py keeps each summary equal to the
+# command without importing one. tests/test_start_up.py keeps each summary equal to the
 # command's own help and the table equal to what the modules export.
 COMMAND_TABLE: dict[str, tuple[str, str]] = {
     "providers": ("kling_core.cli.info_cmd", "List providers, their models and capabilities, the plugin (and its "
@@ -89,11 +89,6 @@ class LazyGroup(click.Group):
     """A click group whose built-in commands are imported when run, and whose plugin commands
     are added on first need (listing the commands, or a name no built-in command has)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._plugins_asked = False  # the `kling.hooks` plugins' commands were added
-        self._all_plugins_asked = False  # every plugin's commands were added (a name nobody declared)
-
     # -- built-in commands ----------------------------------------------------------
     def _load_module(self, module_name: str) -> None:
         try:
@@ -127,18 +122,14 @@ class LazyGroup(click.Group):
     def forget_plugins(self) -> None:
         """A new invocation (``main`` called again in one process): a new host, asked again."""
         State.forget_plugin_host()
-        self._plugins_asked = self._all_plugins_asked = False
 
     def _add_plugin_commands(self, *, everyone: bool = False) -> None:
         """Call ``kling_register_commands`` on the ``kling.hooks`` plugins, or (``everyone``) on
-        every installed plugin: the fallback for a plugin that adds commands without declaring so."""
-        if self._all_plugins_asked or (self._plugins_asked and not everyone):
-            return
+        every installed plugin: the fallback for a plugin that adds commands without declaring so.
+        The host calls each plugin once (``call_once``), however often this is asked."""
         host = State.plugin_host()
         if everyone:
             host.load_all()
-            self._all_plugins_asked = True
-        self._plugins_asked = True
         host.call_once("kling_register_commands", cli=self)
 
     # -- click's interface ------------------------------------------------------------

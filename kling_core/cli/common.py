@@ -43,8 +43,8 @@ class State:
             gc.freeze()
 
     @classmethod
-    def plugin_host(cls, *, fresh: bool = False) -> PluginHost:
-        if cls._process_host is None or fresh:
+    def plugin_host(cls) -> PluginHost:
+        if cls._process_host is None:
             from kling_core.plugins import PluginHost
 
             cls._process_host = PluginHost()
