@@ -171,8 +171,9 @@ class WaveSpeedHost(Host):
         intake = {"prompt": normalize_prompt(prompt), "video": fields["video"], "images": fields["images"],
                   "elements": [], "keep_audio": fields["keep_audio"], "model": model, "quality": quality,
                   "edit_mode": "edit"}
-        job = Job(id=uuid.uuid4().hex, host=NAME, app=family, endpoint=f"kwaivgi/{family}/video-edit", intake=intake,
-                  submitted_at=time.time(), fail=fail, webhook_url=webhook, origin=self.base(request))
+        job = Job(id=self.engine.new_id().replace("-", ""), host=NAME, app=family,
+                  endpoint=f"kwaivgi/{family}/video-edit", intake=intake, submitted_at=time.time(), fail=fail,
+                  webhook_url=webhook, origin=self.base(request))
         self.engine.submit(job)
         self.note(request, f"id={job.id}" + (f" fail={fail}" if fail else ""))
         if fields["sync"]:
