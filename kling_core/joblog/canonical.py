@@ -60,7 +60,8 @@ def _media_ref(ref: str) -> tuple[str, Path | None]:
     return str(absolute), absolute
 
 
-def _digest(doc: Any) -> str:
+def json_digest(doc: Any) -> str:
+    """The SHA-256 of ``doc`` as compact JSON with sorted keys (one spelling per document)."""
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -90,9 +91,9 @@ def canonical(request: EditRequest, provider: str) -> Canonical:
         full.pop("client_key", None)
     else:  # every reference a URL (hosted providers' usual case): the same document, read only
         full = document
-    request_sha = _digest({"provider": provider, "request": full})
+    request_sha = json_digest({"provider": provider, "request": full})
     ident = {k: v for k, v in full.items() if k != "webhook_url"}
-    identity = _digest({"provider": provider, "model": request.model, "request": ident})
+    identity = json_digest({"provider": provider, "model": request.model, "request": ident})
     return Canonical(document=document, media=media, identity=identity, request_sha256=request_sha)
 
 

@@ -8,7 +8,6 @@ the inserts are idempotent and a rename that lost the race is ignored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kling_core.contract.models import EditRequest
+from kling_core.joblog.canonical import json_digest
 from kling_core.joblog.schema import transaction
 from kling_core.serialization import unstructure
 
@@ -31,8 +31,7 @@ def legacy_request_hash(request: EditRequest) -> str:
     """The old journal's request hash, so a migrated key still matches its own request."""
     doc = unstructure(request)
     doc.pop("client_key", None)
-    blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    return LEGACY + hashlib.sha256(blob).hexdigest()
+    return LEGACY + json_digest(doc)
 
 
 def _row(doc: dict[str, Any], path: Path) -> tuple[Any, ...] | None:
