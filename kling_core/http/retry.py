@@ -28,7 +28,6 @@ PHASES: tuple[str, ...] = ("submit_pre_send", "submit_post_send", "status", "res
 PRE_SEND_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 NOT_SENT = "not_sent"  # ProviderError.code of a submit that certainly never reached the host
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 429, *range(500, 600)})
-_IDEMPOTENT: frozenset[str] = frozenset({"status", "result", "download"})
 
 
 @attrs.frozen
