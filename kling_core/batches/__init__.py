@@ -3,7 +3,7 @@
 - :mod:`.manifest` — reading JSONL/CSV lines and checking their fields' shapes;
 - :mod:`.plan` — each line's request checked on its provider, its output and client key, and
   whether a run submits it, picks its job up or skips it (how lines are identified across runs);
-- :mod:`.runner` — the bounded worker pool and per-provider slots;
+- :mod:`.runner` — the bounded worker pool (each job in its provider's slots of the client);
 - :mod:`.results` — :class:`BatchLineResult`, the results JSONL, the summary's counts;
 - :mod:`.api` — ``abatch`` and its blocking ``batch``.
 

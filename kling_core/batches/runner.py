@@ -4,8 +4,9 @@
 state held is that of at most ``concurrency`` jobs, whatever the batch's size; finished lines
 go through a queue of the same bound to the caller. Each job also takes a slot of its
 provider (the first of a fallback list) from before its submit until its job has ended on the
-host: ``client.in_flight_limit(provider)``, the provider's ``max_in_flight`` setting, else the
-host's documented limit. A job waiting for a slot is reported.
+host: the client's own per-provider bound, the one ``edit`` takes too
+(``client.in_flight_limit(provider)``: the provider's ``max_in_flight`` setting, else the
+host's documented limit). A job waiting for a slot is reported.
 
 Every job goes through the client's single-job path (``start``, ``wait``, ``save``), so the
 job log's rules hold per line: claimed before its submit, picked up instead of resubmitted.
@@ -56,26 +57,6 @@ class BatchEvents:
         """Each status polled for ``line``'s job."""
 
 
-class ProviderSlots:
-    """A semaphore per provider, sized by its jobs-in-flight limit (None: unbounded)."""
-
-    def __init__(self, client: AsyncEditClient) -> None:
-        self.client = client
-        self._slots: dict[str, asyncio.Semaphore | None] = {}
-        self.limits: dict[str, int | None] = {}
-
-    def limit(self, name: str) -> int | None:
-        if name not in self.limits:
-            self.limits[name] = self.client.in_flight_limit(name)
-        return self.limits[name]
-
-    def slot(self, name: str) -> asyncio.Semaphore | None:
-        if name not in self._slots:
-            limit = self.limit(name)
-            self._slots[name] = asyncio.Semaphore(limit) if limit else None
-        return self._slots[name]
-
-
 async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int = DEFAULT_CONCURRENCY,
                    fail_fast: bool = False, events: BatchEvents | None = None,
                    timeout: float | None = None) -> AsyncGenerator[BatchLineResult, None]:
@@ -91,7 +72,6 @@ async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int
     lines: Iterator[PlannedLine] = iter(todo)
     queue: asyncio.Queue[BatchLineResult | BaseException | None] = asyncio.Queue(maxsize=concurrency)
     stop = asyncio.Event()
-    slots = ProviderSlots(client)
     reported: set[int] = set()
     jobs: dict[int, Started] = {}  # lines with a job on a host, until they are reported
 
@@ -99,7 +79,7 @@ async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int
         for line in lines:  # one shared iterator: each line is taken once
             if stop.is_set():
                 return
-            result = await run_line(client, line, slots, events, timeout, jobs)
+            result = await run_line(client, line, events, timeout, jobs)
             jobs.pop(line.number, None)
             await queue.put(result)
             if fail_fast and not result.ok:
@@ -143,17 +123,18 @@ async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int
             await closer
 
 
-async def run_line(client: AsyncEditClient, line: PlannedLine, slots: ProviderSlots, events: BatchEvents,
-                   timeout: float | None, jobs: dict[int, Started] | None = None) -> BatchLineResult:
+async def run_line(client: AsyncEditClient, line: PlannedLine, events: BatchEvents, timeout: float | None,
+                   jobs: dict[int, Started] | None = None) -> BatchLineResult:
     """One line through the single-job path; an expected error is this line's result, not the batch's."""
     begun = time.monotonic()
     action: LineAction = "not_started"
     job_id: str | None = None
     try:
-        slot = slots.slot(line.primary)
-        if slot is not None and slot.locked():
-            events.waiting(line, line.primary, slots.limit(line.primary) or 0)
-        async with slot if slot is not None else contextlib.nullcontext():
+        # The client's own bound on jobs in flight per provider, the one ``edit`` takes too.
+        slots = client._slots(line.primary)
+        if slots.held >= slots.size:
+            events.waiting(line, line.primary, slots.size)
+        async with slots.slot():
             started = await _start(client, line)
             action = "picked_up" if started.resumed else "submitted"
             job_id = started.handle.job_id
