@@ -3,10 +3,8 @@ checks, its code envelope for bad requests, external_task_id look-up, callbacks 
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 from emulator_helpers import edit_matches_mock, host_client
+from loopback_servers import receiver
 from media_fixtures import LoopbackServer, loopback, sample  # noqa: F401 - fixtures
 
 from kling_core.client import EditClient
@@ -107,21 +106,7 @@ def test_bad_requests_lookup_duplicates_and_callbacks(kling_emulator: Any, sampl
     video, image = _serve(loopback, sample)
     base = kling_emulator.urls["kling"]
     access, _, secret = kling_emulator.keys["kling"].partition(":")
-    got: list[dict[str, Any]] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    try:
+    with receiver() as (hook, received):
         with httpx.Client(base_url=base, headers={"authorization": f"Bearer {_token(access, secret)}"},
                           timeout=30) as http_:
             def refused(answer: httpx.Response, status: int, code: int) -> str:
@@ -144,7 +129,7 @@ def test_bad_requests_lookup_duplicates_and_callbacks(kling_emulator: Any, sampl
             task = {"model_name": "kling-video-o1", "prompt": "Make it night with <<<image_1>>>",
                     "video_list": [{"video_url": video, "refer_type": "base", "keep_original_sound": "no"}],
                     "image_list": [{"image_url": image}], "mode": "std", "external_task_id": "my-task-1",
-                    "callback_url": f"http://127.0.0.1:{hook.server_address[1]}/hook"}
+                    "callback_url": hook}
             created = http_.post(TASKS, json=task).json()
             assert created["code"] == 0 and created["message"] == "SUCCEED"
             data = created["data"]
@@ -163,12 +148,7 @@ def test_bad_requests_lookup_duplicates_and_callbacks(kling_emulator: Any, sampl
             assert http_.get(f"{TASKS}/{data['task_id']}").json()["data"]["task_status"] == "succeed"
             listed = http_.get(TASKS, params={"pageNum": 1, "pageSize": 10}).json()["data"]
             assert [t["task_id"] for t in listed] == [data["task_id"]]
-        for _ in range(100):
-            if got:
-                break
-            time.sleep(0.05)
-        assert got and got[0]["task_id"] == data["task_id"] and got[0]["task_status"] == "succeed"
-    finally:
-        hook.shutdown()
-        hook.server_close()
+        received.wait(1, seconds=5)
+        got = json.loads(received[0][1])
+        assert got["task_id"] == data["task_id"] and got["task_status"] == "succeed"
     assert "Traceback" not in "\n".join(kling_emulator.lines)

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import http.server as hs
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
+from loopback_servers import receiver
 
 from kling_core.emulator.failures import choose, split_tag
 from kling_core.emulator.hosts import check_hosts
@@ -158,48 +157,26 @@ def test_submit_phase_failures_by_header(fal: tuple[httpx.Client, str], failure:
         assert answer.json()["detail"].startswith("User is locked. Reason: Exhausted balance")
 
 
-class _Hook(hs.BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        _Hook.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_webhooks_are_signed_with_the_served_jwks(kling_emulator: Any, fal: tuple[httpx.Client, str]) -> None:
     import base64
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     http, base = fal
-    _Hook.received = []
-    server = hs.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        hook = f"http://127.0.0.1:{server.server_address[1]}/hook?job=1"
+    with receiver() as (hook_url, received):
+        hook = f"{hook_url}?job=1"
         ok = http.post(f"{base}/{SUBMIT}", params={"fal_webhook": hook}, json=BODY).json()
         failed = http.post(f"{base}/{SUBMIT}", params={"fal_webhook": hook},
                            json={**BODY, "prompt": "x [fail:content_policy]"}).json()
         outside = http.post(f"{base}/{SUBMIT}", params={"fal_webhook": "https://hooks.example.com/x"}, json=BODY).json()
         for job in (ok, failed, outside):
             _wait(http, job["status_url"])
-        deadline = time.monotonic() + 10
-        while len(_Hook.received) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        server.shutdown()
-        server.server_close()
+        received.wait(2)
     jwks = httpx.get(f"{base}/rest/.well-known/jwks.json").json()
     keys = [Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(k["x"] + "=" * (-len(k["x"]) % 4)))
             for k in jwks["keys"]]
     payloads = {}
-    for headers, body in _Hook.received:
+    for headers, body in received:
         message = "\n".join([headers["x-fal-webhook-request-id"], headers["x-fal-webhook-user-id"],
                              headers["x-fal-webhook-timestamp"], hashlib.sha256(body).hexdigest()]).encode()
         keys[0].verify(bytes.fromhex(headers["x-fal-webhook-signature"]), message)  # raises if forged
