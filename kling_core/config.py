@@ -215,11 +215,8 @@ def find_project_config(cwd: Path | None = None) -> tuple[ConfigFile | None, tup
 
 def find_config(cwd: Path | None = None) -> tuple[Path, str | None] | None:
     """The project config in effect for ``cwd`` (``$KLING_CONFIG`` first): its path and table."""
-    env = os.environ.get("KLING_CONFIG")
-    if env:
-        return Path(env), ("tool.kling" if Path(env).name == "pyproject.toml" else None)
-    found, _shadowed = find_project_config(cwd)
-    return (Path(found.path), found.table) if found is not None else None
+    files, _shadowed = config_files(cwd=cwd, user=False)
+    return (Path(files[0].path), files[0].table) if files else None
 
 
 def config_files(path: str | os.PathLike[str] | None = None, *, cwd: Path | None = None,
