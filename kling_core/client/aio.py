@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import TypedDict, Unpack
 
 from kling_core.client.base import PathArg, StatusCallback, SubmitCallback, unexpected_keywords
-from kling_core.client.fallback import provider_chain
 from kling_core.client.joblog_ops import JobLogMixin
 from kling_core.client.submit import SubmitMixin
 from kling_core.client.timeouts import check_timeout
@@ -49,7 +48,7 @@ class AsyncEditClient(SubmitMixin, JobLogMixin):
         output, timeout = options.get("output"), options.get("timeout")
         check_timeout(timeout)
         provider = options.get("provider")
-        first = (provider_chain(provider) or (self.default_provider,))[0]  # slots of the first host
+        first = self._first_provider(provider)  # slots of the first host
         slots = self._slots(first)
         if slots.held >= slots.size:
             self.check(request, first)  # a bad request is told now, not after its turn

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeAlias, TypedDict, Unpack
 
-from kling_core.client.fallback import provider_chain
+from kling_core.client.fallback import ProviderArg, provider_chain
 from kling_core.config import KlingConfig, load_config
 from kling_core.contract.models import AspectRatio, EditMode, EditRequest, Element, ModelName, Quality
 from kling_core.contract.status import JobStatus
@@ -144,6 +144,11 @@ class ClientBase:
         learned = self._host_limits.get(cls.name)
         return min(limit, learned.bound) if learned is not None and learned.bound is not None else limit
 
+    def _first_provider(self, provider: ProviderArg) -> str:
+        """The host a ``provider`` argument (one name or a fallback chain) tries first; the
+        client's default when it names none."""
+        return (provider_chain(provider) or (self.default_provider,))[0]
+
     def _slots(self, provider: str | None = None) -> LoopBound:
         """The bound on jobs in flight on ``provider`` (see :mod:`kling_core.inflight`)."""
         name = provider or self.default_provider
@@ -171,7 +176,7 @@ class ClientBase:
     def request(self, video: PathArg, prompt: str, **fields: Unpack[EditFields]) -> EditRequest:
         """Build a request, layering config defaults under what is given; None means unset."""
         unexpected_keywords("request", fields, EDIT_FIELDS)
-        name = (provider_chain(fields.get("provider")) or (self.default_provider,))[0]
+        name = self._first_provider(fields.get("provider"))
         doc: dict[str, Any] = {
             "video": _fspath(video),
             "prompt": prompt,

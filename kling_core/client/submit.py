@@ -15,7 +15,7 @@ import attrs
 
 from kling_core.backoff import backoff_delays
 from kling_core.client.base import ClientBase, PathArg
-from kling_core.client.fallback import provider_chain, start_chain
+from kling_core.client.fallback import start_chain
 from kling_core.client.pickup import Looked, look, pickup
 from kling_core.client.reword import reword
 from kling_core.client.send import send
@@ -77,7 +77,7 @@ class SubmitMixin(ClientBase):
         # as it sends requests (see kling_core.inflight). Thousands of jobs started together
         # wait here, cheaply, instead of each looking up, claiming and sending in one long
         # turn of the event loop.
-        first = (provider_chain(provider) or (self.default_provider,))[0]
+        first = self._first_provider(provider)
         name = self.host.provider_class(first).name
         limit = self._host_limit(name)
         waited, delays = 0.0, None
