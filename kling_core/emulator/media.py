@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -27,6 +26,7 @@ import httpx
 
 from kling_core.emulator.storage import Storage, safe_name
 from kling_core.files import atomic_open
+from kling_core.lazy import is_loopback_host as is_loopback_bind
 
 _DATA = re.compile(r"^data:([\w.+/-]*)(;[\w=.+-]+)*?(;base64)?,", re.I)
 _FILE_PATH = re.compile(r"/files/([A-Za-z0-9_-]{6,64})/([A-Za-z0-9._-]+)$")
@@ -42,15 +42,12 @@ class DownloadRefused(Exception):
 
 
 def is_loopback_host(host: str | None) -> bool:
+    """A URL's host on this machine: the bind check's loopback names and addresses, and also the
+    other names that resolve only to loopback (``localhost.localdomain``, ``*.localhost``)."""
     if not host:
         return False
     host = host.strip("[]").lower().rstrip(".")
-    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host == "localhost.localdomain" or host.endswith(".localhost") or is_loopback_bind(host)
 
 
 def is_loopback_url(url: str) -> bool:
