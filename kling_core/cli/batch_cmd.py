@@ -206,8 +206,8 @@ def usd_text(est: CostEstimate | KlingError) -> str:
     return ("<=" if est.upper_bound else "") + f"${est.usd:.2f}"  # as `kling jobs` shows it
 
 
-def check_budget(plan: BatchPlan, costs: dict[int, CostEstimate | KlingError], max_cost: float) -> float:
-    """Refuse (exit 2, nothing submitted) a batch whose submits may cost more than ``max_cost``."""
+def submit_cost(plan: BatchPlan, costs: dict[int, CostEstimate | KlingError]) -> tuple[float, list[str]]:
+    """The estimated dollars of the lines a run would submit, and the lines of unknown price."""
     total = 0.0
     unknown: list[str] = []
     for line in plan.lines:
@@ -218,6 +218,12 @@ def check_budget(plan: BatchPlan, costs: dict[int, CostEstimate | KlingError], m
             unknown.append(str(line.number))
         else:
             total += est.usd
+    return total, unknown
+
+
+def check_budget(plan: BatchPlan, costs: dict[int, CostEstimate | KlingError], max_cost: float) -> float:
+    """Refuse (exit 2, nothing submitted) a batch whose submits may cost more than ``max_cost``."""
+    total, unknown = submit_cost(plan, costs)
     if unknown:
         shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
         raise ValidationError.single("max_cost", f"the price of line(s) {shown} is unknown, so --max-cost "
@@ -241,15 +247,10 @@ def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool, max_cost
     verb = {"submit": "submit", "pickup": "pick up", "skip": "skip"}
     docs = []
     rows = []
-    total = 0.0
-    unknown = 0
+    total, unknown_lines = submit_cost(plan, costs)
+    unknown = len(unknown_lines)
     for line in plan.lines:
         est = costs[line.number]
-        if line.action == "submit":
-            if isinstance(est, KlingError) or est.usd is None:
-                unknown += 1
-            else:
-                total += est.usd
         r = line.request
         docs.append({"line": line.number, "action": line.action, "provider": line.provider, "model": r.model,
                      "quality": r.quality, "output": str(line.output), "client_key": line.client_key,
