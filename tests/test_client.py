@@ -262,3 +262,21 @@ def test_an_unknown_keyword_is_a_type_error_at_run_time_too() -> None:
             client.edit(client.request("a.mp4", "x"), ouptut="o.mp4")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="unexpected keyword argument 'ouptut'"):
         kling_core.edit("a.mp4", "x", ouptut="o.mp4")  # type: ignore[call-arg]
+
+
+def test_a_falsy_sleep_or_clock_given_is_still_used(tmp_path: Path) -> None:
+    # A recorder that is also an (empty, so falsy) list must not be swapped for asyncio.sleep.
+    class Recorder(list[float]):
+        async def __call__(self, seconds: float) -> None:
+            self.append(seconds)
+
+    class ZeroClock(float):
+        def __call__(self) -> float:
+            return 0.0
+
+    sleep, clock = Recorder(), ZeroClock()
+    assert not sleep and not clock
+    host = PluginHost(entrypoints=False, plugins=[("fake", FakePlugin())])
+    client = AsyncEditClient(provider="fake", config=config_from_document({}), host=host, sleep=sleep,
+                             clock=clock, journal=JobLog(tmp_path))
+    assert client._sleep is sleep and client._clock is clock

@@ -96,12 +96,14 @@ class ClientBase:
         self.default_provider: str = self.default_chain[0]
         self.environ = options.get("environ")
         self.transport = options.get("transport")
-        self._sleep = options.get("sleep") or asyncio.sleep
-        self._clock = options.get("clock") or time.time
+        # `is None`, not `or`: a recorder that is also a list (empty at first) is falsy.
+        sleep, clock, rng = options.get("sleep"), options.get("clock"), options.get("rng")
+        self._sleep = asyncio.sleep if sleep is None else sleep
+        self._clock = time.time if clock is None else clock
         # The job log (None: no log, every submit is a new job under a random key).
         journal = options.get("journal")
         self.journal: JobLog | None = (journal or JobLog()) if options.get("use_journal", True) else None
-        self._rng = options.get("rng") or random.Random()
+        self._rng = random.Random() if rng is None else rng
         self._providers: dict[str, Provider] = {}
         self._job_slots: dict[str, LoopBound] = {}  # provider name -> its bound on jobs in flight
         self._submit_slots: dict[str, LoopBound] = {}  # provider name -> its bound on submits at once
