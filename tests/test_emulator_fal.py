@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import PROMPT, host_client, kling, mock_render
+from emulator_helpers import PROMPT, host_client, kling, mock_render, poll
 from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
@@ -100,10 +100,7 @@ def test_input_limits_and_downloads_come_back_as_fals_422(kling_emulator: Any, s
         answers = {}
         for name, body in cases.items():
             sub = http.post(f"{base}/fal-ai/kling-video/o1/standard/video-to-video/edit", json=body).json()
-            for _ in range(200):
-                if http.get(sub["status_url"]).json()["status"] == "COMPLETED":
-                    break
-                time.sleep(0.05)
+            poll(http, sub["status_url"], lambda doc: doc["status"] == "COMPLETED")
             answers[name] = http.get(sub["response_url"])
     short_answer = answers["short"]
     assert short_answer.status_code == 422

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
-from emulator_helpers import edit_matches_mock, host_client
+from emulator_helpers import edit_matches_mock, host_client, poll
 from loopback_servers import receiver
 from media_fixtures import LoopbackServer, loopback, sample  # noqa: F401 - fixtures
 
@@ -135,12 +135,8 @@ def test_bad_requests_lookup_duplicates_and_callbacks(kling_emulator: Any, sampl
             data = created["data"]
             assert data["task_status"] == "submitted" and data["task_info"] == {"external_task_id": "my-task-1"}
             assert "already exists" in refused(http_.post(TASKS, json=task), 400, 1201)
-            for _ in range(200):
-                doc = http_.get(f"{TASKS}/my-task-1").json()  # by external_task_id: the reconcile path
-                if doc["data"]["task_status"] in ("succeed", "failed"):
-                    break
-                time.sleep(0.05)
-            data = doc["data"]
+            data = poll(http_, f"{TASKS}/my-task-1",  # by external_task_id: the reconcile path
+                        lambda doc: doc["data"]["task_status"] in ("succeed", "failed"))["data"]
             assert data["task_status"] == "succeed", data
             assert data["task_id"] == created["data"]["task_id"] and float(data["final_unit_deduction"]) > 0
             url = data["task_result"]["videos"][0]["url"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_helpers import poll
 from loopback_servers import receiver
 
 from kling_core.emulator.failures import choose, split_tag
@@ -33,12 +34,8 @@ BODY = {"prompt": "make it dusk", "video_url": "http://127.0.0.1:9/clip.mp4"}
 
 
 def _wait(http: httpx.Client, status_url: str) -> dict[str, Any]:
-    for _ in range(300):
-        doc: dict[str, Any] = http.get(status_url).json()
-        if doc["status"] == "COMPLETED":
-            return doc
-        time.sleep(0.02)
-    raise AssertionError("the job did not complete")
+    doc: dict[str, Any] = poll(http, status_url, lambda doc: doc["status"] == "COMPLETED")
+    return doc
 
 
 @pytest.fixture
