@@ -1,4 +1,4 @@
-"""The installed ``kling`` script, for the benchmarks that time it as a whole process."""
+"""Process helpers the benchmarks share: the installed ``kling`` script, memory figures."""
 
 from __future__ import annotations
 
@@ -14,3 +14,15 @@ def kling_script() -> str:
     if found is None:
         sys.exit("no `kling` script beside this interpreter or on PATH; pip install -e . first")
     return found
+
+
+def status_kib(field: str, pid: int | str = "self") -> int:
+    """A memory figure of ``/proc/PID/status`` in KiB (VmHWM: peak RSS, VmRSS: now)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.1f} MiB"

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _process import mib
 from emulator_process import EmulatorProcess
 
 GIB = 1024 * 1024  # KiB
@@ -79,10 +80,6 @@ def run_child(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"seconds": time.monotonic() - started, "code": proc.returncode, "maxrss_kib": usage.ru_maxrss,
             "cpu": usage.ru_utime + usage.ru_stime, "stderr": (cwd / "child.err").read_text(errors="replace")}
-
-
-def mib(kib: float) -> str:
-    return f"{kib / 1024:.1f} MiB"
 
 
 def main() -> int:

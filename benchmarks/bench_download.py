@@ -35,14 +35,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _process import status_kib
 from loopback_fal import Server
-
-
-def vm(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
 
 
 async def child(variant: str, url: str, dest: Path, size: int) -> dict[str, Any]:
@@ -54,7 +48,7 @@ async def child(variant: str, url: str, dest: Path, size: int) -> dict[str, Any]
         from kling_core.settings import MediaSettings
 
         ctx = ProviderContext(name="fal", media=MediaSettings(allow_private_urls=True))
-    rss0 = vm("VmRSS")
+    rss0 = status_kib("VmRSS")
     start = time.perf_counter()
     if variant == "kling":
         await download(url, dest, size, ctx=ctx)
@@ -65,7 +59,7 @@ async def child(variant: str, url: str, dest: Path, size: int) -> dict[str, Any]
                     fh.write(chunk)
     wall = time.perf_counter() - start
     assert dest.stat().st_size == size, dest.stat().st_size
-    return {"wall": wall, "rss0_kib": rss0, "peak_kib": vm("VmHWM")}
+    return {"wall": wall, "rss0_kib": rss0, "peak_kib": status_kib("VmHWM")}
 
 
 def run_one(variant: str, url: str, folder: Path, size: int) -> dict[str, Any]:

@@ -37,7 +37,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from emulator_process import EmulatorProcess, vm_hwm_kib
+from _process import mib, status_kib
+from emulator_process import EmulatorProcess
 
 MODEL = "fal-ai/kling-video/o1/video-to-video/edit"
 KEY = "bench-key:bench-secret"
@@ -49,10 +50,6 @@ def cpu_seconds(pid: int | str) -> float:
     """User + system CPU seconds a process has used so far (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def mib(kib: int) -> str:
-    return f"{kib / 1024:.1f} MiB"
 
 
 class Counter:
@@ -183,7 +180,7 @@ def main() -> int:
         finally:
             emu.stop()
         five, tracebacks = emu.log_problems()
-    client_peak = vm_hwm_kib("self")
+    client_peak = status_kib("VmHWM")
     client_cpu = cpu_seconds("self")
     completed = sum(1 for x in r["results"] if x is None)
     rps, b_rps = r["requests"] / r["wall"], r["requests"] / r["b_wall"]

@@ -40,19 +40,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _process import status_kib
 from loopback_fal import Server
 
 VIDEO = "https://media.example.com/input.mp4"
 KEY = "bench-key:bench-secret"
 CONNECTIONS = 64
-
-
-def vm(field: str) -> int:
-    """A /proc/self/status memory figure in KiB (VmHWM: peak RSS, VmRSS: now)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
 
 
 class Lag:
@@ -184,7 +177,7 @@ async def child_main(variant: str, base: str, jobs: int, size: int, timeout: flo
         import kling_core.http  # noqa: F401
     else:
         import httpx  # noqa: F401
-    rss0 = vm("VmRSS")
+    rss0 = status_kib("VmRSS")
     tally = Tally()
     try:
         await asyncio.wait_for(run(base, jobs, size, out, tally), timeout)
@@ -197,7 +190,7 @@ async def child_main(variant: str, base: str, jobs: int, size: int, timeout: flo
     return {
         "variant": variant, "jobs": jobs, "done": tally.done, "failed": dict(tally.failed), "most": tally.most,
         "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "cpu_ms_per_job": round(cpu / jobs * 1e3, 2),
-        "rss0_mib": round(rss0 / 1024, 1), "peak_mib": round(vm("VmHWM") / 1024, 1),
+        "rss0_mib": round(rss0 / 1024, 1), "peak_mib": round(status_kib("VmHWM") / 1024, 1),
         "lag_max_s": round(samples[-1], 3), "lag_p99_s": round(samples[int(0.99 * (len(samples) - 1))], 3),
         "lag_median_s": round(statistics.median(samples), 3),
     }

@@ -16,15 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from _process import status_kib
+
 SETTINGS = 'render = "sample"\nqueue_seconds = 0.2\nrun_seconds = 0.2\n'
-
-
-def vm_hwm_kib(pid: int | str) -> int:
-    """Peak resident set size (VmHWM) of a process, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmHWM for {pid}")
 
 
 class EmulatorProcess:
@@ -64,7 +58,7 @@ class EmulatorProcess:
         return self.count(re.compile(r'" 5\d\d ')), self.count(re.compile("Traceback"))
 
     def peak_rss_kib(self) -> int:
-        return vm_hwm_kib(self.proc.pid)
+        return status_kib("VmHWM", self.proc.pid)
 
     def stop(self) -> None:
         """SIGINT, then SIGKILL to the group after 15 s."""
