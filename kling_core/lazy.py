@@ -14,14 +14,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def exporter(package: str, module_of: Mapping[str, str]) -> Callable[[str], Any]:
-    """The body of ``package``'s ``__getattr__``: ``module_of`` maps a name to its module."""
+def exporter(package: str, module_of: Mapping[str, str | tuple[str, str]]) -> Callable[[str], Any]:
+    """The body of ``package``'s ``__getattr__``: ``module_of`` maps a name to its module, or to
+    ``(module, attribute)`` for a name exported under another name than the module's."""
 
     def load(name: str) -> Any:
-        module = module_of.get(name)
-        if module is None:
+        where = module_of.get(name)
+        if where is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        module, attribute = (where, name) if isinstance(where, str) else where
+        value = getattr(importlib.import_module(module), attribute)
         vars(sys.modules[package])[name] = value
         return value
 

@@ -22,7 +22,6 @@ reference of :class:`HostSpec`. Providers that render locally (the mock) also ge
 hardened media tools: :func:`run_ffmpeg`, :func:`probe_video`, :func:`local_media` and friends.
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from kling_core.contract.capabilities import (
@@ -65,6 +64,7 @@ from kling_core.errors import (
 )
 from kling_core.files import write_text_atomic
 from kling_core.hookspecs import hookimpl
+from kling_core.lazy import exporter
 from kling_core.media.formats import IMAGE_FORMATS, VIDEO_FORMATS
 from kling_core.media.locate import find_ffmpeg
 from kling_core.media.probe import ImageInfo, VideoInfo, probe_image, probe_video
@@ -255,10 +255,8 @@ __all__ = [
 ]
 
 
+_load = exporter(__name__, _LAZY)
+
+
 def __getattr__(name: str) -> Any:
-    where = _LAZY.get(name)
-    if where is None:
-        raise AttributeError(f"module 'kling_core.sdk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(where[0]), where[1])
-    globals()[name] = value
-    return value
+    return _load(name)
