@@ -18,18 +18,22 @@ from urllib.parse import unquote
 from kling_core.testing.cassettes import SECRET
 from kling_core.testing.matching import AUTH_HEADERS
 
+# A JWT's header and payload (base64url JSON: "ey..."); the scan also wants a signature, the
+# recorder scrubs one with any (or no) signature.
+_JWT_HEAD = r"\bey[A-Za-z0-9_\-]{10,}\.ey[A-Za-z0-9_\-]{10,}\."
+
 # Value shapes that are credentials on the hosts we know, or our own canary.
 SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a canary credential", re.compile(r"sk-CANARY-[0-9A-Za-z-]+")),
     ("an fal-style 'Key <token>' credential", re.compile(r"\bKey\s+(?!<SECRET>)[A-Za-z0-9_\-:.]{16,}")),
     ("a bearer JWT", re.compile(r"\bBearer\s+ey[A-Za-z0-9_\-]{8,}")),
-    ("a JWT", re.compile(r"\bey[A-Za-z0-9_\-]{10,}\.ey[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}")),
+    ("a JWT", re.compile(_JWT_HEAD + r"[A-Za-z0-9_\-]{10,}")),
     ("a Segmind key (SG_...)", re.compile(r"\bSG_[A-Za-z0-9]{8,}")),
     ("an sk- API key", re.compile(r"\bsk-(?!CANARY)[A-Za-z0-9_\-]{16,}")),
     ("an AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
 )
 # A JWT anywhere in a string: the recorder replaces each with <SECRET>.
-JWT_RE = re.compile(r"\bey[A-Za-z0-9_\-]{10,}\.ey[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]*")
+JWT_RE = re.compile(_JWT_HEAD + r"[A-Za-z0-9_\-]*")
 # "Bearer <token>" / "Key <token>" / "Token <token>" in free text.
 SCHEME_TOKEN_RE = re.compile(r"\b(?P<scheme>Bearer|Key|Token)\s+(?P<token>(?!<SECRET>)[A-Za-z0-9_\-.~+/:=]{8,})")
 # Header values that are fine without the marker (no credential can hide in them).
