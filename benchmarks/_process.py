@@ -1,7 +1,8 @@
-"""Process helpers the benchmarks share: the installed ``kling`` script, memory figures."""
+"""Process helpers the benchmarks share: the installed ``kling`` script, a clean environment for it, memory figures."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -14,6 +15,14 @@ def kling_script() -> str:
     if found is None:
         sys.exit("no `kling` script beside this interpreter or on PATH; pip install -e . first")
     return found
+
+
+def child_env(pycache: str) -> dict[str, str]:
+    """Bytecode cached as an installed package has it (pip compiles at install), kept out of the
+    source tree in ``pycache``; no KLING_* variable of the caller's (no logging set-up)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLING_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = pycache
+    return env
 
 
 def status_kib(field: str, pid: int | str = "self") -> int:

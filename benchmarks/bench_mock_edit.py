@@ -14,7 +14,6 @@ Target: `kling edit` through the mock takes at most 1.25x the plain command at 7
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _process import kling_script
+from _process import child_env, kling_script
 from kling_core_plugins.mock.render import AUDIO_CODEC_ARGS, VIDEO_CODEC_ARGS
 
 from kling_core.media import find_ffmpeg, make_sample
@@ -75,9 +74,7 @@ def main() -> int:
         root = Path(tmp)
         sample = make_sample(root / "in", duration=5.0, size=(1280, 720), fps=24, images=1)
         # The edit's own state, cache and (empty) user config, so nothing of the user's is read or kept.
-        # Bytecode cached as in an installed package (pip compiles at install), out of the source tree.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KLING_") and k != "PYTHONDONTWRITEBYTECODE"}
-        env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+        env = child_env(str(root / "pycache"))
         for name in ("KLING_STATE_DIR", "KLING_CACHE_DIR", "KLING_CONFIG_DIR"):
             (root / name).mkdir()
             env[name] = str(root / name)

@@ -19,7 +19,6 @@ the difference is what the plugin costs a run that uses none of its fixtures.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _process import kling_script
+from _process import child_env, kling_script
 
 TARGET_MS = 150.0
 
@@ -37,14 +36,6 @@ def time_run(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - started
-
-
-def child_env(pycache: str) -> dict[str, str]:
-    """Bytecode cached as an installed package has it (pip compiles at install), kept out of the
-    source tree in ``pycache``; no KLING_* variable of the caller's (no logging set-up)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KLING_") and k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = pycache
-    return env
 
 
 def pytest_pair(root: Path, env: dict[str, str], reps: int) -> tuple[list[float], list[float]]:
