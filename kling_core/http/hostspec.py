@@ -8,7 +8,7 @@ dotted JSON paths (:mod:`kling_core.http.fields`); URL templates take ``{job_id}
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import attrs
@@ -43,6 +43,14 @@ class SubmitShape:
     headers: Mapping[str, str] = field(factory=dict)  # handle data key -> response header
 
 
+def _prefixer(envelope: str) -> Callable[[str], str]:
+    return lambda path: f"{envelope}.{path}"
+
+
+def _maybe(at: Callable[[str], str], path: str | None) -> str | None:
+    return None if path is None else at(path)
+
+
 @attrs.frozen
 class StatusShape:
     """A status document: the host's state name, and what comes with each state."""
@@ -63,6 +71,16 @@ class StatusShape:
     retryable_codes: frozenset[str] = frozenset()
     default_failure: str = "the job failed"
 
+    def within(self, envelope: str) -> StatusShape:
+        """The same document read inside the answer's ``envelope`` field (Kling's and
+        WaveSpeed's ``data``): every path gains that prefix."""
+        at = _prefixer(envelope)
+        return attrs.evolve(
+            self, state=at(self.state), position=_maybe(at, self.position), progress=_maybe(at, self.progress),
+            logs=_maybe(at, self.logs), error_message=tuple(map(at, self.error_message)),
+            error_code=tuple(map(at, self.error_code)), completed_error=tuple(map(at, self.completed_error)),
+        )
+
 
 @attrs.frozen
 class ResultShape:
@@ -77,6 +95,17 @@ class ResultShape:
     duration: str | None = None  # output seconds, reported back
     created_at_ms: str | None = None  # host timestamps, milliseconds since the epoch
     completed_at_ms: str | None = None
+
+    def within(self, envelope: str) -> ResultShape:
+        """The same document read inside the answer's ``envelope`` field: every JSON path gains
+        that prefix (the header name does not)."""
+        at = _prefixer(envelope)
+        return attrs.evolve(
+            self, url=tuple(map(at, self.url)), file_size=_maybe(at, self.file_size),
+            content_type=_maybe(at, self.content_type), file_name=_maybe(at, self.file_name),
+            credits=_maybe(at, self.credits), duration=_maybe(at, self.duration),
+            created_at_ms=_maybe(at, self.created_at_ms), completed_at_ms=_maybe(at, self.completed_at_ms),
+        )
 
 
 @attrs.frozen

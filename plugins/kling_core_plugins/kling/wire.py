@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from kling_core.sdk import (
     AuthenticationError,
     BodyError,
@@ -146,18 +144,11 @@ _TASK_RESULT = ResultShape(url=("task_result.videos.0.url",), credits="final_uni
                            completed_at_ms="updated_at")
 
 
-def _in_envelope(shape: StatusShape) -> StatusShape:
-    return attrs.evolve(shape, state=f"data.{shape.state}",
-                        error_message=tuple(f"data.{p}" for p in shape.error_message))
-
-
 SPEC = HostSpec(
     routes=Routes(submit=TASKS_PATH, status=f"{TASKS_PATH}/{{job_id}}", lookup=f"{TASKS_PATH}/{{client_key}}"),
     submit=SubmitShape(job_id="data.task_id", data={"external_task_id": "data.task_info.external_task_id"}),
-    status=_in_envelope(_TASK_STATUS),
-    result=attrs.evolve(_TASK_RESULT, **{k: f"data.{getattr(_TASK_RESULT, k)}" for k in
-                                         ("credits", "duration", "created_at_ms", "completed_at_ms")},
-                        url=("data.task_result.videos.0.url",)),
+    status=_TASK_STATUS.within("data"),
+    result=_TASK_RESULT.within("data"),
     errors=ErrorShape(message=("message",), code=("code",), request_id="request_id",
                       body_error=BodyError(path="code", ok=(0,))),
     lookup_not_found=frozenset({str(NOT_FOUND_CODE)}),

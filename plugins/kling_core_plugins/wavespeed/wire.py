@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from kling_core.sdk import (
     AuthenticationError,
     BodyError,
@@ -156,18 +154,13 @@ _PREDICTION = StatusShape(state="status", states=STATES, error_message=("error",
 _OUTPUT = ResultShape(url=("outputs.0",))
 
 
-def _in_envelope(shape: StatusShape) -> StatusShape:
-    return attrs.evolve(shape, state=f"data.{shape.state}", error_message=tuple(f"data.{p}" for p in shape.error_message),
-                        completed_error=tuple(f"data.{p}" for p in shape.completed_error))
-
-
 SPEC = HostSpec(
     routes=Routes(status=RESULT_PATH),
     # `urls.get` is the prediction's own URL (checked to be on the API host); the template is
     # for a job id given by hand.
     submit=SubmitShape(job_id="data.id", urls={"status": "data.urls.get"}),
-    status=_in_envelope(_PREDICTION),
-    result=attrs.evolve(_OUTPUT, url=tuple(f"data.{p}" for p in _OUTPUT.url)),
+    status=_PREDICTION.within("data"),
+    result=_OUTPUT.within("data"),
     # Error answers: the same envelope with the HTTP status as `code` and the reason in
     # `message` [INF: only the success envelope is documented]. A 2xx whose envelope `code` is a
     # 4xx is read as that status's error, a refusal [INF]. One carrying a 5xx is not: the host
