@@ -17,6 +17,7 @@ from kling_core.contract.models import AspectRatio, EditMode, EditRequest, Eleme
 from kling_core.contract.status import JobStatus
 from kling_core.inflight import HostLimit, LoopBound, http_concurrency, max_in_flight
 from kling_core.joblog import JobLog
+from kling_core.media.stamp import Stamp
 from kling_core.plugins import PluginHost
 from kling_core.preflight import check_request
 from kling_core.provider import JobHandle, Provider, ProviderContext
@@ -108,7 +109,7 @@ class ClientBase:
         self._job_slots: dict[str, LoopBound] = {}  # provider name -> its bound on jobs in flight
         self._submit_slots: dict[str, LoopBound] = {}  # provider name -> its bound on submits at once
         self._host_limits: dict[str, HostLimit] = {}  # provider name -> its jobs here, the limit it proved
-        self._ffmpeg_proof: tuple[str, tuple[int, ...]] | None = None  # the binary require_ffmpeg passed, its stat
+        self._ffmpeg_proof: Stamp | None = None  # the binary require_ffmpeg passed, as it was then
 
     # -- providers --------------------------------------------------------------------
     def provider(self, name: str | None = None) -> Provider:

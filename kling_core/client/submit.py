@@ -25,6 +25,7 @@ from kling_core.inflight import HostLimit
 from kling_core.joblog import JobLog, JobRecord
 from kling_core.joblog.hints import resume_command
 from kling_core.media.locate import require_ffmpeg
+from kling_core.media.stamp import file_stamp
 from kling_core.provider import JobHandle, Provider
 
 log = logging.getLogger(__name__)
@@ -115,14 +116,14 @@ class SubmitMixin(ClientBase):
     def _require_ffmpeg(self) -> None:
         """:func:`require_ffmpeg` once per client; before each later submit only a ``stat``
         proves the same binary is still there, unchanged (finding it reads the cache dir)."""
-        if self._ffmpeg_proof is not None:
-            exe, stamp = self._ffmpeg_proof
+        proof = self._ffmpeg_proof  # the stamp names the binary's path too
+        if proof is not None:
             with contextlib.suppress(OSError):
-                if _file_stamp(exe) == stamp:
+                if file_stamp(proof[0], os.stat(proof[0])) == proof:
                     return
         exe = require_ffmpeg(self.config.media, self.environ)
         with contextlib.suppress(OSError):
-            self._ffmpeg_proof = (exe, _file_stamp(exe))
+            self._ffmpeg_proof = file_stamp(exe, os.stat(exe))
 
     def _lower_bound(self, first: str, limit: HostLimit, exc: ProviderError) -> None:
         """The host refused a submit at its concurrency limit: the jobs we have there are its
@@ -187,11 +188,6 @@ class SubmitMixin(ClientBase):
         handle = await send(journal, prov, attrs.evolve(prepared, client_key=key), key, self._clock,
                             logged=served(key) if served is not None else None)
         return Started(handle, key, record.take)
-
-
-def _file_stamp(path: str) -> tuple[int, ...]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def over_concurrency(exc: ProviderError) -> bool:
