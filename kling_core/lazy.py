@@ -8,7 +8,6 @@ time it is read, then kept in the package's namespace.
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,13 +27,3 @@ def exporter(package: str, module_of: Mapping[str, str | tuple[str, str]]) -> Ca
         return value
 
     return load
-
-
-def is_loopback_host(address: str) -> bool:
-    """Is ``address`` (a bind address: ``localhost``, an IP, ``[::1]``) a loopback one?"""
-    if address.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -26,7 +26,7 @@ import httpx
 
 from kling_core.emulator.storage import Storage, safe_name
 from kling_core.files import atomic_open
-from kling_core.lazy import is_loopback_host as is_loopback_bind
+from kling_core.loopback import is_loopback_host as is_loopback_bind
 
 _DATA = re.compile(r"^data:([\w.+/-]*)(;[\w=.+-]+)*?(;base64)?,", re.I)
 _FILE_PATH = re.compile(r"/files/([A-Za-z0-9_-]{6,64})/([A-Za-z0-9._-]+)$")

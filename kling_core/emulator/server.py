@@ -22,7 +22,7 @@ from typing import Any
 
 from kling_core.emulator.settings import EmulatorSettings
 from kling_core.errors import ConfigError
-from kling_core.lazy import is_loopback_host
+from kling_core.loopback import is_loopback_host
 
 log = logging.getLogger("kling_core.emulator")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kling_core.errors import ConfigError
-from kling_core.lazy import is_loopback_host
+from kling_core.loopback import is_loopback_host
 from kling_core.settings import WebhookSettings
 from kling_core.webhooks.jwks import Fetcher
 from kling_core.webhooks.receiver import WebhookReceiver
