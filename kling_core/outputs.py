@@ -56,6 +56,14 @@ def _refuse(path: Path, reason: str) -> ValidationError:
     return ValidationError.single(FIELD, f"{path}: {reason}")
 
 
+def check_suffix(path: Path) -> Path:
+    """An output must be an .mp4 name (the CLI's and batches' rule; :func:`check_output`
+    checks where it may be written)."""
+    if path.suffix.lower() != ".mp4":
+        raise ValidationError.single("output", f"{path} must end in .mp4")
+    return path
+
+
 def check_output(dest: str | os.PathLike[str], *, inputs: Sequence[str]) -> Path:
     """The absolute, resolved path to save the result to, or a ValidationError naming ``output``.
 

@@ -29,7 +29,7 @@ from kling_core.contract.checks import is_url, local_path
 from kling_core.contract.models import EditRequest
 from kling_core.errors import KlingError, Problem, UnsupportedError, ValidationError
 from kling_core.joblog import JobRecord, canonical
-from kling_core.outputs import check_output, default_stem
+from kling_core.outputs import check_output, check_suffix, default_stem
 
 Action = Literal["submit", "pickup", "skip"]
 KEY_PREFIX = "batch-"
@@ -179,8 +179,11 @@ def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manife
         request, found = _request_on(client, names, video, prompt, fields, provider_errors)
         if request is None:
             problems += [problem(n, path, message) for path, message in found]
-            if output is not None and not output.lower().endswith(".mp4"):
-                problems.append(problem(n, "output", f"{output} must end in .mp4"))
+            if output is not None:
+                try:
+                    check_suffix(Path(output))
+                except ValidationError as exc:
+                    problems += [problem(n, p.path, p.message) for p in exc.problems]
             continue
         dest: Path | None = None
         if output is not None:
@@ -294,9 +297,7 @@ def _request_on(client: AsyncEditClient, names: list[str], video: str, prompt: s
 
 
 def _check_output(path: Path, request: EditRequest) -> Path:
-    if path.suffix.lower() != ".mp4":
-        raise ValidationError.single("output", f"{path} must end in .mp4")
-    return check_output(path, inputs=[ref for _field, ref in request.media()])
+    return check_output(check_suffix(path), inputs=[ref for _field, ref in request.media()])
 
 
 def _line_number(p: Problem) -> int:

@@ -33,7 +33,7 @@ from kling_core.contract.models import (
 from kling_core.contract.status import Cancelled, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import KlingError, Problem, ValidationError
 from kling_core.joblog import UNFINISHED
-from kling_core.outputs import check_output, release, reserve_default_output
+from kling_core.outputs import check_output, check_suffix, release, reserve_default_output
 from kling_core.provider import JobHandle
 from kling_core.serialization import unstructure
 
@@ -66,13 +66,6 @@ def parse_option(raw: str) -> tuple[str, Any]:
     if not isinstance(parsed, (str, int, float, bool)):
         parsed = value
     return key, parsed
-
-
-def check_suffix(path: Path) -> Path:
-    """The CLI's own rule on top of :func:`kling_core.outputs.check_output`: an .mp4 name."""
-    if path.suffix.lower() != ".mp4":
-        raise ValidationError.single("output", f"{path} must end in .mp4")
-    return path
 
 
 def parse_timeout(raw: str | None) -> float | None:

@@ -19,7 +19,6 @@ from kling_core.cli.common import State
 from kling_core.cli.completion_cmd import complete_providers
 from kling_core.cli.job_cmd import (
     _interrupted,
-    check_suffix,
     emit_result,
     json_errors,
     local_inputs,
@@ -31,7 +30,7 @@ from kling_core.errors import ValidationError
 from kling_core.joblog import JobRecord, prune_cache
 from kling_core.joblog.costs import job_cost, total_line
 from kling_core.joblog.hints import record_hints
-from kling_core.outputs import check_output, reserve_default_output
+from kling_core.outputs import check_output, check_suffix, reserve_default_output
 
 pass_state = click.make_pass_decorator(State)
 
