@@ -13,21 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from kling_core.asgi_body import BodyTooLarge, read_body
 from kling_core.webhooks.receiver import MAX_BODY, WebhookReceiver, callback_shape
 
 
 async def _body(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    try:
+        return await read_body(request, MAX_BODY)
+    except BodyTooLarge:
         return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def callback_providers(receiver: WebhookReceiver) -> dict[str, Any]:

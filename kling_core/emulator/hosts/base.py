@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,13 +22,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kling_core.asgi_body import BodyTooLarge, limited_body, read_body
 from kling_core.emulator.engine import Engine, Job
 from kling_core.emulator.settings import EmulatorSettings, HostSettings
 from kling_core.emulator.webhooks import Ed25519Signer, deliver
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BadJson(Exception):
@@ -205,23 +202,9 @@ def is_http_url(value: Any) -> bool:
     return bool(sep and rest) and scheme.lower() in ("http", "https") and not any(c.isspace() for c in value)
 
 
-async def limited_body(request: Request, cap: int) -> AsyncIterator[bytes]:
-    """The request body in chunks; BodyTooLarge once it passes ``cap`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise BodyTooLarge
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise BodyTooLarge
-        if chunk:
-            yield chunk
-
-
 async def read_json(request: Request, cap: int) -> Any:
     """The parsed JSON body; BodyTooLarge, BadJson (ClientDisconnect passes through)."""
-    data = b"".join([chunk async for chunk in limited_body(request, cap)])
+    data = await read_body(request, cap)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

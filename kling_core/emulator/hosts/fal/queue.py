@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from kling_core.asgi_body import BodyTooLarge
 from kling_core.emulator.engine import Job
 from kling_core.emulator.failures import UnknownFailure, choose
-from kling_core.emulator.hosts.base import BadJson, BodyTooLarge, read_json
+from kling_core.emulator.hosts.base import BadJson, read_json
 from kling_core.emulator.hosts.fal import wire
 from kling_core.emulator.webhooks import deliver
 

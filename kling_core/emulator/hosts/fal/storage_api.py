@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from kling_core.emulator.hosts.base import BadJson, BodyTooLarge, limited_body, read_json
+from kling_core.asgi_body import BodyTooLarge, limited_body
+from kling_core.emulator.hosts.base import BadJson, read_json
 from kling_core.emulator.storage import NotFound, TooLarge, safe_name
 
 if TYPE_CHECKING:
