@@ -18,6 +18,7 @@ import attrs
 from kling_core.contract.capabilities import Price, ProviderCapabilities
 from kling_core.contract.checks import local_path
 from kling_core.contract.models import EditRequest
+from kling_core.money import format_usd
 
 if TYPE_CHECKING:
     from kling_core.client.base import ClientBase
@@ -59,10 +60,6 @@ class CostEstimate:
         prefix = "at most " if self.upper_bound else ""
         tail = f"; {self.note}" if self.note else ""
         return f"{self.provider}: {prefix}{format_usd(self.usd)} ({how}; {self.source}, as of {self.as_of}{tail})"
-
-
-def format_usd(usd: float) -> str:
-    return f"${usd:,.2f}" if usd >= 0.01 or usd == 0 else f"${usd:.4f}"
 
 
 def find_price(prices: Iterable[Price], model: str, quality: str, edit_mode: str) -> Price | None:

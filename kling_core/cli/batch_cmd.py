@@ -33,6 +33,7 @@ from kling_core.client.submit import Started
 from kling_core.contract.checks import local_path
 from kling_core.contract.status import JobStatus
 from kling_core.errors import KlingError, Problem, ValidationError
+from kling_core.money import format_usd
 from kling_core.pricing import CostEstimate, estimate_cost
 
 pass_state = click.make_pass_decorator(State)
@@ -203,7 +204,7 @@ def usd_text(est: CostEstimate | KlingError) -> str:
         return "unknown"
     if est.usd is None:
         return "unknown"
-    return ("<=" if est.upper_bound else "") + f"${est.usd:.2f}"  # as `kling jobs` shows it
+    return ("<=" if est.upper_bound else "") + format_usd(est.usd)  # as `kling jobs` shows it
 
 
 def submit_cost(plan: BatchPlan, costs: dict[int, CostEstimate | KlingError]) -> tuple[float, list[str]]:
@@ -227,10 +228,11 @@ def check_budget(plan: BatchPlan, costs: dict[int, CostEstimate | KlingError], m
     if unknown:
         shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
         raise ValidationError.single("max_cost", f"the price of line(s) {shown} is unknown, so --max-cost "
-                                                 f"${max_cost:.2f} cannot be kept (see --dry-run)")
+                                                 f"{format_usd(max_cost)} cannot be kept (see --dry-run)")
     if total > max_cost:
-        raise ValidationError.single("max_cost", f"the lines to submit are estimated at ${total:.2f}, over "
-                                                 f"--max-cost ${max_cost:.2f}; nothing was submitted (see --dry-run)")
+        raise ValidationError.single("max_cost", f"the lines to submit are estimated at {format_usd(total)}, "
+                                                 f"over --max-cost {format_usd(max_cost)}; nothing was submitted "
+                                                 "(see --dry-run)")
     return total
 
 
@@ -261,7 +263,7 @@ def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool, max_cost
         rows.append((str(line.number), verb[line.action], line.provider, r.model, r.quality, usd_text(est) + priced,
                      str(line.output)))
     counts = {"submit": plan.count("submit"), "pickup": plan.count("pickup"), "skip": plan.count("skip")}
-    cost_note = f"estimated cost of the submits: ${total:.2f}" + (
+    cost_note = f"estimated cost of the submits: {format_usd(total)}" + (
         f" (+ {unknown} line(s) of unknown price)" if unknown else "")
     if as_json:
         doc: dict[str, Any] = {"lines": docs, "counts": counts, "usd": total,
@@ -279,7 +281,7 @@ def print_plan(client: AsyncEditClient, plan: BatchPlan, as_json: bool, max_cost
     if over is not None:
         raise ValidationError.single("max_cost", over)  # exit 2, as the real run would refuse it
     if max_cost is not None:
-        click.echo(f"within --max-cost ${max_cost:.2f}")
+        click.echo(f"within --max-cost {format_usd(max_cost)}")
     return 0
 
 

@@ -18,6 +18,7 @@ from kling_core.client import AsyncEditClient
 from kling_core.contract.checks import URLS_ONLY, check_against, check_local_media, check_references
 from kling_core.contract.models import EditRequest
 from kling_core.errors import KlingError, MissingKeyError, Problem, UnsupportedError, ValidationError
+from kling_core.money import format_usd
 from kling_core.pricing import CostEstimate, estimate, over_budget
 
 _MAX_USD = 1_000_000.0
@@ -115,7 +116,7 @@ def print_comparison(client: AsyncEditClient, request: EditRequest, *, as_json: 
             if cost.usd is None:
                 flags.append("--max-cost refuses an unknown price")
             elif over_budget(cost, max_cost) is not None:
-                flags.append(f"over --max-cost ${max_cost:g}")
+                flags.append(f"over --max-cost {format_usd(max_cost)}")
         click.echo(f"  {est['text']}" + (f" [{', '.join(flags)}]" if flags else ""))
     for why, names in refusing.items():
         click.echo(f"  {', '.join(names)}: cannot serve it ({why})")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import attrs
 
 from kling_core.joblog.records import JobRecord
+from kling_core.money import format_usd
 
 # The jobs a host charges for: it made a video. A failed or cancelled job is assumed free [inferred].
 CHARGED_STATES = frozenset({"succeeded", "saved"})
@@ -29,22 +30,18 @@ class JobCost:
     estimated: bool = False
 
 
-def _money(usd: float) -> str:
-    return f"${usd:,.2f}"
-
-
 def job_cost(record: JobRecord) -> JobCost:
     cost = record.cost or {}
     amount, currency, credits = cost.get("amount"), cost.get("currency"), cost.get("credits")
     if isinstance(amount, (int, float)) and (currency or "USD").upper() == "USD":
-        return JobCost(_money(float(amount)), "reported by the host", usd=float(amount))
+        return JobCost(format_usd(float(amount)), "reported by the host", usd=float(amount))
     if isinstance(credits, (int, float)):
         return JobCost(f"{credits:g} units", "units reported by the host (not dollars)", units=float(credits))
     estimate = record.estimate or {}
     usd = estimate.get("usd")
     if isinstance(usd, (int, float)):
         bound = bool(estimate.get("upper_bound"))
-        text = ("<=" if bound else "~") + _money(float(usd))
+        text = ("<=" if bound else "~") + format_usd(float(usd))
         basis = "estimate before submitting" + (", an upper bound" if bound else "")
         return JobCost(text, basis, usd=float(usd), estimated=True)
     return JobCost("-", "no price known")
@@ -58,7 +55,7 @@ def total_line(records: Sequence[JobRecord]) -> str:
     units = sum(c.units for c in costs if c.units is not None)
     estimated = sum(1 for c in costs if c.estimated)
     unknown = sum(1 for c in costs if c.usd is None and c.units is None)
-    parts = [f"total: {_money(usd)} over {len(charged)} finished job{'s' if len(charged) != 1 else ''} listed"]
+    parts = [f"total: {format_usd(usd)} over {len(charged)} finished job{'s' if len(charged) != 1 else ''} listed"]
     if estimated:
         parts.append(f"{estimated} by estimate")
     if units:

@@ -1,0 +1,17 @@
+"""Dollars as people read them: the one spelling of every money figure the CLI shows.
+
+``kling jobs``, ``kling batch`` (its dry run and --max-cost refusals), estimates and budget
+messages all format through :func:`format_usd`, so the same amount reads the same everywhere.
+Per-second and per-run *rates* from a price table (``$0.336/s``) are not amounts and keep their
+published precision.
+"""
+
+from __future__ import annotations
+
+
+def format_usd(usd: float) -> str:
+    """``$1,234.50``: thousands separators and cents; a non-zero amount under a cent keeps four
+    decimals (``$0.0042``) so it does not read as free."""
+    if 0 < abs(usd) < 0.01:
+        return f"${usd:.4f}"
+    return f"${usd:,.2f}"
