@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 from kling_core.contract.models import EditResult
 from kling_core.errors import ProtocolError, ProviderError, ResultExpiredError, UnsafeMediaError
 from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, copy_atomic
+from kling_core.job_commands import resume_command
 from kling_core.media.netguard import Resolver
 from kling_core.media.workdir import work_dir
 from kling_core.outputs import remove_leftovers, staging_file
@@ -63,7 +64,7 @@ VERIFY_BACKOFF = (2.0, 4.0)  # seconds before the 2nd and 3rd GET
 def refetch_command(provider: str, job_id: str, client_key: str | None = None) -> str:
     """The command that fetches a finished job's result again."""
     if client_key:
-        return f"kling jobs resume {shlex.quote(client_key)}"
+        return resume_command(client_key)
     return f"kling result {shlex.quote(provider)} {shlex.quote(job_id)} -o OUT.mp4"
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from kling_core.job_commands import jobs_command, resume_command
 from kling_core.joblog.records import JobRecord
 
-
-def resume_command(client_key: str) -> str:
-    return f"kling jobs resume {client_key}"
+__all__ = ["record_hints", "resume_command", "settle_commands", "uncertain_hint"]
 
 
 def settle_commands(client_key: str, provider: str, *, can_reconcile: bool) -> list[str]:
@@ -16,9 +15,9 @@ def settle_commands(client_key: str, provider: str, *, can_reconcile: bool) -> l
             f"{resume_command(client_key)}  (asks {provider} for the job by its client key, then waits and saves)",
         ]
     return [
-        f"kling jobs show {client_key}  (what is known: times, any job id, the request)",
+        f"{jobs_command('show', client_key)}  (what is known: times, any job id, the request)",
         f"{resume_command(client_key)} --job-id ID  (if you find the job on the {provider} dashboard)",
-        f"kling jobs forget {client_key} --force  (if you are sure no job was created: the same command then submits again)",
+        f"{jobs_command('forget', client_key)} --force  (if you are sure no job was created: the same command then submits again)",
     ]
 
 
@@ -38,4 +37,4 @@ def record_hints(record: JobRecord, *, can_reconcile: bool) -> list[str]:
         return [f"{resume_command(key)}  (wait for it and save the video)"]
     if record.state == "saved":
         return [f"{resume_command(key)} -o OUT.mp4  (fetch the video again)"]
-    return [f"kling jobs forget {key}  (drop it from the log)"]
+    return [f"{jobs_command('forget', key)}  (drop it from the log)"]
