@@ -8,8 +8,9 @@
 - :mod:`.prune` — :func:`prune_cache` for the mock's renders and cached downloads.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from kling_core.joblog.canonical import Canonical, base_key, canonical, take_key
-from kling_core.joblog.prune import PrunedEntry, PruneReport, prune_cache
 from kling_core.joblog.records import (
     FINISHED,
     STATES,
@@ -21,6 +22,14 @@ from kling_core.joblog.records import (
     parse_states,
 )
 from kling_core.joblog.store import DB_NAME, JobLog, owner_alive, state_dir
+from kling_core.lazy import exporter
+
+if TYPE_CHECKING:
+    from kling_core.joblog.prune import PrunedEntry, PruneReport, prune_cache
+
+# Pruning is for `kling jobs prune` and `kling cache`: an edit does not load it.
+__getattr__: Any = exporter(__name__, {name: "kling_core.joblog.prune"
+                                       for name in ("PrunedEntry", "PruneReport", "prune_cache")})
 
 __all__ = [
     "DB_NAME",
