@@ -19,22 +19,60 @@ import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-from kling_core.errors import ConfigError
+from kling_core.errors import ConfigError, ValidationError
+from kling_core.serialization import structure
 
 RENDER_MODES: tuple[str, ...] = ("full", "fast", "sample")
 MAX_SECONDS = 3600.0
+
+
+def _failure_name(_instance: object, _attribute: object, value: str | None) -> None:
+    from kling_core.emulator.failures import unknown_failure
+
+    why = None if value is None else unknown_failure(value, None)
+    if why is not None:
+        raise ValueError(why)
+
+
+def _keys(_instance: object, _attribute: object, value: tuple[str, ...]) -> None:
+    if not all(isinstance(k, str) and k.strip() for k in value):
+        raise ValueError("must be a list of non-empty strings")
+
+
+def _seconds(_instance: object, _attribute: object, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
+        raise ValueError(f"expected seconds from 0 to {MAX_SECONDS:g}, got {value!r}")
+
+
+def _folder(_instance: object, _attribute: object, value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise ValueError("must be a folder path")
 
 
 @attrs.frozen
 class HostSettings:
     """Settings of one emulated host."""
 
-    fail: str | None = None  # a scripted failure (the mock's names) for every job of this host
-    keys: tuple[str, ...] = ()  # accepted credentials; empty: any well-formed credential
+    # a scripted failure (the mock's names, or one of the host's own outcomes) for every job of this host
+    fail: str | None = attrs.field(default=None, validator=_failure_name)
+    keys: tuple[str, ...] = attrs.field(default=(), validator=_keys)  # accepted credentials; empty: any
+
+
+@attrs.frozen
+class SettingsFile:
+    """What a settings file (``--settings``) may hold; an unset key keeps the default of
+    :class:`EmulatorSettings`."""
+
+    render: Literal["full", "fast", "sample"] | None = None
+    queue_seconds: float | None = attrs.field(default=None, validator=_seconds)
+    run_seconds: float | None = attrs.field(default=None, validator=_seconds)
+    retry_after: float | None = attrs.field(default=None, validator=_seconds)
+    media_root: str | None = attrs.field(default=None, validator=_folder)
+    hosts: Mapping[str, HostSettings] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -60,58 +98,41 @@ class EmulatorSettings:
         return self.host_settings.get(name, HostSettings())
 
 
-def _seconds(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 <= value <= MAX_SECONDS:
-        raise ConfigError(f"expected seconds from 0 to {MAX_SECONDS:g}, got {value!r}", key=key)
-    return float(value)
+def check_failure(name: str, key: str, host: str | None = None) -> str:
+    """``name`` when ``host`` (None: any host) can script it; else a ConfigError naming ``key``."""
+    from kling_core.emulator.failures import unknown_failure
 
-
-def check_failure(name: str, key: str) -> str:
-    from kling_core.emulator.failures import FAILURE_NAMES
-
-    if name not in FAILURE_NAMES:
-        raise ConfigError(f"{name!r} is not a scripted failure (known: {', '.join(FAILURE_NAMES)})", key=key)
+    why = unknown_failure(name, host)
+    if why is not None:
+        raise ConfigError(why, key=key)
     return name
 
 
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    """The settings problems as one ConfigError naming the file and the field (or listing each)."""
+    if len(exc.problems) == 1:
+        first = exc.problems[0]
+        return ConfigError(first.message, file=source, key=first.path or None)
+    listed = "\n".join(f"  - {p.path or '(top level)'}: {p.message}" for p in exc.problems)
+    return ConfigError(f"{len(exc.problems)} problems in the emulator settings:\n{listed}", file=source)
+
+
 def settings_from_document(doc: Mapping[str, Any], *, source: str = "settings") -> EmulatorSettings:
-    """Settings from a parsed TOML document; unknown keys and bad values are refused."""
-    known = {"render", "queue_seconds", "run_seconds", "media_root", "hosts", "retry_after"}
-    values: dict[str, Any] = {}
-    for key, value in doc.items():
-        if key not in known:
-            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})", key=key, file=source)
-        if key == "render":
-            if value not in RENDER_MODES:
-                raise ConfigError(f"must be one of {', '.join(RENDER_MODES)}", key=key, file=source)
-            values["render"] = value
-        elif key in ("queue_seconds", "run_seconds", "retry_after"):
-            values[key] = _seconds(value, key)
-        elif key == "media_root":
-            if not isinstance(value, str) or not value:
-                raise ConfigError("must be a folder path", key=key, file=source)
-            values["media_root"] = Path(value).expanduser()
-    hosts: dict[str, HostSettings] = {}
-    raw_hosts = doc.get("hosts", {})
-    if not isinstance(raw_hosts, Mapping):
-        raise ConfigError("must be a table of hosts", key="hosts", file=source)
-    for name, table in raw_hosts.items():
-        if not isinstance(table, Mapping):
-            raise ConfigError("must be a table", key=f"hosts.{name}", file=source)
-        fail = table.get("fail")
-        keys = table.get("keys", [])
-        extra = set(table) - {"fail", "keys"}
-        if extra:
-            raise ConfigError(f"unknown key {sorted(extra)[0]!r} (known: fail, keys)", key=f"hosts.{name}", file=source)
-        if fail is not None and not isinstance(fail, str):
-            raise ConfigError("must be a failure name", key=f"hosts.{name}.fail", file=source)
-        if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() for k in keys):
-            raise ConfigError("must be a list of non-empty strings", key=f"hosts.{name}.keys", file=source)
-        hosts[name] = HostSettings(fail=check_failure(fail, f"hosts.{name}.fail") if fail else None,
-                                   keys=tuple(keys))
-    values["host_settings"] = hosts
-    return EmulatorSettings(**values)
+    """Settings from a parsed TOML document; unknown keys and bad values are refused, each named."""
+    from kling_core.emulator.failures import unknown_failure
+
+    try:
+        parsed: SettingsFile = structure(doc, SettingsFile, subject="emulator settings")
+        for name, table in parsed.hosts.items():  # a host's own outcomes are its alone
+            if table.fail is not None and (why := unknown_failure(table.fail, name)) is not None:
+                raise ValidationError.single(f"hosts.{name}.fail", why, subject="emulator settings")
+    except ValidationError as exc:
+        raise _config_error(exc, source) from None
+    values: dict[str, Any] = {name: value for name in ("render", "queue_seconds", "run_seconds", "retry_after")
+                              if (value := getattr(parsed, name)) is not None}
+    if parsed.media_root is not None:
+        values["media_root"] = Path(parsed.media_root).expanduser()
+    return EmulatorSettings(host_settings=dict(parsed.hosts), **values)
 
 
 def load_settings_file(path: str | Path) -> EmulatorSettings:
