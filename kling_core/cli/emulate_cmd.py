@@ -42,7 +42,8 @@ def _fail_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--media-root", type=click.Path(file_okay=False, exists=True), default=None,
               help="Local files under this folder may be named as inputs (file:// URLs or paths).")
 @click.option("--fail", "fail", multiple=True, metavar="HOST=FAILURE",
-              help="Script a failure for every job of a host (a mock failure name, e.g. fal=content_policy).")
+              help="Script a failure for every job of a host (a mock failure name, e.g. fal=content_policy, or "
+                   "the host's own outcome: replicate=aborted, kling=in_flight_limit).")
 @click.option("--settings", "settings_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A TOML file of emulator settings (docs/emulator.md); options given here win.")
 @click.option("--tls", is_flag=True, help="Serve https with a self-signed certificate for 127.0.0.1/localhost "
@@ -74,7 +75,7 @@ def command(bind: str, port: int, hosts: str, render: str | None, state: str | N
     host_settings = dict(settings.host_settings)
     for host, name in _fail_option(fail).items():
         host_settings[host] = attrs.evolve(host_settings.get(host, HostSettings()),
-                                           fail=None if name == "none" else check_failure(name, f"fail.{host}"))
+                                           fail=None if name == "none" else check_failure(name, f"fail.{host}", host))
     settings = attrs.evolve(
         settings,
         hosts=tuple(h for h in hosts.split(",") if h.strip()),

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 from kling_core_plugins.mock.capabilities import CAPABILITIES
 
+from kling_core.emulator.failures import ENDS_QUEUED
 from kling_core.emulator.media import MediaResolver
 from kling_core.emulator.pipeline import InputProblems, check_refs, prepare
 from kling_core.emulator.render import Renderer
@@ -194,6 +195,12 @@ class Engine:
             if wait > 0:
                 await asyncio.sleep(wait)
             self._queued.pop(job.id, None)
+            if job.fail in ENDS_QUEUED:  # ended by the host before it ran (Replicate's `aborted`)
+                job.error, job.state, job.completed_at = job.fail, "completed", time.time()
+                self.add_log(job, f"Ended before it ran ({job.fail})", level="WARN")
+                self._tasks.pop(job.id, None)
+                self._finished(job)
+                return
             job.state, job.started_at = "running", time.time()
             self.add_log(job, "Generating video")
             self._save(job)

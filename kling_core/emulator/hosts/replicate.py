@@ -6,7 +6,7 @@
                                                    or ``kwaivgi/kling-v3-omni-video``
 ``GET  /replicate/v1/predictions/<id>``            the prediction: ``starting`` / ``processing`` /
                                                    ``succeeded`` (``output``: a URI) / ``failed``
-                                                   (``error``) / ``canceled``
+                                                   (``error``) / ``canceled`` / ``aborted``
 ``POST /replicate/v1/predictions/<id>/cancel``     cancel; answers the prediction
 ``GET  /replicate/v1/webhooks/default/secret``     ``{"key": "whsec_..."}``: the signing secret
 ``GET  /replicate/files/<key>/<name>``             outputs (public, as replicate.delivery URLs are)
@@ -62,6 +62,11 @@ JOB_FAILURES: Mapping[str, str] = {
     "content_policy": "The input or output was flagged as sensitive. Please try again with different inputs.",
     "completed_with_error": "elementReferList: size must be between 1 and 3",
 }
+
+
+# A scripted outcome that ends a prediction before it runs -> its status (`error` stays null):
+# `aborted` when a deadline passed first [DOC changelog 2025-10-16-prediction-deadlines].
+ENDED_UNRUN: Mapping[str, str] = {"aborted": "aborted"}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -207,7 +212,7 @@ class ReplicateHost(Host):
             return self._invalid(request, problems)
         intake = prediction["intake"]
         try:
-            intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail)
+            intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail, self.name)
         except UnknownFailure as exc:
             return self._invalid(request, [("input.prompt", str(exc))])
         if not intake["prompt"]:
@@ -256,6 +261,8 @@ class ReplicateHost(Host):
             status = "processing"
         elif job.state == "cancelled":
             status = "canceled"
+        elif job.error is not None and job.error in ENDED_UNRUN:
+            status = ENDED_UNRUN[job.error]
         elif job.output is not None:
             status, output = "succeeded", f"{base}/files/{job.output['key']}/{job.output['name']}"
         else:

@@ -157,7 +157,7 @@ class WaveSpeedHost(Host):
             self.note(request, f"{len(problems)} input problem(s)")
             return error(400, "; ".join(problems))
         try:
-            prompt, fail = choose(fields["prompt"], request.headers, self.ctx.host.fail)
+            prompt, fail = choose(fields["prompt"], request.headers, self.ctx.host.fail, self.name)
         except UnknownFailure as exc:
             return error(400, str(exc))
         if not prompt:

@@ -89,7 +89,7 @@ class Queue:
             host.note(request, f"{len(problems)} input problem(s)")
             return _json({"detail": problems}, 422, {"x-fal-retryable": "false"})
         try:
-            intake["prompt"], fail = choose(intake["prompt"], request.headers, host.ctx.host.fail)
+            intake["prompt"], fail = choose(intake["prompt"], request.headers, host.ctx.host.fail, host.name)
         except UnknownFailure as exc:
             return _json(wire.request_error(str(exc), "bad_request"), 400, {"x-fal-error-type": "bad_request"})
         if not intake["prompt"]:

@@ -137,6 +137,10 @@ class KlingHost(Host):
                 return job
         return None
 
+    def _in_flight(self) -> bool:
+        """Whether a task of this host is unfinished (it holds a slot of the resource pack)."""
+        return any(job.host == "kling" and not job.finished for job in self.engine.jobs.values())
+
     @staticmethod
     def _new_id() -> str:
         return str(10**17 + secrets.randbelow(9 * 10**17))  # a numeric string, as Kling's task ids
@@ -155,7 +159,7 @@ class KlingHost(Host):
         except wire.BadField as exc:
             return self.error(request, 400, exc.code, exc.message)
         try:
-            intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail)
+            intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail, self.name)
         except UnknownFailure as exc:
             return self.error(request, 400, 1201, str(exc))
         if not intake["prompt"].strip():
@@ -165,6 +169,10 @@ class KlingHost(Host):
             return self.error(request, 400, 1201, "external_task_id already exists")
         if fail in wire.SUBMIT_FAILURES:
             status, code, message = wire.SUBMIT_FAILURES[fail]
+            self.note(request, f"scripted {fail}")
+            return self.error(request, status, code, message)
+        if fail in wire.IN_FLIGHT_REFUSALS and self._in_flight():
+            status, code, message = wire.IN_FLIGHT_REFUSALS[fail]
             self.note(request, f"scripted {fail}")
             return self.error(request, status, code, message)
         job = Job(id=self._new_id(), host="kling", app="omni-video", endpoint=intake["model_name"], intake=intake,

@@ -41,6 +41,12 @@ SUBMIT_FAILURES: dict[str, tuple[int, int, str]] = {
     "insufficient_credits": (429, 1102, "Account balance not enough"),
     "server_error": (500, 5000, "Server internal error"),
 }
+# Scripted refusals that hold only while another task of this host is unfinished, as an account
+# whose resource pack runs that many tasks at once: (HTTP status, service code, message), the
+# message as Kling's docs show it (shared/docs/providers.md §4.5). Accepted once none is.
+IN_FLIGHT_REFUSALS: dict[str, tuple[int, int, str]] = {
+    "in_flight_limit": (429, 1303, "parallel task over resource pack limit"),
+}
 # Scripted failures of an accepted task: its task_status_msg (task_status failed).
 JOB_FAILURE_MESSAGES: dict[str, str] = {
     "content_policy": "Failure to pass the risk control system",

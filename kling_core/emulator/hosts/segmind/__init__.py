@@ -134,7 +134,7 @@ class SegmindHost(Host):
         fail: str | None = None
         if not problems:
             try:
-                intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail)
+                intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail, self.name)
             except UnknownFailure as exc:
                 return _json(wire.error(str(exc)), 400, credits)
             if not intake["prompt"].strip():

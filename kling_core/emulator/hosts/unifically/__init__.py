@@ -86,7 +86,7 @@ class UnificallyHost(Host):
             return _json(wire.error(422, "validation_error", "; ".join(problems), errors=problems), 422)
         intake = task["intake"]
         try:
-            intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail)
+            intake["prompt"], fail = choose(intake["prompt"], request.headers, self.ctx.host.fail, self.name)
         except UnknownFailure as exc:
             return _json(wire.error(422, "validation_error", str(exc)), 422)
         if not intake["prompt"]:
