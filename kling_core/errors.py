@@ -59,12 +59,13 @@ class ConfigError(KlingError):
 
 
 class MissingKeyError(ConfigError):
-    """A provider needs a credential that is not set; names the variable to set."""
+    """A provider needs a credential that is not set; names the variable to set, or the
+    ``keyring:SERVICE/NAME`` reference that holds nothing."""
 
     def __init__(self, provider: str, variable: str) -> None:
-        super().__init__(
-            f"provider {provider!r} needs a key: set the environment variable {variable}"
-        )
+        where = (f"nothing stored in the system keyring at {variable}" if variable.startswith("keyring:")
+                 else f"set the environment variable {variable}")
+        super().__init__(f"provider {provider!r} needs a key: {where}")
         self.provider = provider
         self.variable = variable
 

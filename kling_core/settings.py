@@ -321,10 +321,7 @@ def resolve_credential(provider: str, spec: CredentialSpec, settings: ProviderSe
     if ref.startswith("keyring:"):
         value = (_keyring_get(provider, spec, ref) or "").strip()
         if not value:
-            err = MissingKeyError(provider, ref)
-            err.message = err.reason = f"provider {provider!r} needs a key: nothing stored in the system keyring at {ref}"
-            err.args = (err.message,)
-            raise err
+            raise MissingKeyError(provider, ref)
         return Secret(value)
     env = os.environ if environ is None else environ
     variable = credential_variable(spec, settings, first=first)
