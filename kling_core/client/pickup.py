@@ -15,6 +15,7 @@ import attrs
 from kling_core.client.reword import reword
 from kling_core.contract.models import EditRequest
 from kling_core.errors import SubmitUncertainError, ValidationError
+from kling_core.job_commands import jobs_command
 from kling_core.joblog import UNFINISHED, JobLog, JobRecord, base_key, canonical, owner_alive
 from kling_core.joblog.canonical import Canonical
 from kling_core.joblog.hints import resume_command, uncertain_hint
@@ -131,5 +132,5 @@ async def await_claim(journal: JobLog, record: JobRecord) -> JobRecord:
                                    client_key=record.client_key)
         raise reword(exc, f"{record.provider}: another process ({record.owner}) is submitting job "
                           f"{record.client_key} right now and it was not submitted again; follow it with "
-                          f"`kling jobs show {record.client_key}`, then `{resume_command(record.client_key)}`")
+                          f"`{jobs_command('show', record.client_key)}`, then `{resume_command(record.client_key)}`")
     return record

@@ -18,6 +18,7 @@ import importlib.metadata
 import json
 import logging
 import re
+import shlex
 from collections.abc import AsyncIterable, Container, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -615,8 +616,8 @@ class HttpProvider(Provider):
 
     def _uncertain_hint(self, client_key: str | None) -> str:
         if client_key and self.capabilities.can_reconcile:
-            return (f". {self.name} knows the job by client key {client_key!r}: `kling status {self.name} "
-                    f"{client_key}` looks it up (a 'not found' there means it was never created), and "
+            command = f"kling status {shlex.quote(self.name)} {shlex.quote(client_key)}"
+            return (f". {self.name} knows the job by client key {client_key!r}: `{command}` looks it up (a 'not found' there means it was never created), and "
                     "re-running the same edit with that key picks it up instead of submitting twice")
         return ""
 
