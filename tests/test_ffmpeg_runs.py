@@ -99,6 +99,9 @@ def test_a_memo_cannot_point_the_default_lookup_at_another_program(tmp_path: Pat
 def test_the_bundled_binary_is_found_without_imageio_ffmpeg_once_proven(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     env = {"KLING_CACHE_DIR": str(tmp_path / "cache")}
+    # An earlier test in this process may have proven the binary already: forget that, so the
+    # proof is made (and written to this test's memo) here, whatever ran before.
+    _new_process()
     bundled = require_ffmpeg(MediaSettings(), env)
     _new_process()
     import imageio_ffmpeg
