@@ -469,6 +469,43 @@ def test_a_failed_look_up_lets_the_hosts_retry_of_the_same_delivery_through(worl
     assert world.state("key-rep") == "succeeded"
 
 
+def test_a_delivery_that_broke_the_receiver_is_not_refused_as_a_replay_when_retried(world: World) -> None:
+    world.seed("replicate", "p-1", "key-rep")
+    world.hosts.replicate("p-1", "processing")
+    body = json.dumps({"id": "p-1", "status": "processing"}).encode()
+    headers = {k.lower(): v for k, v in standard_headers(body).items()}
+    confirm = world.receiver._confirm
+    calls = 0
+
+    async def broken_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the job log is locked")
+        return await confirm(*args, **kwargs)
+
+    world.receiver._confirm = broken_once  # type: ignore[method-assign]
+
+    async def go() -> Any:
+        with pytest.raises(RuntimeError):
+            await world.receiver.handle("replicate", body, headers)
+        try:
+            return await world.receiver.handle("replicate", body, headers)  # the host's retry, same id
+        finally:
+            await world.client.aclose()
+
+    answer = run(go())
+    assert answer.status == 200, answer.body
+
+
+def test_a_body_nested_past_the_parsers_depth_is_a_400(world: World) -> None:
+    world.seed("kling", "task-1", "key-kling")
+    body = b"[" * 200_000 + b"]" * 200_000  # unsigned host, well under the size cap
+    answer = world.send("/hooks/kling/key-kling", body)
+    assert answer.status_code == 400 and "not JSON" in answer.json()["error"]
+    assert world.state("key-kling") == "submitted"
+
+
 def test_replicate_secret_missing_is_a_503_naming_the_setting(world: World, tmp_path: Path) -> None:
     world.seed("replicate", "p-1", "key-rep")
     body = json.dumps({"id": "p-1", "status": "processing"}).encode()

@@ -118,6 +118,10 @@ class WebhookReceiver:
                 self.replays.release(*claimed)  # not acted on: the host's retry must get through
             self._say(logging.WARNING, f"{provider} callback refused (HTTP {exc.status}): {exc.message}")
             return Answer(exc.status, {"error": exc.message})
+        except BaseException:
+            if claimed is not None:
+                self.replays.release(*claimed)  # not acted on (it broke): the host's retry must get through
+            raise
         said = answer.body
         note = ("" if said.get("confirmed") else
                 " (look-up deferred: one started under confirm_min_interval ago)" if said.get("deferred") else
@@ -282,7 +286,7 @@ def callback_shape(cls: object) -> CallbackShape | None:
 def _json(body: bytes) -> Mapping[str, Any]:
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting deeper than the parser's stack is not a body we take
         raise WebhookRefused(400, "the body is not JSON") from None
     if not isinstance(doc, dict):
         raise WebhookRefused(400, "the body is not a JSON object")
