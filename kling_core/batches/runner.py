@@ -11,8 +11,9 @@ host's documented limit). A job waiting for a slot is reported.
 Every job goes through the client's single-job path (``start``, ``wait``, ``save``), so the
 job log's rules hold per line: claimed before its submit, picked up instead of resubmitted.
 When the run is cancelled (Ctrl-C) no new line is taken, a submit already on the wire is given
-``SUBMIT_GRACE`` seconds to bring its job id into the log, and every job started stays in the
-job log: running the same batch again picks them up.
+``SUBMIT_GRACE`` seconds to bring its job id into the log (a job it brings is reported with its
+line, as one left running), and every job started stays in the job log: running the same batch
+again picks them up.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 import attrs
@@ -129,18 +130,22 @@ async def run_line(client: AsyncEditClient, line: PlannedLine, events: BatchEven
     begun = time.monotonic()
     action: LineAction = "not_started"
     job_id: str | None = None
+
+    def bind(started: Started) -> None:
+        if jobs is not None:
+            jobs[line.number] = started
+        events.bound(line, started)
+
     try:
         # The client's own bound on jobs in flight per provider, the one ``edit`` takes too.
         slots = client._slots(line.primary)
         if slots.held >= slots.size:
             events.waiting(line, line.primary, slots.size)
         async with slots.slot():
-            started = await _start(client, line)
+            started = await _start(client, line, bind)
             action = "picked_up" if started.resumed else "submitted"
             job_id = started.handle.job_id
-            if jobs is not None:
-                jobs[line.number] = started
-            events.bound(line, started)
+            bind(started)
             result = await _follow(client, line, started, events, timeout)
         saved = await client.save(result, line.output)
     except KlingError as exc:
@@ -153,8 +158,9 @@ async def run_line(client: AsyncEditClient, line: PlannedLine, events: BatchEven
                            seconds=time.monotonic() - begun)
 
 
-async def _start(client: AsyncEditClient, line: PlannedLine) -> Started:
-    """Submit (or pick up) the line's job; a cancel waits a moment for a submit already sent."""
+async def _start(client: AsyncEditClient, line: PlannedLine, bind: Callable[[Started], None]) -> Started:
+    """Submit (or pick up) the line's job; a cancel waits a moment for a submit already sent, and
+    ``bind``s the job it brings (the line is then reported with it, as a job left running)."""
     # The provider is passed as the line names it: a fallback list goes to the client unchanged.
     task = asyncio.ensure_future(client.start(as_logged(client, line), provider=line.provider, output=line.output))
     try:
@@ -163,6 +169,8 @@ async def _start(client: AsyncEditClient, line: PlannedLine) -> Started:
         # Let a submit on the wire bring its job id into the log, so a re-run picks it up.
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(task, SUBMIT_GRACE)
+        if task.done() and not task.cancelled() and task.exception() is None:
+            bind(task.result())  # submitted and billed: the batch's results must name it
         raise
 
 
