@@ -2,10 +2,13 @@
 
 A host is passed over when the request does not fit its capabilities, its key is missing, its
 published price breaks ``max_cost``, or it answered the submit with a definite refusal
-(authentication, validation, out of credit, rate limited before accepting). Anything else, and
-above all a submit whose outcome is unknown, stops the list: the job may exist, and paying a
-second host for it is what fallback must never do. Every attempt is kept on the job that
-served (or stopped) the list, in the job log's ``attempts``.
+(authentication, validation, out of credit, rate limited before accepting), or could not be
+reached at all (no connection: nothing was sent). Anything else, and above all a submit whose
+outcome is unknown, stops the list: the job may exist, and paying a second host for it is what
+fallback must never do. A job this request already has in the job log is picked up on its host
+or not at all, even where that host cannot be used now (its key unset here): then the list
+stops with an error saying how to pick it up. Every attempt is kept on the job that served (or
+stopped) the list, in the job log's ``attempts``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from kling_core.client.pickup import Looked, identify, lookup
 from kling_core.client.reword import reword
 from kling_core.contract.models import EditRequest
 from kling_core.errors import (
@@ -30,28 +34,32 @@ from kling_core.errors import (
     UnsupportedError,
     ValidationError,
 )
+from kling_core.http.retry import NOT_SENT
+from kling_core.job_commands import resume_command
 from kling_core.pricing import CostEstimate, estimate, over_budget
 
 if TYPE_CHECKING:
     from kling_core.client.base import PathArg
-    from kling_core.client.pickup import Looked
     from kling_core.client.submit import Started, SubmitMixin
     from kling_core.joblog import JobRecord
 
 log = logging.getLogger(__name__)
 
-# Answers that prove the host made no job: the next host may be tried.
+# Answers that prove the host made no job: the next host may be tried. So does a ProviderError
+# with code NOT_SENT: no connection was made, not a byte of the submit left (see definite_refusal).
 DEFINITE_REFUSALS: tuple[type[KlingError], ...] = (
     AuthenticationError, ProviderValidationError, InsufficientCreditsError, RateLimitedError, MissingKeyError,
     UnsupportedError,
 )
+# The longest client key (the job log's and the hosts' limit).
+MAX_CLIENT_KEY = 128
 ProviderArg = str | Sequence[str] | None
 
 
 @attrs.frozen
 class Attempt:
     """One host tried for a job: ``served``, ``refused`` (no job made), ``skipped`` (not sent:
-    no key, cannot serve it, over budget) or ``stopped`` (the list ended here)."""
+    no key, cannot serve it, over budget, no connection) or ``stopped`` (the list ended here)."""
 
     provider: str
     outcome: str
@@ -101,10 +109,24 @@ def chain_for(client: SubmitMixin, provider: ProviderArg) -> tuple[str, ...]:
 
 
 def client_key_for(request: EditRequest, index: int, name: str) -> EditRequest:
-    """An explicit client key names one job on one host: later hosts get ``KEY.host``."""
+    """An explicit client key names one job on one host: later hosts get ``KEY.host``.
+
+    Too long for that, KEY is shortened and the host kept (``KEY[:n].host``), so each host's
+    key stays its own and a re-run derives the same one.
+    """
     if request.client_key is None or index == 0:
         return request
-    return attrs.evolve(request, client_key=f"{request.client_key}.{name}"[:128])
+    suffix = f".{name}"
+    return attrs.evolve(request, client_key=request.client_key[:MAX_CLIENT_KEY - len(suffix)] + suffix)
+
+
+def definite_refusal(exc: KlingError) -> bool:
+    """The host certainly made no job for this submit: the next host of the list may be tried."""
+    if isinstance(exc, SubmitUncertainError):
+        return False
+    if isinstance(exc, DEFINITE_REFUSALS):
+        return True
+    return isinstance(exc, ProviderError) and exc.code == NOT_SENT and exc.client_key is None
 
 
 def estimate_on(client: SubmitMixin, name: str, request: EditRequest) -> CostEstimate | None:
@@ -124,17 +146,20 @@ def pending_on(client: SubmitMixin, request: EditRequest, chain: Sequence[str], 
 
 def _pending_at(client: SubmitMixin, request: EditRequest, chain: Sequence[str], *,
                 new: bool, looks: dict[str, Looked] | None = None) -> tuple[int, JobRecord] | None:
-    """The first host of ``chain`` with a job to pick up; ``looks`` gathers each host's look-up."""
+    """The first host of ``chain`` with a job to pick up; ``looks`` gathers each host's look-up.
+
+    Only the hosts' names are needed: a host whose key is unset here still shows its job.
+    """
     from kling_core.client.submit import pending_record
 
-    if new or client.journal is None:
+    journal = client.journal
+    if new or journal is None:
         return None
     for i, name in enumerate(chain):
-        try:
-            looked = client._look(client_key_for(request, i, name), name, new=new)
-        except (MissingKeyError, UnsupportedError):
-            continue
-        if looks is not None and looked is not None:
+        req = client_key_for(request, i, name)
+        canon, base = identify(journal, req, name)
+        looked = Looked(req, name, new, canon, base, lookup(journal, req, base, new=new))
+        if looks is not None:
             looks[name] = looked
         record = pending_record(looked)
         if record is not None:
@@ -153,7 +178,11 @@ async def find_started(client: SubmitMixin, request: EditRequest, chain: Sequenc
         return None
     # The host whose look-up found it: start_one picks the job up there (or refuses a key
     # that was used for another request), never submits to another host.
-    i, _record = found
+    i, record = found
+    try:
+        client.provider(chain[i])
+    except (MissingKeyError, UnsupportedError) as exc:
+        raise _unusable_with_job(exc, chain, i, record) from None
     return await client._start_one(client_key_for(request, i, chain[i]), provider=chain[i], output=output,
                                    looked=looks.get(chain[i]) if looks is not None else None)
 
@@ -192,9 +221,9 @@ async def start_chain(client: SubmitMixin, request: EditRequest, provider: Provi
         except KlingError as exc:
             key = exc.client_key if isinstance(exc, ProviderError) else None
             key = key or _logged_key(client, req, name)
-            definite = isinstance(exc, DEFINITE_REFUSALS) and not isinstance(exc, SubmitUncertainError)
-            if definite and not (isinstance(exc, ValidationError) and not isinstance(exc, UnsupportedError)):
-                outcome = "refused" if isinstance(exc, ProviderError) else "skipped"
+            if definite_refusal(exc) and not (isinstance(exc, ValidationError)
+                                              and not isinstance(exc, UnsupportedError)):
+                outcome = "refused" if isinstance(exc, ProviderError) and exc.code != NOT_SENT else "skipped"
                 attempts.append(Attempt(name, outcome, _first_line(exc), key))
                 log.info("%s did not take the job (%s); trying the next host", name, _first_line(exc))
                 last = exc
@@ -224,6 +253,19 @@ async def start_chain(client: SubmitMixin, request: EditRequest, provider: Provi
     raise last
 
 
+def _unusable_with_job(exc: KlingError, chain: Sequence[str], i: int, record: JobRecord) -> KlingError:
+    """``exc`` (host ``chain[i]`` cannot be used here) saying that it holds this request's job."""
+    name, key, rest = chain[i], record.client_key, list(chain[i + 1:])
+    where = f", so {', '.join(rest)} {'was' if len(rest) == 1 else 'were'} not tried" if rest else ""
+    if isinstance(exc, MissingKeyError):
+        fix = f"store its key at {exc.variable}" if exc.variable.startswith("keyring:") else f"set {exc.variable}"
+    else:
+        fix = f"make {name} usable here"
+    return reword(exc, f"{exc.message}\nthis request already has a job on {name} (client key {key}, "
+                       f"{record.state} in the job log) that may exist there{where}: a job is paid for once. "
+                       f"To pick it up, {fix}, then run the same command again or `{resume_command(key)}`")
+
+
 def _first_line(exc: KlingError) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -234,10 +276,8 @@ def _logged_key(client: SubmitMixin, request: EditRequest, name: str) -> str | N
         return None
     if request.client_key is not None:
         return request.client_key if client.journal.get(request.client_key) is not None else None
-    from kling_core.client.pickup import identify
-
     try:
-        _canon, base = identify(client.journal, request, client.provider(name))
+        _canon, base = identify(client.journal, request, name)
     except KlingError:
         return None
     record = client.journal.latest(base) if base is not None else None

@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 CLAIM_WAIT = 60.0
 
 
-def identify(journal: JobLog, request: EditRequest, prov: Provider) -> tuple[Canonical, str | None]:
-    """The canonical request and, without an explicit client key, the derived base key."""
-    canon = canonical(request, prov.name)
+def identify(journal: JobLog, request: EditRequest, provider: str) -> tuple[Canonical, str | None]:
+    """The canonical request and, without an explicit client key, the derived base key, on the
+    host named ``provider``: a job is looked up without the host's credentials."""
+    canon = canonical(request, provider)
     base = None if request.client_key else base_key(canon.identity, journal.salt())
     return canon, base
 
@@ -65,7 +66,7 @@ class Looked:
 
 def look(journal: JobLog, request: EditRequest, prov: Provider, *, new: bool) -> Looked:
     """:func:`identify` and :func:`lookup` together."""
-    canon, base = identify(journal, request, prov)
+    canon, base = identify(journal, request, prov.name)
     return Looked(request, prov.name, new, canon, base, lookup(journal, request, base, new=new))
 
 
