@@ -33,16 +33,10 @@ async def send(journal: JobLog | None, prov: Provider, prepared: EditRequest, ke
                 fields["job_id"] = exc.job_id  # never lose an id the host showed us
             journal.transition(key, "uncertain", detail=exc.reason, durable=True, **fields)
             message = exc.message.replace(f"; reconcile with client key {key}", "")
-            if exc.job_id:
-                hint = (f"the answer named job {exc.job_id}: the same command, or `{resume_command(key)}`, "
-                        "picks it up")
-            else:
-                hint = uncertain_hint(key, prov.name, can_reconcile=prov.capabilities.can_reconcile)
-            reword(exc, f"{message}\n{hint}")
+            reword(exc, f"{message}\n{_settle_hint(exc, key, prov)}")
         raise
     except ProviderError as exc:
-        status = exc.status_code if exc.status_code is not None else exc.body_status
-        if status is not None and (status >= 500 or status == 408):
+        if may_have_made_a_job(exc):
             # The host took the request and then failed: a job may exist. Keep the claim
             # (a re-run reconciles or refuses) and say how to settle it.
             exc.client_key = key
@@ -50,7 +44,7 @@ async def send(journal: JobLog | None, prov: Provider, prepared: EditRequest, ke
             if journal is not None:
                 journal.transition(key, "uncertain", detail=exc.message, durable=True, error=exc.message,
                                    job_id=exc.job_id)
-                hint = "\n" + uncertain_hint(key, prov.name, can_reconcile=prov.capabilities.can_reconcile)
+                hint = "\n" + _settle_hint(exc, key, prov)
             reword(exc, exc.message + f"; the job may exist: it was NOT resubmitted (client key {key}){hint}")
         elif journal is not None:
             journal.transition(key, "failed", detail="refused: no job was created", error=exc.message)
@@ -74,3 +68,19 @@ async def send(journal: JobLog | None, prov: Provider, prepared: EditRequest, ke
         journal.transition(key, "submitted", durable=True, handle=handle, error=None, **(logged or {}))
     log.info("submitted %s job %s (client key %s)", handle.provider, handle.job_id, key)
     return handle
+
+
+def may_have_made_a_job(exc: ProviderError) -> bool:
+    """Whether a submit's error leaves a job possibly on the host (never a refusal that frees the key):
+    it names a job id, the host answered 2xx (it took the request: the error is in reading the
+    answer), or it failed after taking it (5xx, 408; also as the status inside a 2xx body)."""
+    if exc.job_id or (exc.status_code is not None and 200 <= exc.status_code < 300):
+        return True
+    status = exc.status_code if exc.status_code is not None else exc.body_status
+    return status is not None and (status >= 500 or status == 408)
+
+
+def _settle_hint(exc: ProviderError, key: str, prov: Provider) -> str:
+    if exc.job_id:
+        return f"the answer named job {exc.job_id}: the same command, or `{resume_command(key)}`, picks it up"
+    return uncertain_hint(key, prov.name, can_reconcile=prov.capabilities.can_reconcile)

@@ -62,6 +62,7 @@ from kling_core.http.retry import (
     parse_retry_after,
 )
 from kling_core.inflight import STATUS_STREAMS, LoopBound, http_concurrency, max_in_flight
+from kling_core.job_commands import jobs_command
 from kling_core.provider import JobHandle, Provider, ProviderContext
 from kling_core.releasing_stream import ReleasingStream
 
@@ -588,8 +589,10 @@ class HttpProvider(Provider):
             try:
                 response = await self._send(request, stream=stream)
                 if stream and not _ok(response.status_code):
-                    await response.aread()
-                    await response.aclose()
+                    try:
+                        await response.aread()
+                    finally:  # a body that breaks off must still give back the request slot
+                        await response.aclose()
             except httpx.TransportError as exc:
                 if classify("submit_pre_send", exc).retry and attempt < SUBMIT_CONNECT_RETRIES:
                     attempt += 1
@@ -683,6 +686,7 @@ class HttpProvider(Provider):
             raise SubmitUncertainError(
                 f"the submit was accepted but its answer could not be read: {exc.reason}",
                 provider=self.name, client_key=request.client_key, status_code=response.status_code,
+                job_id=exc.job_id,  # an id the answer did name: the job log keeps it for resume
             ) from exc
         return attrs.evolve(
             handle,
@@ -715,7 +719,16 @@ class HttpProvider(Provider):
                 provider=self.name, client_key=request.client_key,
             ) from exc
         except StreamTooLarge as exc:
-            raise ProviderError(f"the answer's video: {exc}", provider=self.name) from None
+            # The job ran (and was paid): uncertain, never a refusal that frees the key for a resubmit.
+            key = request.client_key
+            again = (f"; to pay for it again with a higher limit: `{jobs_command('forget', key)} --force`, then the "
+                     "same command" if key else "")
+            raise SubmitUncertainError(
+                f"the job ran but the video it answered with was not kept: {exc} "
+                f"(media.max_download_bytes = {self.ctx.media.max_download_bytes}); this answer cannot be fetched "
+                f"again{again}",
+                provider=self.name, client_key=key, status_code=response.status_code,
+            ) from None
         finally:
             await response.aclose()
         return self._handle_from(response, request)

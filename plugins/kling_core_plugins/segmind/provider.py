@@ -25,7 +25,6 @@ from kling_core.sdk import (
     JobStatus,
     PollSettings,
     Problem,
-    ProviderError,
     ResultShape,
     Routes,
     StatusShape,
@@ -112,8 +111,10 @@ class SegmindProvider(HttpProvider):
         else:
             url = field_text(self.json_object(response), wire.OUTPUT_PATHS)
             if url is None:
-                raise ProviderError("the v1 answer names no output video; the job ran, check your Segmind dashboard",
-                                    provider=self.name, status_code=response.status_code, job_id=job_id)
+                # The job ran (HTTP 2xx): a ProtocolError makes the submit uncertain, never a refusal
+                # that frees the key. No job id: ours is not Segmind's, and v1 has nothing to poll.
+                raise self.protocol_error("the v1 answer names no output video; the job ran, check your Segmind "
+                                          "dashboard", response)
             data["result_url"] = url
         if wire.credits(response.headers) is not None:
             data["remaining_credits"] = response.headers[wire.CREDITS_HEADER]
