@@ -117,6 +117,12 @@ class UnsafeMediaError(KlingError):
 # --- the remote side (exit code 1) ----------------------------------------------------
 
 
+# ProviderError.code of a submit that certainly never reached the host (no connection was made):
+# no job exists, so the next host of a fallback list may be tried. Here, not in kling_core.http,
+# so the client can test for it without importing the HTTP machinery.
+NOT_SENT = "not_sent"
+
+
 class ProviderError(KlingError):
     """A host answered with an error, or could not be reached."""
 

@@ -23,6 +23,7 @@ from kling_core.client.pickup import Looked, identify, lookup
 from kling_core.client.reword import reword
 from kling_core.contract.models import EditRequest
 from kling_core.errors import (
+    NOT_SENT,
     AuthenticationError,
     InsufficientCreditsError,
     KlingError,
@@ -34,7 +35,6 @@ from kling_core.errors import (
     UnsupportedError,
     ValidationError,
 )
-from kling_core.http.retry import NOT_SENT
 from kling_core.job_commands import resume_command
 from kling_core.pricing import CostEstimate, estimate, over_budget
 

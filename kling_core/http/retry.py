@@ -18,6 +18,7 @@ import attrs
 import httpx
 
 from kling_core.backoff import backoff_delays as backoff_delays  # pure; re-exported here
+from kling_core.errors import NOT_SENT as NOT_SENT  # re-exported: the HTTP layer raises it
 from kling_core.settings import PollSettings
 
 Phase = Literal["submit_pre_send", "submit_post_send", "status", "result", "download"]
@@ -26,7 +27,6 @@ PHASES: tuple[str, ...] = ("submit_pre_send", "submit_post_send", "status", "res
 # Failures that happen before a byte of the request reached the host: no connection could be
 # made, or none came free from the pool in time (the request never left the process).
 PRE_SEND_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-NOT_SENT = "not_sent"  # ProviderError.code of a submit that certainly never reached the host
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 429, *range(500, 600)})
 
 
