@@ -56,6 +56,7 @@ from kling_core.http.redact import install_redaction, redact_headers, redact_url
 from kling_core.http.retry import (
     NOT_SENT,
     PRE_SEND_ERRORS,
+    Decision,
     Phase,
     backoff_delays,
     classify,
@@ -650,14 +651,26 @@ class HttpProvider(Provider):
                 raise self.map_error(response, job_id=job_id)
             if _ok(response.status_code) or response.status_code in accept:
                 return response
-            decision = classify(phase, response.status_code, response.headers,
-                                max_retry_after=self.poll.max_retry_after)
+            decision = self._get_decision(phase, response)
             if decision.retry and attempt < retries and self.may_retry(response):
                 attempt += 1
                 wait = next(delays)
                 await self.ctx.sleep(decision.delay if decision.delay is not None else wait)
                 continue
             raise self._get_error(response, phase, decision.delay, job_id)
+
+    def _get_decision(self, phase: Phase, response: httpx.Response) -> Decision:
+        """``classify``, with the host's own wait hint where it sent no Retry-After (a reset
+        time header, the wait named in the body text: ``error_info().retry_after``), held to
+        the same ``max_retry_after`` limit."""
+        limit = self.poll.max_retry_after
+        decision = classify(phase, response.status_code, response.headers, max_retry_after=limit)
+        if not decision.retry or decision.delay is not None:
+            return decision
+        hint = self.error_info(response).retry_after
+        if hint is None:
+            return decision
+        return Decision(hint <= limit, hint)
 
     def _get_error(self, response: httpx.Response, phase: str, delay: float | None,
                    job_id: str | None) -> ProviderError:

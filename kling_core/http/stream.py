@@ -7,7 +7,8 @@ event's ``data:`` a status document like the status GET's, closed by the host af
 job's outcome: an event naming a final state only wakes the wait loop, whose ordinary status
 and result GETs confirm it. Any failure (no connection, an error answer, no byte for
 ``StreamShape.idle`` seconds, an event that is not a status) loses the stream, never the job:
-it is opened again up to ``StreamShape.reopen`` times, then the wait polls on its own schedule.
+it is opened again up to ``StreamShape.reopen`` times (not sooner than a 429/503's Retry-After
+asks; a wait over ``poll.max_retry_after`` gives it up), then the wait polls on its own schedule.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from kling_core.contract.status import JobStatus, Running
 from kling_core.errors import KlingError
 from kling_core.http import fields
 from kling_core.http.hostspec import StreamShape
-from kling_core.http.retry import backoff_delays
+from kling_core.http.retry import backoff_delays, parse_retry_after
 
 if TYPE_CHECKING:
     from kling_core.http.base import HttpProvider
@@ -48,12 +49,14 @@ class SseEvent:
 
 class StreamLost(Exception):
     """The stream ended, or failed, before it named a final state; ``final``: opening it again
-    would fail the same way (the host refused it)."""
+    would fail the same way (the host refused it); ``retry_after``: the host's Retry-After on a
+    429/503, seconds to wait at least before opening it again."""
 
-    def __init__(self, reason: str, *, final: bool = False) -> None:
+    def __init__(self, reason: str, *, final: bool = False, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.final = final
+        self.retry_after = retry_after
 
 
 async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
@@ -120,7 +123,9 @@ async def read_stream(prov: HttpProvider, handle: JobHandle, shape: StreamShape,
         if code != 200:
             # 4xx (but a rate limit or timeout): the host does not serve it for this job.
             final = 400 <= code < 500 and code not in (408, 429)
-            raise StreamLost(f"the host answered {code}", final=final)
+            hint = (parse_retry_after(response.headers.get("retry-after"), now=prov.ctx.clock())
+                    if code in (429, 503) else None)
+            raise StreamLost(f"the host answered {code}", final=final, retry_after=hint)
         ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "text/event-stream":
             raise StreamLost(f"the answer is {ctype or 'untyped'}, not an event stream", final=True)
@@ -189,9 +194,14 @@ async def watch(prov: HttpProvider, handle: JobHandle, *, on_status: Callable[[J
         except StreamLost as exc:
             reason = exc.reason
             final = exc.final
+            hint = exc.retry_after
         log.debug("%s job %s: status stream lost: %s", prov.name, handle.job_id, reason)
         if final or tries >= shape.reopen:
             return reason
+        limit = prov.poll.max_retry_after
+        if hint is not None and hint > limit:
+            # Longer than we wait for anything: the job polls on its own schedule meanwhile.
+            return f"{reason}, asking for a wait of {hint:g} s (over poll.max_retry_after = {limit:g} s)"
         tries += 1
-        await sleep(next(delays))
+        await sleep(max(hint or 0.0, next(delays)))
 
