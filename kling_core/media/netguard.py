@@ -22,22 +22,33 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> every address the name resolves to; raises UnsafeMediaError when it cannot.
 Resolver = Callable[[str, int], Sequence[IPAddress]]
 
-# Ranges refused even where a library might call them global, listed for clarity.
+# Ranges refused even where a library might call them global (Python 3.11's ``is_global``
+# passes the IPv4-compatible, IPv4-translated, local-use NAT64 and site-local ones).
 _BLOCKED_NETS = tuple(
     ipaddress.ip_network(n)
     for n in (
         "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
         "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
-        "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
+        "::/128", "::1/128", "::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48",
+        "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
     )
 )
 
 
 def address_problem(addr: IPAddress) -> str | None:
     """Why this address may not be fetched from, or None if it is a public address."""
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        inner = address_problem(addr.ipv4_mapped)
-        return f"IPv4-mapped {inner}" if inner else "an IPv4-mapped IPv6 address"
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            inner = address_problem(addr.ipv4_mapped)
+            return f"IPv4-mapped {inner}" if inner else "an IPv4-mapped IPv6 address"
+        # 6to4 and Teredo carry an IPv4 address a relay may deliver to: it must be public too.
+        embedded = [("6to4", addr.sixtofour)] if addr.sixtofour is not None else []
+        if addr.teredo is not None:
+            embedded += [("Teredo server", addr.teredo[0]), ("Teredo client", addr.teredo[1])]
+        for kind, inner_addr in embedded:
+            inner = address_problem(inner_addr)
+            if inner:
+                return f"{kind} {addr} embedding {inner}"
     for net in _BLOCKED_NETS:
         if addr in net:
             return f"a private or reserved address ({addr} in {net})"
