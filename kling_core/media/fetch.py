@@ -15,9 +15,13 @@
   certificate was verified for; at most ``DOWNLOADS_AT_ONCE`` GETs run at once, the rest wait
   their turn before the pool (a test's injected transport gets a client of its own);
 - the body streams to a ``.part`` file beside the target (:mod:`kling_core.files`), capped at
-  ``media.max_download_bytes`` and checked against Content-Length and the expected size;
+  ``media.max_download_bytes`` and checked against Content-Length and the expected size; the
+  bytes counted are the bytes received: we ask for ``identity``, and a body sent with any other
+  Content-Encoding is refused unread (decoded, a few KB would be many MB in memory first);
 - transient failures (408, 429, 5xx, transport errors, a short body) are retried as GETs,
-  ``MAX_ATTEMPTS`` in all.
+  ``MAX_ATTEMPTS`` in all, after the host's Retry-After where it is longer than our backoff; a
+  Retry-After over ``MAX_RETRY_AFTER`` ends the download with a retryable RateLimitedError
+  carrying the wait.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0
 DNS_TIMEOUT = 10.0
 RETRY_BACKOFF = PollSettings(initial=1.0, factor=2.0, max=16.0, jitter=0.25)
+# The longest Retry-After a download waits out (poll.max_retry_after's default): a longer one
+# ends it with a RateLimitedError that carries the wait.
+MAX_RETRY_AFTER = PollSettings().max_retry_after
 TOO_MANY_REDIRECTS = "too_many_redirects"  # ProviderError.code
 # GETs the shared download client runs at once (per event loop), and the connections each
 # pinned address may hold; at most MAX_POOLS addresses keep a pool, the least recently used
@@ -66,7 +73,18 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class _Transient(Exception):
-    """One attempt failed in a way another GET may fix."""
+    """One attempt failed in a way another GET may fix; ``delay``: the host's Retry-After, if any."""
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class StreamEncoded(StreamIncomplete):
+    """The body came with a Content-Encoding (gzip, ...): refused unread, nothing kept.
+
+    A StreamIncomplete, so a caller that cannot keep a body it was sent treats this one alike.
+    """
 
 
 async def fetch(
@@ -112,7 +130,7 @@ async def fetch(
             except _Transient as exc:
                 last = str(exc)
                 if attempt < MAX_ATTEMPTS:
-                    await sleep(next(delays))
+                    await sleep(max(next(delays), exc.delay or 0.0))
     raise ProviderError(
         f"downloading failed after {MAX_ATTEMPTS} attempts: {last}",
         provider=provider, code="download_failed", retryable=True, job_id=job_id,
@@ -188,7 +206,8 @@ class _Fetch:
 
     def _check_status(self, response: httpx.Response, url: str) -> None:
         # kling_core.http imports this module (result downloads): take its retry policy late.
-        from kling_core.http.retry import classify
+        from kling_core.errors import RateLimitedError
+        from kling_core.http.retry import RETRYABLE_STATUSES, classify
 
         status = response.status_code
         if status == 200:
@@ -198,8 +217,16 @@ class _Fetch:
                 f"the host no longer holds {safe_url(url)} (it expired or was deleted)",
                 provider=self.provider, status_code=status, job_id=self.job_id,
             )
-        if classify("download", status, response.headers).retry:
-            raise _Transient(f"HTTP {status} from {safe_url(url)}")
+        decision = classify("download", status, response.headers, max_retry_after=MAX_RETRY_AFTER)
+        if decision.retry:
+            raise _Transient(f"HTTP {status} from {safe_url(url)}", delay=decision.delay)
+        if decision.delay is not None and status in RETRYABLE_STATUSES:
+            # The host asked for a longer wait than we hold a download open for: the caller decides when.
+            raise RateLimitedError(
+                f"the host asked to wait {decision.delay:.0f} s before fetching {safe_url(url)} again, "
+                f"longer than the {MAX_RETRY_AFTER:.0f} s a download waits",
+                retry_after=decision.delay, provider=self.provider, status_code=status, job_id=self.job_id,
+            )
         raise self._error(f"downloading {safe_url(url)} failed", status_code=status)
 
     async def _save(self, response: httpx.Response, url: str) -> None:
@@ -217,11 +244,31 @@ class _Fetch:
                 await write_stream(response, self.dest, cap=limit, expected_size=self.expected_size)
         except StreamTooLarge:
             raise UnsafeMediaError(f"download exceeds the size limit: over the {limit}-byte limit", field=self.field) from None
+        except StreamEncoded as exc:
+            raise UnsafeMediaError(f"refusing {safe_url(url)}: {exc}", field=self.field) from None
         except StreamIncomplete as exc:
             raise _Transient(f"{exc} from {safe_url(url)}") from None
 
     def _error(self, message: str, *, status_code: int | None = None, code: str | None = None) -> ProviderError:
         return ProviderError(message, provider=self.provider, status_code=status_code, code=code, job_id=self.job_id)
+
+
+def _raw_body(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body as sent, never decoded: refused (StreamEncoded) if it came with a Content-Encoding.
+
+    httpx's ``aiter_bytes`` would decode gzip/deflate/br whatever we asked for, a whole network
+    read at a time, before any byte cap could count it (a 64 KB gzip body is 64 MB decoded).
+    """
+    coding = response.headers.get("content-encoding", "")
+    codings = [c.strip().lower() for c in coding.split(",") if c.strip().lower() not in ("", "identity")]
+    if codings:
+        raise StreamEncoded(
+            f"the host sent the body with Content-Encoding: {coding.strip()}; a media file is fetched "
+            "unencoded (Accept-Encoding: identity), so it was refused unread"
+        )
+    if response.is_stream_consumed:  # already read into memory (a mock's answer): no encoding, so as sent
+        return response.aiter_bytes(CHUNK)
+    return response.aiter_raw(CHUNK)
 
 
 def _size_check(response: httpx.Response, expected_size: int | None) -> Callable[[int], None]:
@@ -242,10 +289,11 @@ async def write_stream(response: httpx.Response, dest: Path, *, cap: int, expect
 
     The file appears at ``dest`` only when complete: at most ``cap`` bytes (else
     StreamTooLarge), matching the Content-Length and ``expected_size`` where given (else
-    StreamIncomplete: a truncated body is an error, not a shorter file).
+    StreamIncomplete: a truncated body is an error, not a shorter file). A body with a
+    Content-Encoding is refused before a byte is read (StreamEncoded, a StreamIncomplete).
     """
     verify = _size_check(response, expected_size)
-    return await write_chunks_atomic(dest, response.aiter_bytes(CHUNK), limit=cap, verify=verify)
+    return await write_chunks_atomic(dest, _raw_body(response), limit=cap, verify=verify)
 
 
 async def write_stream_into(response: httpx.Response, dest: Path, *, cap: int, expected_size: int | None = None) -> int:
@@ -258,7 +306,7 @@ async def write_stream_into(response: httpx.Response, dest: Path, *, cap: int, e
     with open(dest, "r+b") as fh:  # the same file (inode) the caller holds: not replaced
         fh.truncate(0)
         try:
-            count = await write_chunks(fh, response.aiter_bytes(CHUNK), limit=cap)
+            count = await write_chunks(fh, _raw_body(response), limit=cap)
             verify(count)
         except BaseException:
             fh.truncate(0)
