@@ -15,7 +15,7 @@ import respx
 from loopback_servers import serve
 
 from kling_core.contract.models import EditResult, OutputVideo
-from kling_core.errors import ProviderError, ResultExpiredError, UnsafeMediaError
+from kling_core.errors import ProviderError, RateLimitedError, ResultExpiredError, UnsafeMediaError
 from kling_core.http import download, download_result
 from kling_core.http.download import MAX_ATTEMPTS, MAX_REDIRECTS
 from kling_core.media.netguard import IPAddress
@@ -120,6 +120,19 @@ def test_transient_failures_are_bounded(tmp_path: Path) -> None:
     assert route.call_count == MAX_ATTEMPTS and len(sleeps) == MAX_ATTEMPTS - 1
     assert info.value.retryable and info.value.code == "download_failed"
     assert leftovers(tmp_path) == []
+
+
+def test_a_result_host_asking_for_a_long_wait_keeps_it_in_the_error(tmp_path: Path) -> None:
+    router = respx.Router()
+    route = router.get(URL).mock(return_value=httpx.Response(429, headers={"retry-after": "600"}))
+    ctx, sleeps = ctx_for(router)
+    result = EditResult(job_id="j-1", provider="fal", model="kling-o1", video=OutputVideo(url=URL))
+    with pytest.raises(RateLimitedError) as info:
+        asyncio.run(download_result(result, tmp_path / "o.mp4", ctx, resolve=fake_resolve, client_key="k-1"))
+    assert route.call_count == 1 and sleeps == []  # not waited out here: the caller decides when
+    assert info.value.retry_after == 600 and info.value.retryable and info.value.job_id == "j-1"
+    assert "kling jobs resume k-1" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_other_4xx_is_not_retried(tmp_path: Path) -> None:

@@ -329,6 +329,8 @@ def test_v1_raw_video_is_streamed_to_the_work_dir(tmp_path: Path) -> None:
     assert saved.parent == tmp_path and saved.read_bytes() == payload
     assert status.result.video.file_size == len(payload)
     assert [x.name for x in tmp_path.iterdir() if x.name.endswith(".part")] == []
+    # The answer is the video: asked for as sent, like every download (an encoded one is refused).
+    assert router.calls.last.request.headers["accept-encoding"] == "identity"
 
 
 def test_v1_cut_off_body_is_uncertain_not_resubmitted(tmp_path: Path) -> None:

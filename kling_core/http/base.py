@@ -712,6 +712,9 @@ class HttpProvider(Provider):
         from kling_core.http.download import StreamIncomplete, StreamTooLarge, write_stream
         from kling_core.media.workdir import work_dir
 
+        # The answer may be the video: asked for as sent, like every download (an encoded body
+        # is refused by write_stream, and would leave a job that ran without its video).
+        built.headers["accept-encoding"] = "identity"
         response = await self.send_submit(built, client_key=request.client_key, stream=True)
         try:
             ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()

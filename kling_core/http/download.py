@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from kling_core.contract.models import EditResult
-from kling_core.errors import ProtocolError, ProviderError, ResultExpiredError, UnsafeMediaError
+from kling_core.errors import (
+    ProtocolError,
+    ProviderError,
+    RateLimitedError,
+    ResultExpiredError,
+    UnsafeMediaError,
+)
 from kling_core.files import CHUNK, StreamIncomplete, StreamTooLarge, copy_atomic
 from kling_core.job_commands import resume_command
 from kling_core.media.netguard import Resolver
@@ -178,6 +184,11 @@ async def _save_fetched(
             last = exc
         except (ResultExpiredError, ProtocolError):
             raise
+        except RateLimitedError as exc:  # the host named a longer wait than we take: keep it for the caller
+            raise RateLimitedError(
+                f"{exc.reason}; fetch it again with `{again}`", retry_after=exc.retry_after, provider=provider,
+                status_code=exc.status_code, code=exc.code, job_id=job_id,
+            ) from None
         except ProviderError as exc:
             raise ProviderError(
                 f"{exc.reason}; fetch it again with `{again}`", provider=provider, status_code=exc.status_code,
