@@ -21,6 +21,7 @@ import attrs
 
 from kling_core.client.pickup import Looked, identify, lookup
 from kling_core.client.reword import reword
+from kling_core.client.send import may_have_made_a_job
 from kling_core.contract.models import EditRequest
 from kling_core.errors import (
     NOT_SENT,
@@ -121,8 +122,14 @@ def client_key_for(request: EditRequest, index: int, name: str) -> EditRequest:
 
 
 def definite_refusal(exc: KlingError) -> bool:
-    """The host certainly made no job for this submit: the next host of the list may be tried."""
+    """The host certainly made no job for this submit: the next host of the list may be tried.
+
+    The class alone does not tell: a refusal class on a 5xx/408 or 2xx answer, or naming a job
+    id, is one send() logged ``uncertain`` (giving it the client key), so the job may exist.
+    """
     if isinstance(exc, SubmitUncertainError):
+        return False
+    if isinstance(exc, ProviderError) and (exc.client_key is not None or may_have_made_a_job(exc)):
         return False
     if isinstance(exc, DEFINITE_REFUSALS):
         return True

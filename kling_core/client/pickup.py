@@ -71,9 +71,9 @@ def look(journal: JobLog, request: EditRequest, prov: Provider, *, new: bool) ->
 
 
 def check_same_request(record: JobRecord, prov: Provider, request: EditRequest, canon: Canonical) -> None:
-    """Refuse a client key that was already used for a different request."""
-    if record.base_key is not None:
-        return  # derived from this very request (webhook aside)
+    """Refuse a client key that was already used for a different request (or on another host)."""
+    if record.base_key is not None and request.client_key is None:
+        return  # derived from this very request (webhook aside); a derived key given by hand is checked
     digest = legacy_request_hash(request) if record.request_sha256.startswith(LEGACY) else canon.request_sha256
     if record.request_sha256 != digest or record.provider != prov.name:
         raise ValidationError.single("client_key", f"{record.client_key!r} was already used for a different request")
