@@ -15,6 +15,7 @@ from media_fixtures import sample  # noqa: F401 - fixture
 
 from kling_core.client import EditClient
 from kling_core.config import config_from_document
+from kling_core.errors import ConfigError
 from kling_core.joblog import JobLog
 from kling_core.joblog import schema as joblog_schema
 from kling_core.joblog.costs import job_cost
@@ -61,7 +62,7 @@ def test_a_log_newer_than_this_code_is_refused(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {joblog_schema.VERSION + 1}")
     conn.commit()
     conn.close()
-    with pytest.raises(sqlite3.DatabaseError, match="newer than this kling-core"):
+    with pytest.raises(ConfigError, match="newer than this kling-core"):
         JobLog(tmp_path / "state").get("x")
 
 

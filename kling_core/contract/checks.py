@@ -34,9 +34,40 @@ def local_path(ref: str) -> Path | None:
     return Path(ref).expanduser()
 
 
-def check_references(request: EditRequest) -> list[Problem]:
-    """Every ``@ImageN`` / ``@ElementN`` / ``@VideoN`` must name something the request holds."""
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can go out as UTF-8: a str made from bytes that were not UTF-8 (a shell's
+    ``$'\\xff'``, decoded with surrogateescape) holds lone surrogates, which no host can be sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+NOT_UTF8 = "is not valid UTF-8 text (it holds bytes that do not decode as UTF-8)"
+
+
+def check_text(request: EditRequest) -> list[Problem]:
+    """Every text that goes to a host must be valid UTF-8: the prompt, element names and
+    descriptions, option names and values, the webhook URL and media URLs. A local file path
+    may hold any bytes the file system allows: it is opened, never sent as text."""
+    texts: list[tuple[str, str | None]] = [("prompt", request.prompt), ("webhook_url", request.webhook_url)]
     problems: list[Problem] = []
+    for name, value in request.options.items():
+        if not is_utf8(name):  # it cannot name its own field: printed, it would show escapes
+            problems.append(Problem("options", f"an option name {NOT_UTF8}"))
+        elif isinstance(value, str):
+            texts.append((f"options.{name}", value))
+    for i, el in enumerate(request.elements):
+        texts += [(f"elements[{i}].name", el.name), (f"elements[{i}].description", el.description)]
+    texts += [(path, ref) for path, ref in request.media() if is_url(ref)]
+    return [Problem(path, NOT_UTF8) for path, text in texts if text is not None and not is_utf8(text)] + problems
+
+
+def check_references(request: EditRequest) -> list[Problem]:
+    """Every ``@ImageN`` / ``@ElementN`` / ``@VideoN`` must name something the request holds
+    (and every text in it must be sendable: :func:`check_text`)."""
+    problems: list[Problem] = check_text(request)
     counts = {"image": len(request.images), "element": len(request.elements), "video": 1}
     plural = {"image": "images", "element": "elements", "video": "videos"}
     seen: set[tuple[str, int]] = set()

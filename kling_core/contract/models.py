@@ -64,7 +64,10 @@ def encode_url(url: str) -> str:
 def _media(value: Any) -> Any:
     """A valid http(s) media URL, encoded; anything else as given (the validator judges it)."""
     if isinstance(value, str) and value[:4].lower() == "http" and re.search(MEDIA_PATTERN, value):
-        return encode_url(value)
+        try:
+            return encode_url(value)
+        except UnicodeEncodeError:  # not UTF-8 text: kept as given for checks.check_text to name
+            return value
     return value
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from kling_core.errors import ConfigError
+
 VERSION = 2
 # What each version added to a log written by the one before (see ``_upgrade``).
 UPGRADES: dict[int, tuple[str, ...]] = {
@@ -74,7 +76,11 @@ T = TypeVar("T")
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating it private, 0600) the log at ``path`` with WAL and a busy timeout."""
+    """Open (creating it private, 0600) the log at ``path`` with WAL and a busy timeout.
+
+    A file that is not a job log this version can use (not SQLite, damaged, written by a newer
+    kling-core) is a ConfigError naming it: the caller's state dir, not a bug.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
         # The log names jobs and signed result URLs: create it private before SQLite opens it
@@ -82,8 +88,24 @@ def connect(path: Path) -> sqlite3.Connection:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    try:
+        _set_up(conn)
+    except ConfigError as exc:
+        conn.close()
+        raise ConfigError(exc.reason, file=str(path)) from None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError):  # locked, unreadable, disk full: not the file's content
+            raise
+        raise ConfigError(f"not a usable job log ({exc}): move it aside (a new, empty log is made) "
+                          "or set KLING_STATE_DIR to another directory", file=str(path)) from None
+    return conn
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    _refuse_newer(conn.execute("PRAGMA user_version").fetchone()[0])  # before changing anything in it
     # WAL is a property of the file: set once, by whichever process gets there first. Switching
     # needs an exclusive lock that SQLite's busy handler does not wait for, so a process racing
     # another one's first open retries here until the busy timeout.
@@ -95,7 +117,6 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     _create(conn)
-    return conn
 
 
 def _retry_locked(step: Callable[[], T]) -> T:
@@ -131,12 +152,16 @@ def _upgrade(conn: sqlite3.Connection, found: int) -> None:
 
     A newer log than this code knows is refused rather than written with missing columns.
     """
-    if found > VERSION:
-        raise sqlite3.DatabaseError(f"job log version {found} is newer than this kling-core's ({VERSION}): "
-                                    "upgrade kling-core")
+    _refuse_newer(found)
     for version in range(found + 1, VERSION + 1):
         for statement in UPGRADES.get(version, ()):
             conn.execute(statement)
+
+
+def _refuse_newer(found: int) -> None:
+    if found > VERSION:
+        raise ConfigError(f"job log version {found} is newer than this kling-core's ({VERSION}): upgrade "
+                          "kling-core, or set KLING_STATE_DIR to another directory")
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kling_core.contract.checks import is_utf8
 from kling_core.errors import ValidationError
 from kling_core.joblog.canonical import take_key
 from kling_core.joblog.records import UNFINISHED, JobEvent, JobRecord
@@ -80,6 +81,34 @@ def _load(text: str | None) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+def _path_in(path: str | None) -> str | bytes | None:
+    """A file path as the log keeps it: text, or, for a name that is not UTF-8 (Latin-1 bytes
+    on Linux, decoded by Python with surrogateescape), its exact bytes as a BLOB, since SQLite
+    text must be UTF-8. :func:`_path_out` gives back the same str, so the result is saved to
+    the very file the user was told."""
+    if path is None or is_utf8(path):
+        return path
+    try:
+        return os.fsencode(path)
+    except UnicodeEncodeError:  # not a name the file system could hold: kept for display only
+        return _shown(path)
+
+
+def _path_out(value: str | bytes | None) -> str | None:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _shown(text: str | None) -> str | None:
+    """Message text (an error, an event's detail) as SQLite can store it: a byte that is not
+    UTF-8 (e.g. in a file name it quotes) shown as ``\\xe9``."""
+    if text is None or is_utf8(text):
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _handle(text: str | None) -> JobHandle | None:
@@ -145,7 +174,7 @@ class JobLog:
             model=row["model"], take=row["take"], base_key=row["base_key"], request=_load(row["request"]),
             job_id=row["job_id"], handle=_handle(row["handle"]), result=_load(row["result"]),
             cost=_load(row["cost"]), estimate=_load(row["estimate"]), attempts=tuple(_load(row["attempts"]) or ()),
-            output=row["output"], error=row["error"], owner=row["owner"],
+            output=_path_out(row["output"]), error=row["error"], owner=row["owner"],
             events=history,
         )
 
@@ -292,7 +321,7 @@ class JobLog:
         conn.execute(
             "INSERT INTO jobs (client_key, base_key, take, provider, model, request, request_sha256, state, "
             "output, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'submitting', ?, ?, ?, ?)",
-            (key, base, take, provider, model, stored, digest, output, owner, now, now),
+            (key, base, take, provider, model, stored, digest, _path_in(output), owner, now, now),
         )
         conn.execute("INSERT INTO events (client_key, state, at, detail) VALUES (?, 'submitting', ?, NULL)", (key, now))
         return JobRecord(client_key=key, provider=provider, state="submitting", request_sha256=digest, created_at=now,
@@ -315,7 +344,7 @@ class JobLog:
         conn.execute(
             "UPDATE jobs SET state = 'submitting', error = NULL, owner = ?, output = COALESCE(?, output), "
             "updated_at = ? WHERE client_key = ?",
-            (owner_tag(), output, now, key),
+            (owner_tag(), _path_in(output), now, key),
         )
         conn.execute("INSERT INTO events (client_key, state, at, detail) VALUES (?, 'submitting', ?, ?)",
                      (key, now, "submitted again: no job was created before"))
@@ -352,9 +381,12 @@ class JobLog:
                 if name == "handle" and isinstance(value, JobHandle):
                     sets.append("job_id = ?")
                     args.append(value.job_id)
+            elif name == "output":
+                sets.append("output = ?")
+                args.append(_path_in(value))
             elif name in _PLAIN_FIELDS:
                 sets.append(f"{name} = ?")
-                args.append(value)
+                args.append(_shown(value) if name == "error" else value)
             else:
                 raise TypeError(f"unknown job log field {name!r}")
         now = time.time()
@@ -368,7 +400,7 @@ class JobLog:
                 # The event only when the state changes, decided by the row itself (one statement,
                 # before the update below changes it).
                 conn.execute("INSERT INTO events (client_key, state, at, detail) SELECT client_key, ?, ?, ? FROM jobs "
-                             "WHERE client_key = ? AND state != ?", (state, now, detail, client_key, state))
+                             "WHERE client_key = ? AND state != ?", (state, now, _shown(detail), client_key, state))
             found = conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE client_key = ?", (*args, client_key))
             return found.rowcount > 0
 
