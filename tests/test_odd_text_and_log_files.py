@@ -195,3 +195,20 @@ def test_a_log_kling_cannot_use_names_its_file(capsys: pytest.CaptureFixture[str
     assert code == 2
     assert err.strip().splitlines() == [f"error: {path}: {exc.value.reason}"]
     assert path.read_bytes() == before  # left as it was for the user to look at
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names are bytes on Linux")
+def test_the_kling_process_prints_a_non_utf8_file_name_as_its_bytes_whatever_the_locale(tmp_path: Path) -> None:
+    import subprocess
+
+    state = tmp_path / "state"
+    output = os.fsdecode(bytes(tmp_path) + b"/" + LATIN1_NAME + b"-edited.mp4")
+    log = JobLog(state)
+    log.claim(provider="mock", model="kling-o1", request={"prompt": "x"}, request_sha256="0" * 64,
+              client_key="k-latin1", output=output)
+    log.close()
+    env = {**os.environ, "KLING_STATE_DIR": str(state), "KLING_CACHE_DIR": str(tmp_path / "cache"),
+           "KLING_CONFIG_DIR": str(tmp_path / "config"), "PYTHONIOENCODING": "utf-8:strict"}
+    done = subprocess.run([sys.executable, "-m", "kling_core", "jobs"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert LATIN1_NAME + b"-edited.mp4" in done.stdout  # the bytes of the name, as ls shows them

@@ -212,10 +212,22 @@ def accept_config_everywhere(group: click.Group) -> None:
         accept_config(command)
 
 
+def _print_file_names_as_given() -> None:
+    """A file name that is not UTF-8 reaches Python as surrogate escapes; write it back as the
+    bytes it was (what ``ls`` shows) instead of failing after the work is done, whatever the
+    locale's error handler (strict under e.g. en_US.UTF-8)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="surrogateescape")
+
+
 def main(argv: list[str] | None = None) -> None:
     # Called without arguments: the process's entry point (the `kling` script, python -m
     # kling_core), which ends with the command (see State.settled).
     State.whole_process = argv is None
+    if State.whole_process:
+        _print_file_names_as_given()
     configure_logging()
     cli.forget_plugins()
     try:
