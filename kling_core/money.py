@@ -11,7 +11,10 @@ from __future__ import annotations
 
 def format_usd(usd: float) -> str:
     """``$1,234.50``: thousands separators and cents; a non-zero amount under a cent keeps four
-    decimals (``$0.0042``) so it does not read as free."""
+    decimals (``$0.0042``), and one too small even for those reads ``<$0.0001``, so no charge
+    reads as free."""
+    if 0 < abs(usd) < 0.00005:
+        return f"{'-' if usd < 0 else ''}<$0.0001"
     if 0 < abs(usd) < 0.01:
         return f"${usd:.4f}"
     return f"${usd:,.2f}"

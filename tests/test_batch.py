@@ -383,6 +383,26 @@ def test_a_fallback_list_is_priced_at_its_dearest_usable_host(tmp_path: Path) ->
     assert priced({"UNIFICALLY_API_KEY": "u-key"}) == ("unifically", pytest.approx(0.4824))
 
 
+def test_which_hosts_price_a_fallback_line_is_decided_per_line(tmp_path: Path) -> None:
+    """Two lines alike in what pricing reads: fal refuses the first's aspect_ratio (edit mode),
+    not the second; the second may land on fal, so it is priced there, whatever came before."""
+    from kling_core.cli.batch_cmd import check_budget, estimates
+
+    line = {"video": "https://cdn.example/a.mp4", "prompt": "a", "quality": "pro", "provider": "fal,unifically"}
+    manifest = _write(tmp_path / "m.jsonl", [{**line, "aspect_ratio": "16:9"}, line])
+
+    async def go() -> None:
+        async with AsyncEditClient(config=_config(tmp_path), environ={"UNIFICALLY_API_KEY": "u", "FAL_KEY": "f:f"},
+                                   journal=JobLog(tmp_path / "state")) as client:
+            plan = load_plan(client, manifest)
+            found = estimates(client, plan.lines)
+            assert [found[n].provider for n in (1, 2)] == ["unifically", "fal"]
+            with pytest.raises(ValidationError, match="max_cost"):  # line 2 alone may cost more on fal
+                check_budget(plan, found, 1.0)
+
+    asyncio.run(go())
+
+
 def test_a_fallback_lines_job_on_a_later_host_is_found_by_the_plan(sample: SampleMedia,  # noqa: F811
                                                                   tmp_path: Path) -> None:
     out = tmp_path / "o.mp4"

@@ -170,18 +170,14 @@ def estimates(client: AsyncEditClient, lines: Iterable[PlannedLine]) -> dict[int
     unknown price outranks any known one): the run may land on any of them, and a budget
     priced on the first host alone would not hold when that host is passed over.
     """
+    # One host's estimate depends only on what pricing reads (the video may be probed: done once);
+    # which hosts of a list count depends on the whole line, so that is decided per line.
     memo: dict[tuple[Any, ...], CostEstimate | KlingError] = {}
-    out: dict[int, CostEstimate | KlingError] = {}
-    for line in lines:
-        r = line.request
-        key = (line.provider, r.model, r.quality, r.edit_mode, r.video, r.duration)
-        if key not in memo:
-            memo[key] = _line_estimate(client, line)
-        out[line.number] = memo[key]
-    return out
+    return {line.number: _line_estimate(client, line, memo) for line in lines}
 
 
-def _line_estimate(client: AsyncEditClient, line: PlannedLine) -> CostEstimate | KlingError:
+def _line_estimate(client: AsyncEditClient, line: PlannedLine,
+                   memo: dict[tuple[Any, ...], CostEstimate | KlingError]) -> CostEstimate | KlingError:
     names = [n.strip() for n in line.provider.split(",")]
     if len(names) > 1:
         from kling_core.cli.estimates import capability_problems, key_missing
@@ -190,11 +186,18 @@ def _line_estimate(client: AsyncEditClient, line: PlannedLine) -> CostEstimate |
         usable = [n for n in capable if not key_missing(client, n)] or capable
         names = usable or names[:1]
     found: list[CostEstimate] = []
+    r = line.request
     for name in names:
-        try:
-            found.append(estimate_cost(client, line.request, provider=name))
-        except KlingError as exc:
-            return exc
+        key = (name, r.model, r.quality, r.edit_mode, r.video, r.duration)
+        if key not in memo:
+            try:
+                memo[key] = estimate_cost(client, r, provider=name)
+            except KlingError as exc:
+                memo[key] = exc
+        est = memo[key]
+        if isinstance(est, KlingError):
+            return est
+        found.append(est)
     unknown = [est for est in found if est.usd is None]
     return unknown[0] if unknown else max(found, key=lambda est: est.usd or 0.0)
 
