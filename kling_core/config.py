@@ -5,7 +5,8 @@ working directory up to the project root, layered over a user-level ``config.tom
 Layers, lowest first: the user config (``$KLING_CONFIG_DIR/config.toml``, default the platform's
 config folder: ``~/.config/kling/config.toml`` on Linux, ``~/Library/Application Support/kling/
 config.toml`` on macOS), then the project config. A later layer overrides an earlier one key by
-key (tables merge). The project config is the nearest ``kling.toml`` or ``pyproject.toml`` with a
+key (tables merge), except that a layer giving a provider's ``key`` (``credentials.key``)
+replaces the lower layers' credentials of that provider. The project config is the nearest ``kling.toml`` or ``pyproject.toml`` with a
 ``[tool.kling]`` table, looking in the working directory and then each parent, and no higher
 than the first folder holding ``.git`` (the project root), as ruff and pytest look. A
 ``kling.toml`` beside a ``pyproject.toml`` with ``[tool.kling]`` wins, and the table is reported
@@ -99,18 +100,23 @@ def config_from_document(doc: Mapping[str, Any], *, source: str | None = None) -
 
 def _expand_key_shorthand(doc: dict[str, Any]) -> dict[str, Any]:
     """``providers.NAME.key = "env:VAR"`` (or ``"keyring:SERVICE/NAME"``) is shorthand for
-    ``credentials.key`` (single-key providers)."""
+    ``credentials.key``: the provider's first credential (single-key providers)."""
     providers = doc.get("providers")
     if isinstance(providers, Mapping):
         expanded = {}
         for name, table in providers.items():
             if isinstance(table, Mapping) and "key" in table:
-                # `key = "env:VAR"` is shorthand for `credentials.key` (single-key providers).
                 table = dict(table)
                 creds = dict(table.get("credentials") or {})
-                if "key" in creds:
+                if creds:
+                    # `key` names the first credential, which the table may also name as
+                    # `credentials.api_key`: which one is meant cannot be told, so refuse both.
+                    given = ", ".join(f"credentials.{c}" for c in creds)
                     raise ValidationError.single(
-                        f"providers.{name}.key", "given twice (also as credentials.key)", subject="config"
+                        f"providers.{name}.key",
+                        f"given together with {given}: key is shorthand for the provider's first "
+                        "credential; give either key or credentials entries, not both",
+                        subject="config",
                     )
                 key = table.pop("key")
                 if not is_credential_ref(key):
@@ -255,7 +261,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, cwd: Path | None 
     docs = [_document(f) for f in files]  # each file is valid on its own: errors name it
     merged: dict[str, Any] = {}
     for doc in docs:
-        merged = _merge(merged, doc)
+        merged = _merge(_without_replaced_credentials(merged, doc), doc)
     where = " + ".join(str(f) for f in files)
     cfg = _structure(merged, where)
     return attrs.evolve(cfg, files=tuple(files), shadowed=shadowed)
@@ -281,6 +287,23 @@ def _document(file: ConfigFile) -> dict[str, Any]:
             raise ConfigError("[tool.kling] must be a table", file=str(path))
     _structure(data, str(file))
     return _expand_key_shorthand(dict(data))
+
+
+def _without_replaced_credentials(low: dict[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    """``low`` without the credentials of each provider whose credentials ``high`` gives as
+    ``key`` (the shorthand, expanded): ``key`` stands for the provider's first credential,
+    whatever its name, so a lower ``credentials.api_key`` must not outrank it after merging."""
+    high_providers = high.get("providers")
+    low_providers = low.get("providers")
+    if not isinstance(high_providers, Mapping) or not isinstance(low_providers, Mapping):
+        return low
+    providers = dict(low_providers)
+    for name, table in high_providers.items():
+        creds = table.get("credentials") if isinstance(table, Mapping) else None
+        lower = providers.get(name)
+        if isinstance(creds, Mapping) and "key" in creds and isinstance(lower, Mapping):
+            providers[name] = {k: v for k, v in lower.items() if k != "credentials"}
+    return {**low, "providers": providers}
 
 
 def _merge(low: dict[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:

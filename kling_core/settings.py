@@ -111,8 +111,19 @@ def _provider_name(inst: object, attribute: attrs.Attribute[Any], value: str | N
         raise ValueError(f"must be a provider name (letters, digits, _ . -), got {value!r}")
 
 
+# A user name or password before the host: "@" ahead of the first "/", "?" or "#" after the scheme.
+# (The same test is the "pattern" of URL settings in the config schema.)
+_URL_USERINFO_RE = re.compile(r"^https?://[^/?#]*@")
+
+
 def _http_url(inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and not re.match(r"^https?://[^\s/]+", value):
+    if value is None:
+        return
+    if _URL_USERINFO_RE.match(value):
+        # Not echoed: what stands before the "@" is a credential.
+        raise ValueError("must not hold a user name or password (user:password@host): keys are "
+                         "read from the environment or the keyring, never from a URL")
+    if not re.match(r"^https?://[^\s/]+", value):
         raise ValueError(f"must be an http(s) URL, got {value!r}")
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import click
+import httpx
 
 from kling_core.cli.common import State
 from kling_core.cli.completion_cmd import complete_schemas
 from kling_core.cli.job_cmd import json_errors
 from kling_core.config import config_to_document, user_config_file
 from kling_core.errors import ConfigError, ValidationError
+from kling_core.http.redact import redact_url
 from kling_core.media.locate import require_ffmpeg
 from kling_core.plugins import uses_of
 from kling_core.provider import Provider, ProviderContext
@@ -200,13 +203,14 @@ def config_check(state: State) -> None:
 @json_errors
 def config_show(state: State, as_json: bool) -> None:
     """Print which config files are in effect, and the config they make (keys appear only as
-    references: env:VAR or keyring:SERVICE/NAME, never their values).
+    references: env:VAR or keyring:SERVICE/NAME, never their values; token-like URL query
+    values are masked).
 
     Files layer lowest first: the user config, then the project's (the nearest kling.toml or
     [tool.kling] in pyproject.toml from here up to the project root), or --config.
     """
     cfg = state.config
-    doc = config_to_document(cfg)
+    doc = _redacted_urls(config_to_document(cfg))
     files = [{"path": f.path, "table": f.table, "scope": f.scope} for f in cfg.files]
     shadowed = [{"path": f.path, "table": f.table} for f in cfg.shadowed]
     if as_json:
@@ -223,6 +227,24 @@ def config_show(state: State, as_json: bool) -> None:
         click.echo(f"shadowed (not read): {f}")
     click.echo("config:")
     click.echo(json.dumps(doc, indent=2))
+
+
+def _redacted_urls(doc: Any) -> Any:
+    """``doc`` with every http(s) URL in it (base_url, public_url, URLs among provider options)
+    redacted: a token in its query (``?key=...``) is masked, never printed."""
+    if isinstance(doc, dict):
+        return {k: _redacted_urls(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_redacted_urls(v) for v in doc]
+    if isinstance(doc, str) and doc[:8].lower().startswith(("http://", "https://")):
+        try:
+            return redact_url(doc)
+        except (httpx.InvalidURL, ValueError):
+            # A URL httpx cannot parse (a bad port, say): its query and any user:password@
+            # are hidden whole.
+            head = re.split(r"[?#]", doc, maxsplit=1)[0]
+            return re.sub(r"^(https?://)[^/]*@", r"\1", head, flags=re.IGNORECASE) + ("?***" if head != doc else "")
+    return doc
 
 
 commands = [providers, plugins, schema, config]
