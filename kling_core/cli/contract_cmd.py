@@ -30,7 +30,9 @@ def command(
 
     Behavioural half for every provider; for HTTP providers also the wire half (every cassette
     in the plugin's `cassettes/` folder replayed offline) and the property half. Prints a
-    per-provider summary; exits 1 if anything failed.
+    per-provider summary; exits 1 if anything failed or no test ran for a provider (a -k that
+    matches nothing checks nothing). "(N inferred)" counts wire replays of cassettes with an
+    interaction inferred from the host's docs ([INF]) rather than recorded.
     """
     missing = [m for m in _TEST_EXTRA if importlib.util.find_spec(m) is None]
     if missing:
@@ -62,5 +64,17 @@ def command(
     click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    if any(t.inferred for t in tallies):
+        click.echo(
+            "(N inferred): wire replays of cassettes holding an interaction inferred from the host's "
+            "docs ([INF]), not documented exactly or recorded"
+        )
     failed = any(t.failed for t in tallies) or code not in (0, 5)
-    sys.exit(1 if failed else 0)
+    idle = [t.name for t in tallies if not t.ran]
+    if idle and not failed:
+        # pytest exits 5 when nothing was collected (a -k that matches nothing): a check that
+        # checked nothing is not a pass.
+        which = "any provider" if len(idle) == len(tallies) else ", ".join(idle)
+        hint = f" (-k {keyword!r} matched none of its tests)" if keyword else ""
+        click.echo(f"error: no contract test ran for {which}{hint}", err=True)
+    sys.exit(1 if failed or idle else 0)

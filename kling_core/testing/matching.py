@@ -16,7 +16,7 @@ from kling_core.testing.cassettes import SECRET, RecordedRequest
 
 # Header names that carry credentials on the hosts we know (R7/R8).
 AUTH_HEADERS = SENSITIVE_HEADERS  # one list: what logs mask is what cassettes keep as <SECRET>
-_TOKEN = r"\S+"
+_TOKEN = r"(\S+)"  # a group: secret_values reads what stood for each marker
 # A scheme word (Bearer, Key, Token, Basic): letters only, so a bare key is never taken for one.
 _SCHEME_WORD = re.compile(r"^[A-Za-z]{1,20}$")
 
@@ -25,6 +25,16 @@ def secret_pattern(recorded: str) -> re.Pattern[str]:
     """``Key <SECRET>`` matches ``Key`` followed by any non-empty token without whitespace."""
     parts = [re.escape(p) for p in recorded.split(SECRET)]
     return re.compile("^" + _TOKEN.join(parts) + "$", re.DOTALL)
+
+
+def secret_values(recorded: str, actual: str) -> list[str]:
+    """What ``actual`` sent in place of each ``<SECRET>`` of ``recorded`` (empty: no match).
+
+    The pattern only says a token was sent; :mod:`kling_core.testing.credential_check` checks
+    that it is the test's key.
+    """
+    m = secret_pattern(recorded).match(actual)
+    return list(m.groups()) if m else []
 
 
 def mask_credential(value: str) -> str:

@@ -25,6 +25,12 @@ from kling_core.preflight import check_request
 from kling_core.provider import JobHandle, Provider
 from kling_core.serialization import unstructure
 from kling_core.testing.cassettes import Cassette, Interaction, RecordedResponse, Step
+from kling_core.testing.credential_check import (
+    credential_problems,
+    credential_values,
+    declaration_problems,
+    signed_token_declaration,
+)
 from kling_core.testing.doubles import (
     UNEXPECTED_STATUS,
     CallLog,
@@ -32,6 +38,7 @@ from kling_core.testing.doubles import (
     canary_credentials,
     refusing_transport,
 )
+from kling_core.testing.log_capture import all_log_records, secrets_logged
 from kling_core.testing.matching import canary_leaks, request_problems, subset_problems
 from kling_core.testing.tables import as_response, entry_for
 
@@ -67,10 +74,24 @@ def preflight(provider: Provider, request: EditRequest) -> None:
 class _Replayer:
     """The transport handler: hands out one step's interactions in order and checks each."""
 
-    def __init__(self, cassette: Cassette, canaries: list[str], *, check_requests: bool = True) -> None:
+    def __init__(
+        self,
+        cassette: Cassette,
+        canaries: list[str],
+        *,
+        check_requests: bool = True,
+        credentials: Mapping[str, str] | None = None,
+        signed_token: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.cassette = cassette
         self.check_requests = check_requests
         self.canaries = canaries
+        self.credentials = dict(credentials or {})
+        self.signed_token = signed_token
+        self.clock = clock  # the replay's virtual time: it advances only by the plugin's sleeps
+        # (label, seconds asked, virtual time served) of the last answer carrying Retry-After.
+        self.wait: tuple[str, float, float] | None = None
         self.failures: list[str] = []
         self.pending: list[Interaction] = []
         self.where = ""
@@ -83,6 +104,7 @@ class _Replayer:
         self.total = len(step.interactions)
         self.served = 0
         self.where = f"step {index + 1} ({step.op})"
+        self.wait = None  # between steps the caller waits, not the plugin
 
     def finish_step(self) -> None:
         for k, it in enumerate(self.pending, start=self.served + 1):
@@ -106,9 +128,23 @@ class _Replayer:
         it = self.pending.pop(0)
         self.served += 1
         label = f"{self.where}, interaction {self.served} of {self.total} ({it.request.method} {it.request.url})"
+        if self.wait is not None:
+            asked_at, seconds, served_at = self.wait
+            waited = self.clock() - served_at
+            if waited < seconds:
+                self.failures.append(
+                    f"{label}: sent {waited:g} s after {asked_at} answered Retry-After: {seconds:g} "
+                    "(the host's wait must be honoured before the next request)"
+                )
+        self.wait = None
         if self.check_requests:
             for problem in request_problems(it.request, request):
                 self.failures.append(f"{label}: {problem}")
+            for problem in credential_problems(it.request, request, self.credentials, self.signed_token):
+                self.failures.append(f"{label}: {problem}")
+        asked = retry_after_seconds(it.response)
+        if asked is not None:
+            self.wait = (f"interaction {self.served}", asked, self.clock())
         return respond(it.response, request)
 
     def escaped(self, request: httpx.Request) -> httpx.Response:
@@ -133,6 +169,18 @@ def respond(recorded: RecordedResponse, request: httpx.Request) -> httpx.Respons
     response = as_response(recorded)
     response.request = request
     return response
+
+
+def retry_after_seconds(recorded: RecordedResponse) -> float | None:
+    """A recorded answer's Retry-After in seconds (the delay form; an HTTP date is not judged)."""
+    value = next((v for k, v in recorded.headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -247,9 +295,7 @@ async def replay_async(
 
     environ = canary_credentials(provider_cls)
     canaries = list(environ.values())
-    replayer = _Replayer(cassette, canaries, check_requests=check_requests)
     outcome = ReplayOutcome(cassette)
-    replayer.failures = outcome.failures  # one list: problems stay in the order they happened
     t0 = 1_767_225_600.0  # a fixed clock that advances only by the recorded sleeps
 
     async def sleep(seconds: float) -> None:
@@ -258,10 +304,21 @@ async def replay_async(
     def clock() -> float:
         return t0 + sum(outcome.sleeps)
 
+    creds = credential_values(provider_cls, environ)
+    signed = signed_token_declaration(provider_cls)
+    replayer = _Replayer(
+        cassette, canaries, check_requests=check_requests, credentials=creds, signed_token=signed, clock=clock
+    )
+    replayer.failures = outcome.failures  # one list: problems stay in the order they happened
+    broken = declaration_problems(signed, creds) if signed is not None else []
+    if broken:  # reported, and not used to judge tokens (it would crash)
+        outcome.failures += [f"{provider_cls.__name__}.{p}" for p in broken]
+        replayer.signed_token = None
+
     # A provider declared in config (`uses = "kling"`) replays its base provider's cassettes.
     if cassette.provider not in (provider_cls.name, base_provider(provider_cls)):
         outcome.failures.append(f"the cassette is for provider {cassette.provider!r}, not {provider_cls.name!r}")
-    with respx.mock(assert_all_called=False, assert_all_mocked=False) as guard:
+    with all_log_records() as records, respx.mock(assert_all_called=False, assert_all_mocked=False) as guard:
         guard.route().mock(side_effect=replayer.escaped)
         provider = build_provider(
             provider_cls,
@@ -274,6 +331,7 @@ async def replay_async(
             work_dir=work_dir,
         )
         handle: JobHandle | None = None
+        logged = 0  # log records already judged
         try:
             for i, step in enumerate(cassette.steps):
                 replayer.start_step(i, step)
@@ -293,10 +351,14 @@ async def replay_async(
                         outcome.failures.append(f"{replayer.where}: the plugin's table entry: {entry}")
                 if so.error is not None:
                     outcome.failures += _secret_in_error(replayer.where, so.error, canaries)
+                outcome.failures += _secret_in_value(replayer.where, so.value, canaries)
+                outcome.failures += [f"{replayer.where}: {p}" for p in secrets_logged(records[logged:], canaries)]
+                logged = len(records)
                 if isinstance(so.value, JobHandle):
                     handle = so.value
         finally:
             await provider.aclose()
+    outcome.failures += [f"after the last step: {p}" for p in secrets_logged(records[logged:], canaries)]
     outcome.requests = replayer.requests
     # A failure message must not print the credential it caught leaking.
     outcome.failures[:] = [_mask(f, canaries) for f in outcome.failures]
@@ -312,6 +374,22 @@ def _mask(text: str, canaries: list[str]) -> str:
 def _secret_in_error(where: str, exc: BaseException, canaries: list[str]) -> list[str]:
     text = f"{exc!s} {exc!r} {vars(exc) if hasattr(exc, '__dict__') else ''}"
     return [f"{where}: the credential appears in the raised {type(exc).__name__}" for c in canaries if c in text]
+
+
+def _secret_in_value(where: str, value: Any, canaries: list[str]) -> list[str]:
+    """A credential in what the plugin returned (a handle, its ``data``, a status, a result):
+    the client stores these in the job log and prints them."""
+    if value is None:
+        return []
+    texts = [repr(value)]
+    try:
+        texts.append(repr(unstructure(value)))
+    except Exception:
+        texts.append(repr(vars(value)) if hasattr(value, "__dict__") else "")
+    text = "\n".join(texts)
+    if any(c in text for c in canaries):
+        return [f"{where}: the credential appears in the returned {type(value).__name__}"]
+    return []
 
 
 def replay(

@@ -19,6 +19,7 @@ import attrs
 import pytest
 
 from kling_core.provider import Provider
+from kling_core.testing.cassettes import load_cassette
 from kling_core.testing.suite.base import default_cassette_dir, resolve_installed
 
 HALVES = ("behaviour", "wire", "property")
@@ -45,10 +46,18 @@ def provider_under_test(name: str) -> type[Provider]:
 class ProviderTally:
     name: str
     counts: dict[str, Counter[str]] = attrs.field(factory=lambda: {h: Counter() for h in (*HALVES, "other")})
+    # Wire replays that ran (passed or failed) of a cassette holding an interaction marked
+    # inferred ([INF]): what they prove rests on our reading of the host's docs, not a recording.
+    inferred: int = 0
 
     @property
     def failed(self) -> int:
         return sum(c["failed"] for c in self.counts.values())
+
+    @property
+    def ran(self) -> int:
+        """Tests that ran to a verdict (passed or failed), over every half."""
+        return sum(c["passed"] + c["failed"] for c in self.counts.values())
 
 
 class _Tally:
@@ -57,6 +66,7 @@ class _Tally:
     def __init__(self, modules: Mapping[str, str]) -> None:
         self.modules = modules  # module file name -> provider name
         self.outcomes: dict[str, tuple[str, str, str]] = {}
+        self.inferred: set[str] = set()  # node ids of replays of a cassette with inferred interactions
 
     def _where(self, nodeid: str) -> tuple[str, str]:
         file = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
@@ -64,6 +74,17 @@ class _Tally:
         test = nodeid.rsplit("::", 1)[-1]
         half = next((h for h in HALVES if test.startswith(f"test_{h}_")), "other")
         return provider, half
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        path = getattr(getattr(item, "callspec", None), "params", {}).get("kling_cassette_path")
+        if path is None:
+            return
+        try:
+            cassette = load_cassette(path)
+        except Exception:
+            return  # the replay itself fails and says why
+        if any(it.provenance.source == "inferred" for it in cassette.interactions):
+            self.inferred.add(item.nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         provider, half = self._where(report.nodeid)
@@ -84,8 +105,11 @@ class _Tally:
 
     def tallies(self, names: Sequence[str]) -> list[ProviderTally]:
         out = {n: ProviderTally(n) for n in names}
-        for provider, half, outcome in self.outcomes.values():
-            out.setdefault(provider, ProviderTally(provider)).counts[half][outcome] += 1
+        for nodeid, (provider, half, outcome) in self.outcomes.items():
+            tally = out.setdefault(provider, ProviderTally(provider))
+            tally.counts[half][outcome] += 1
+            if nodeid in self.inferred and outcome in ("passed", "failed"):
+                tally.inferred += 1
         return list(out.values())
 
 
@@ -137,8 +161,10 @@ def summary_rows(tallies: Sequence[ProviderTally]) -> list[list[Any]]:
     for t in tallies:
         row: list[Any] = [t.name]
         row += [format_counts(t.counts[h]) for h in HALVES]
+        if t.inferred:
+            row[1 + HALVES.index("wire")] += f" ({t.inferred} inferred)"
         if sum(t.counts["other"].values()):
             row[-1] += f" (+ {format_counts(t.counts['other'])} other)"
-        row.append("FAIL" if t.failed else "ok")
+        row.append("FAIL" if t.failed else ("no tests ran" if not t.ran else "ok"))
         rows.append(row)
     return rows

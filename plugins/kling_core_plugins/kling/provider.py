@@ -40,6 +40,10 @@ class KlingProvider(HttpProvider):
         "error": "kling-error-response.schema.json",
     }
     submit_body = staticmethod(wire.build_task)
+    # For the contract kit: the Bearer token is a JWT signed with the secret key, iss = access key.
+    signed_token: ClassVar[Mapping[str, object]] = {
+        "type": "jwt", "algorithm": jwt.ALGORITHM, "key": "secret_key", "claims": {"iss": "access_key"},
+    }
 
     def make_auth(self) -> CredentialAuth:
         access, secret = self.secrets["access_key"], self.secrets["secret_key"]
