@@ -2,7 +2,7 @@
 
 - :func:`check_output`: the folder can take the file, the path is not a directory (nor a
   device), and it is not one of the job's local inputs after resolving links (``-o clip.mp4``
-  would otherwise replace the clip being edited);
+  would otherwise replace the clip being edited); :func:`media_refs` gives those inputs;
 - :func:`reserve_default_output`: the default name (``clip-edited.mp4``, ``clip-edited-2.mp4``,
   ...) is created empty with ``O_EXCL``, so two runs on the same clip never pick the same
   name; the saved result later replaces the placeholder atomically;
@@ -21,11 +21,13 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from kling_core.contract.checks import local_path
+from kling_core.contract.models import EditRequest
 from kling_core.errors import ValidationError
 from kling_core.files import temp_path
 
@@ -95,6 +97,20 @@ def check_output(dest: str | os.PathLike[str], *, inputs: Sequence[str]) -> Path
             raise _refuse(given, f"is the same file as the input {ref} (saving would replace it)")
     _check_folder(given, path.parent)
     return path
+
+
+def media_refs(request: EditRequest | Mapping[str, Any] | None) -> list[str]:
+    """The media references of a request, or of a logged request document: the ``inputs``
+    of :func:`check_output`."""
+    if request is None:
+        return []
+    if isinstance(request, EditRequest):
+        return [ref for _path, ref in request.media()]
+    doc = request.get("request") or {}
+    refs = [str(doc.get("video") or ""), *[str(i) for i in doc.get("images") or []]]
+    for el in doc.get("elements") or []:
+        refs += [str(el.get("frontal_image") or ""), *[str(r) for r in el.get("reference_images") or []]]
+    return [r for r in refs if r]
 
 
 def _same_file(path: Path, st: os.stat_result | None, source: Path) -> bool:

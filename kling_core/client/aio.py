@@ -13,7 +13,7 @@ from typing import TypedDict, Unpack
 
 from kling_core.client.base import PathArg, StatusCallback, SubmitCallback, unexpected_keywords
 from kling_core.client.joblog_ops import JobLogMixin
-from kling_core.client.submit import SubmitMixin
+from kling_core.client.submit import SubmitMixin, checked_output
 from kling_core.client.timeouts import check_timeout
 from kling_core.contract.models import EditRequest, EditResult
 
@@ -41,12 +41,18 @@ class AsyncEditClient(SubmitMixin, JobLogMixin):
     async def edit(self, request: EditRequest, **options: Unpack[JobOptions]) -> EditResult:
         """The whole job: check, submit once (or pick up this request's job), wait, save.
 
+        ``output`` is checked first, as the CLI checks ``-o``: a directory, a folder that
+        cannot take the file, or one of the request's local inputs is a ValidationError
+        naming ``output``, before anything is submitted.
+
         At most :meth:`in_flight_limit` jobs run at once per provider; one past it waits
         (before submitting) for a running one to end.
         """
         unexpected_keywords("edit", options, JOB_OPTIONS)
         output, timeout = options.get("output"), options.get("timeout")
         check_timeout(timeout)
+        # Before its turn and before paying: a bad output path is told now, not after the job.
+        output = checked_output(request, output)
         provider = options.get("provider")
         first = self._first_provider(provider)  # slots of the first host
         slots = self._slots(first)

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import attrs
 
@@ -22,6 +21,7 @@ from kling_core.contract.status import Cancelled, Failed, JobStatus, Running, Su
 from kling_core.errors import JobCancelledError, JobTimeoutError, KlingError, failure_error, seconds_text
 from kling_core.joblog import JobRecord
 from kling_core.joblog.hints import resume_command
+from kling_core.outputs import check_output, media_refs
 from kling_core.provider import JobHandle, Provider
 from kling_core.serialization import unstructure
 
@@ -232,10 +232,12 @@ class FollowMixin(ClientBase):
         """
         from kling_core.http.download import download_result
 
-        dest = Path(dest).expanduser().resolve()
+        record = self.journal.find_job(result.provider, result.job_id) if self.journal is not None else None
+        # A directory or the job's own input is a ValidationError naming ``output``, never an
+        # OSError after the download (the result stays in the log, unsaved).
+        dest = check_output(dest, inputs=media_refs(record.request if record is not None else None))
         dest.parent.mkdir(parents=True, exist_ok=True)
         prov = self.provider(result.provider)
-        record = self.journal.find_job(result.provider, result.job_id) if self.journal is not None else None
         await download_result(result, dest, prov.ctx, expect_duration=_expected_duration(record),
                               client_key=record.client_key if record is not None else None)
         log.info("saved %s job %s to %s", result.provider, result.job_id, dest)

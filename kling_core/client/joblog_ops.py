@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 import attrs
 
@@ -14,8 +13,8 @@ from kling_core.client.pickup import pickup
 from kling_core.client.timeouts import check_timeout
 from kling_core.contract.models import EditResult
 from kling_core.errors import JobFailedError, ValidationError
-from kling_core.joblog import JobLog, JobRecord, parse_age, parse_states
-from kling_core.outputs import release
+from kling_core.joblog import UNFINISHED, JobLog, JobRecord, parse_age, parse_states
+from kling_core.outputs import check_output, media_refs, release
 from kling_core.provider import Provider
 
 
@@ -70,12 +69,16 @@ class JobLogMixin(FollowMixin):
     ) -> EditResult:
         """Pick up a logged job (key or job id): wait for it and save it; never submits.
 
-        ``output`` defaults to the path the job was started with (no save when it has none).
+        ``output`` defaults to the path the job was started with (no save when it has none);
+        either is checked first (a ValidationError naming ``output``, as for :meth:`edit`).
         ``job_id`` attaches the host's id to an uncertain job (found on the host's dashboard).
         """
         timeout = check_timeout(timeout)
         journal = self._log()
         record = self.job(ref)
+        # Checked as the CLI checks -o, before the log is touched: a bad path is never stored.
+        given = output if output is not None else record.output
+        dest = check_output(given, inputs=media_refs(record.request)) if given is not None else None
         prov = self.provider(record.provider)
         if job_id is not None:
             record = self._attach(record, prov, job_id)
@@ -86,9 +89,8 @@ class JobLogMixin(FollowMixin):
         if handle is None:
             raise ValidationError.single("job", f"{record.client_key}: the host has no such job (the submit never "
                                          "landed); run the original command again to submit it")
-        if output is not None:
-            journal.transition(record.client_key, output=str(Path(output).expanduser().absolute()))
-        dest = output if output is not None else record.output
+        if output is not None and dest is not None:
+            switch_output(journal, record, str(dest))
         return await self._collect(handle, dest, on_status=on_status, timeout=timeout)
 
     def _attach(self, record: JobRecord, prov: Provider, job_id: str) -> JobRecord:
@@ -116,3 +118,19 @@ class JobLogMixin(FollowMixin):
         if record.output and record.state != "saved":
             release(record.output)  # an empty reserved default name, never a file with content
         return record
+
+
+def switch_output(journal: JobLog, record: JobRecord, output: str) -> None:
+    """Point a job at another output, giving back the one it named before when that is an
+    empty reserved default name no other unfinished job names (a file with content stays)."""
+    if output == record.output:
+        return
+    journal.transition(record.client_key, output=output)
+    if record.output:
+        release_unless_named(journal, record.output)
+
+
+def release_unless_named(journal: JobLog, output: str) -> None:
+    """:func:`~kling_core.outputs.release` ``output`` unless an unfinished job will still save to it."""
+    if not any(r.output == output for r in journal.list(states=UNFINISHED)):
+        release(output)

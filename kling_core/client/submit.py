@@ -16,6 +16,7 @@ import attrs
 from kling_core.backoff import backoff_delays
 from kling_core.client.base import ClientBase, PathArg
 from kling_core.client.fallback import start_chain
+from kling_core.client.joblog_ops import switch_output
 from kling_core.client.pickup import Looked, look, pickup
 from kling_core.client.reword import reword
 from kling_core.client.send import send
@@ -26,6 +27,7 @@ from kling_core.joblog import JobLog, JobRecord
 from kling_core.joblog.hints import resume_command
 from kling_core.media.locate import require_ffmpeg
 from kling_core.media.stamp import file_stamp
+from kling_core.outputs import check_output, media_refs
 from kling_core.provider import JobHandle, Provider
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class SubmitMixin(ClientBase):
         # as it sends requests (see kling_core.inflight). Thousands of jobs started together
         # wait here, cheaply, instead of each looking up, claiming and sending in one long
         # turn of the event loop.
+        output = checked_output(request, output)  # before paying: see check_output
         first = self._first_provider(provider)
         name = self.host.provider_class(first).name
         limit = self._host_limit(name)
@@ -143,7 +146,7 @@ class SubmitMixin(ClientBase):
     async def start_one(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
                         output: PathArg | None = None) -> Started:
         """:meth:`start` on one host, without fallback or budget."""
-        return await self._start_one(request, provider=provider, new=new, output=output)
+        return await self._start_one(request, provider=provider, new=new, output=checked_output(request, output))
 
     async def _start_one(self, request: EditRequest, *, provider: str | None = None, new: bool = False,
                          output: PathArg | None = None, looked: Looked | None = None,
@@ -190,6 +193,13 @@ class SubmitMixin(ClientBase):
         return Started(handle, key, record.take)
 
 
+def checked_output(request: EditRequest, output: PathArg | None) -> Path | None:
+    """``output`` as :func:`~kling_core.outputs.check_output` resolves it, or its
+    ValidationError naming ``output`` (a directory, a folder that cannot take the file, one of
+    the request's local inputs): told before anything is submitted or paid for."""
+    return check_output(output, inputs=media_refs(request)) if output is not None else None
+
+
 def over_concurrency(exc: ProviderError) -> bool:
     """A definite refusal at the host's limit on jobs in flight: no job was made (never an
     answer whose outcome is unsure)."""
@@ -220,8 +230,8 @@ async def _reclaim(journal: JobLog, record: JobRecord, prov: Provider, output: s
 
 
 def _picked_up(journal: JobLog, record: JobRecord, handle: JobHandle, output: str | None) -> Started:
-    if output is not None and output != record.output:
-        journal.transition(record.client_key, output=output)
+    if output is not None:
+        switch_output(journal, record, output)
     log.info("picked up %s job %s (client key %s): not submitted again", handle.provider, handle.job_id,
              record.client_key)
     return Started(handle, record.client_key, record.take, resumed=True)
