@@ -17,6 +17,7 @@ from kling_core.cli.estimates import parse_max_cost, print_comparison, print_dry
 from kling_core.cli.progress import JobProgress, describe
 from kling_core.client import AsyncEditClient, check_timeout
 from kling_core.client.fallback import chain_for, pending_on
+from kling_core.client.joblog_ops import release_unless_named
 from kling_core.contract.checks import local_path
 from kling_core.contract.models import (
     ASPECT_RATIO_VALUES,
@@ -25,15 +26,13 @@ from kling_core.contract.models import (
     QUALITIES,
     AspectRatio,
     EditMode,
-    EditRequest,
     EditResult,
     ModelName,
     Quality,
 )
 from kling_core.contract.status import Cancelled, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import KlingError, Problem, ValidationError
-from kling_core.joblog import UNFINISHED
-from kling_core.outputs import check_output, check_suffix, release, reserve_default_output
+from kling_core.outputs import check_output, check_suffix, media_refs, reserve_default_output
 from kling_core.provider import JobHandle
 from kling_core.serialization import unstructure
 
@@ -136,26 +135,10 @@ def emit_result(result: EditResult, as_json: bool) -> None:
         click.echo(result.video.path or result.video.url)
 
 
-def local_inputs(request: EditRequest | Mapping[str, Any] | None) -> list[str]:
-    """The media references of a request (or a logged request document), for check_output."""
-    if request is None:
-        return []
-    if isinstance(request, EditRequest):
-        return [ref for _path, ref in request.media()]
-    doc = request.get("request") or {}
-    refs = [str(doc.get("video") or ""), *[str(i) for i in doc.get("images") or []]]
-    for el in doc.get("elements") or []:
-        refs += [str(el.get("frontal_image") or ""), *[str(r) for r in el.get("reference_images") or []]]
-    return [r for r in refs if r]
-
-
 def release_unless_pending(client: AsyncEditClient, reserved: Path | None) -> None:
     """Give back a reserved default output, unless an unfinished job will still save to it."""
-    if reserved is None or client.journal is None:
-        return
-    waiting = client.journal.list(states=UNFINISHED)
-    if not any(r.output == str(reserved) for r in waiting):
-        release(reserved)
+    if reserved is not None and client.journal is not None:
+        release_unless_named(client.journal, str(reserved))
 
 
 def passed_over(client: AsyncEditClient, client_key: str) -> list[str]:
@@ -300,7 +283,7 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
             if prov is not None:
                 client.check(request, prov.name)  # one host: every problem now, before any upload
             first = chain[0]
-            inputs = local_inputs(request)
+            inputs = media_refs(request)
             dest = check_output(out, inputs=inputs) if out is not None else None
             reserved: Path | None = None
             if dest is None and not no_wait:
@@ -418,7 +401,7 @@ def result(state: State, provider: str, job_id: str, output: str, wait: bool, ti
         async with state.client(provider) as client:
             handle = client.handle(provider, job_id)
             record = client.journal.find_job(handle.provider, job_id) if client.journal is not None else None
-            dest = check_output(output, inputs=local_inputs(record.request if record is not None else None))
+            dest = check_output(output, inputs=media_refs(record.request if record is not None else None))
             with JobProgress(enabled=not quiet) as progress:
                 if wait:
                     res = await client.wait(handle, on_status=progress.update, timeout=timeout)

@@ -21,7 +21,6 @@ from kling_core.cli.job_cmd import (
     _interrupted,
     emit_result,
     json_errors,
-    local_inputs,
     parse_timeout,
     release_unless_pending,
 )
@@ -30,7 +29,7 @@ from kling_core.errors import ValidationError
 from kling_core.joblog import JobRecord, prune_cache
 from kling_core.joblog.costs import job_cost, total_line
 from kling_core.joblog.hints import record_hints
-from kling_core.outputs import check_output, check_suffix, reserve_default_output
+from kling_core.outputs import check_output, check_suffix, media_refs, reserve_default_output
 
 pass_state = click.make_pass_decorator(State)
 
@@ -182,7 +181,7 @@ def resume(state: State, ref: str, output: str | None, timeout_raw: str | None, 
     async def run() -> int:
         async with state.client(None) as client:
             record = client.job(ref)
-            inputs = local_inputs(record.request)
+            inputs = media_refs(record.request)
             reserved: Path | None = None
             if out is not None:
                 dest = check_output(out, inputs=inputs)
