@@ -3,7 +3,8 @@
 A recorded header such as ``Key <SECRET>`` only says where a token goes. The replay builds the
 provider with canary keys (:func:`kling_core.testing.doubles.canary_credentials`), so what was
 sent there must carry one of them: a plugin sending a hard-coded key or the wrong one of two
-fails. A signed token (Kling's JWT) does not carry the key itself; the provider class declares
+fails. A token the host handed out in an earlier answer of the replay (a storage token) is the
+host's, not the plugin's, and passes. A signed token (Kling's JWT) does not carry the key itself; the provider class declares
 how it is made, as data, and the kit verifies it::
 
     signed_token = {"type": "jwt", "algorithm": "HS256", "key": "secret_key", "claims": {"iss": "access_key"}}
@@ -18,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import httpx
@@ -94,14 +95,21 @@ def credential_problems(
     actual: httpx.Request,
     creds: Mapping[str, str],
     declared: Mapping[str, Any] | None = None,
+    issued: Collection[str] = (),
 ) -> list[str]:
-    """Each ``<SECRET>`` header whose sent token is not the test's credential."""
+    """Each ``<SECRET>`` header whose sent token is not the test's credential.
+
+    ``issued``: every string the answers served so far held; a token among them was handed out
+    by the host (fal's storage token), not made up by the plugin, and is not judged.
+    """
     out: list[str] = []
     for name, value in recorded.headers.items():
         sent = actual.headers.get(name)
         if SECRET not in value or sent is None:
             continue  # request_problems reports a header not sent
         for token in secret_values(value, sent):  # no match: request_problems reports it
+            if token in issued:
+                continue
             if declared is not None:
                 out += jwt_problems(name, token, declared, creds)
             elif not any(c in token or c in _decoded(token) for c in creds.values()):

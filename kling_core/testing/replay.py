@@ -92,6 +92,7 @@ class _Replayer:
         self.clock = clock  # the replay's virtual time: it advances only by the plugin's sleeps
         # (label, seconds asked, virtual time served) of the last answer carrying Retry-After.
         self.wait: tuple[str, float, float] | None = None
+        self.issued: set[str] = set()  # every string the answers served so far held (tokens handed out)
         self.failures: list[str] = []
         self.pending: list[Interaction] = []
         self.where = ""
@@ -140,8 +141,9 @@ class _Replayer:
         if self.check_requests:
             for problem in request_problems(it.request, request):
                 self.failures.append(f"{label}: {problem}")
-            for problem in credential_problems(it.request, request, self.credentials, self.signed_token):
+            for problem in credential_problems(it.request, request, self.credentials, self.signed_token, self.issued):
                 self.failures.append(f"{label}: {problem}")
+        self.issued |= _answer_strings(it.response)
         asked = retry_after_seconds(it.response)
         if asked is not None:
             self.wait = (f"interaction {self.served}", asked, self.clock())
@@ -169,6 +171,24 @@ def respond(recorded: RecordedResponse, request: httpx.Request) -> httpx.Respons
     response = as_response(recorded)
     response.request = request
     return response
+
+
+def _answer_strings(recorded: RecordedResponse) -> set[str]:
+    """Every whole string an answer holds (JSON string values, header values, words of a text body)."""
+    out = set(recorded.headers.values()) | set((recorded.text or "").split())
+
+    def walk(doc: Any) -> None:
+        if isinstance(doc, str):
+            out.add(doc)
+        elif isinstance(doc, Mapping):
+            for v in doc.values():
+                walk(v)
+        elif isinstance(doc, (list, tuple)):
+            for v in doc:
+                walk(v)
+
+    walk(recorded.json)
+    return out
 
 
 def retry_after_seconds(recorded: RecordedResponse) -> float | None:
