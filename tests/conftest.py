@@ -27,3 +27,23 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     for var in ("KLING_CONFIG", "KLING_LOG", "KLING_PLUGINS", "FAL_KEY", "SEGMIND_API_KEY",
                 "UNIFICALLY_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "KLING_FFMPEG"):
         monkeypatch.delenv(var, raising=False)
+
+
+def _sendable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a file name that is not UTF-8 reaches Python as lone
+    surrogates, which xdist cannot send back from a worker (it ends the whole run)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    report.sections = [(title, _sendable(text)) for title, text in report.sections]
+    if report.longrepr is not None and _sendable(str(report.longrepr)) != str(report.longrepr):
+        report.longrepr = _sendable(str(report.longrepr))
+    return None
