@@ -11,16 +11,15 @@ inferred interactions.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from kit_children import Report, child_env, failures, run_suites
 
 from kling_core.testing.runner import ProviderTally, summary_rows
 
@@ -92,68 +91,16 @@ MUTANTS = textwrap.dedent(
         signed_token = None
     '''
 )
-SUITES = textwrap.dedent(
-    '''
-
-    from kling_core.testing import ProviderContractTests
-    from kling_core.testing.suite import default_cassette_dir
-
-
-    class _Contract(ProviderContractTests):
-        property_derandomize = True
-    '''
-)
-SUITE = textwrap.dedent(
-    '''
-
-    class Test{n}(_Contract):
-        provider_name = {n}.name
-        provider_cls = {n}
-        cassette_dir = str(default_cassette_dir({n}))
-    '''
-)
 UNMUTATED = ("FalProvider", "KlingProvider")
 MUTATED = (
     "FalWrongKey", "FalKeyInHandle", "FalLogsKey", "FalLogsKeyQuietly", "FalIgnoresRetryAfter",
     "KlingSwappedKeys", "KlingUndeclaredToken",
 )
-SELECTION = "test_behaviour_ or test_wire_"
-Report = Mapping[str, Mapping[str, tuple[str, str]]]  # suite class -> test -> (outcome, failure text)
-
-
-def _child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("KLING_RECORD", "KLING_PLUGINS")}
-
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
-    root = tmp_path_factory.mktemp("kit-blind-spots")
-    source = MUTANTS + SUITES + "".join(SUITE.format(n=n) for n in (*UNMUTATED, *MUTATED))
-    (root / "test_kit_blind_spots_child.py").write_text(source, "utf-8")
-    (root / "pytest.ini").write_text("[pytest]\n", "utf-8")
-    xml = root / "report.xml"
-    args = [sys.executable, "-m", "pytest", str(root), "-c", str(root / "pytest.ini"), "--rootdir", str(root),
-            "-p", "no:cacheprovider", "-p", "no:randomly", "-q", "-k", SELECTION, f"--junitxml={xml}"]
-    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        args += ["-p", "kling_core.testing.pytest_plugin"]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False, env=_child_env(), cwd=root)
-    assert xml.exists(), f"the child pytest wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    out: dict[str, dict[str, tuple[str, str]]] = {}
-    for case in ET.parse(xml).getroot().iter("testcase"):
-        cls = case.get("classname", "").rsplit(".", 1)[-1]
-        bad = next((e for e in (case.find("failure"), case.find("error")) if e is not None), None)
-        if bad is not None:
-            outcome, text = "failed", f"{bad.get('message', '')}\n{bad.text or ''}"
-        else:
-            outcome, text = ("skipped" if case.find("skipped") is not None else "passed"), ""
-        out.setdefault(cls, {})[case.get("name", "")] = (outcome, text)
-    return out
-
-
-def _failures(report: Report, name: str) -> dict[str, str]:
-    cls = f"Test{name}"
-    assert cls in report, f"{cls} did not run: {sorted(report)}"
-    return {test: text for test, (outcome, text) in report[cls].items() if outcome == "failed"}
+    return run_suites(tmp_path_factory.mktemp("kit-blind-spots"), "test_kit_blind_spots_child.py", MUTANTS,
+                      (*UNMUTATED, *MUTATED))
 
 
 def _wire(failed: Mapping[str, str]) -> dict[str, str]:
@@ -162,12 +109,12 @@ def _wire(failed: Mapping[str, str]) -> dict[str, str]:
 
 def test_unmutated_plugins_pass(report: Report) -> None:
     for name in UNMUTATED:
-        assert _failures(report, name) == {}, name
+        assert failures(report, name) == {}, name
         assert sum(n.startswith("test_wire_cassette_replays[") for n in report[f"Test{name}"]) > 10, name
 
 
 def test_a_hard_coded_key_fails_the_wire_half(report: Report) -> None:
-    wire = _wire(_failures(report, "FalWrongKey"))
+    wire = _wire(failures(report, "FalWrongKey"))
     assert "test_wire_cassette_replays[success-o1-pro]" in wire
     text = wire["test_wire_cassette_replays[success-o1-pro]"]
     assert "step 1 (submit)" in text
@@ -176,20 +123,20 @@ def test_a_hard_coded_key_fails_the_wire_half(report: Report) -> None:
 
 
 def test_swapped_kling_keys_fail_the_token_check(report: Report) -> None:
-    wire = _wire(_failures(report, "KlingSwappedKeys"))
+    wire = _wire(failures(report, "KlingSwappedKeys"))
     assert wire, "the kit passed a token signed with the wrong key"
     assert all("the token's signature does not verify with the test's secret_key" in t for t in wire.values())
     assert not any("sk-CANARY" in t for t in wire.values())
 
 
 def test_a_signed_token_needs_its_declaration(report: Report) -> None:
-    wire = _wire(_failures(report, "KlingUndeclaredToken"))
+    wire = _wire(failures(report, "KlingUndeclaredToken"))
     assert wire
     assert all("declare signed_token on the provider class" in t for t in wire.values())
 
 
 def test_a_key_in_the_job_handle_is_caught(report: Report) -> None:
-    failed = _failures(report, "FalKeyInHandle")
+    failed = failures(report, "FalKeyInHandle")
     text = failed["test_wire_cassette_replays[success-o1-pro]"]
     assert "step 1 (submit): the credential appears in the returned JobHandle" in text
     assert "sk-CANARY" not in text
@@ -198,7 +145,7 @@ def test_a_key_in_the_job_handle_is_caught(report: Report) -> None:
 
 @pytest.mark.parametrize("mutant", ["FalLogsKey", "FalLogsKeyQuietly"])
 def test_a_key_logged_in_clear_is_caught(report: Report, mutant: str) -> None:
-    failed = _failures(report, mutant)
+    failed = failures(report, mutant)
     text = failed["test_wire_cassette_replays[success-o1-pro]"]
     logger = "kling_acme" if mutant == "FalLogsKey" else "kling_acme.quiet"
     assert f"step 2 (status): the credential appears in a log record (logger {logger!r}" in text
@@ -206,7 +153,7 @@ def test_a_key_logged_in_clear_is_caught(report: Report, mutant: str) -> None:
 
 
 def test_an_ignored_retry_after_is_caught(report: Report) -> None:
-    failed = _wire(_failures(report, "FalIgnoresRetryAfter"))
+    failed = _wire(failures(report, "FalIgnoresRetryAfter"))
     text = failed["test_wire_cassette_replays[status-429-retry-after]"]
     assert "step 2 (status), interaction 2 of 2" in text
     assert "after interaction 1 answered Retry-After: 5" in text
@@ -218,7 +165,7 @@ def test_each_mutant_fails_only_some_tests(report: Report) -> None:
     for name in MUTATED:
         results = report[f"Test{name}"]
         assert len(results) == len(report[f"Test{'Kling' if name.startswith('Kling') else 'Fal'}Provider"]), name
-        assert 0 < len(_failures(report, name)) < len(results), name
+        assert 0 < len(failures(report, name)) < len(results), name
 
 
 # --- kling contract -------------------------------------------------------------------------
@@ -227,7 +174,7 @@ def test_each_mutant_fails_only_some_tests(report: Report) -> None:
 def _kling(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from kling_core.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=300, cwd=cwd, env=_child_env(), check=False,
+        capture_output=True, text=True, timeout=300, cwd=cwd, env=child_env(), check=False,
     )
 
 

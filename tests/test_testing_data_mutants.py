@@ -13,15 +13,12 @@ the step and, where it applies, the scheme word or the table entry.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from kit_children import Report, failures, run_suites
 
 pytest.importorskip("kling_example", reason="pip install -e examples/kling-example-provider")
 
@@ -105,27 +102,6 @@ MUTANTS = textwrap.dedent(
         spec = attrs.evolve(ExampleProvider.spec, result=attrs.evolve(ExampleProvider.spec.result, url=("output.href",)))
     '''
 )
-# What `kling contract` generates for each provider (kling_core.testing.runner._MODULE).
-SUITES = textwrap.dedent(
-    '''
-
-    from kling_core.testing import ProviderContractTests
-    from kling_core.testing.suite import default_cassette_dir
-
-
-    class _Contract(ProviderContractTests):
-        property_derandomize = True  # the same examples every run, should the selection grow
-    '''
-)
-SUITE = textwrap.dedent(
-    '''
-
-    class Test{n}(_Contract):
-        provider_name = {n}.name
-        provider_cls = {n}
-        cassette_dir = str(default_cassette_dir({n}))
-    '''
-)
 UNMUTATED: Mapping[str, type[Any]] = {"ExampleProvider": ExampleProvider, "FalProvider": FalProvider,
                                       "KlingProvider": KlingProvider}
 # mutant -> (the plugin it mutates, the one class attribute it changes)
@@ -142,41 +118,12 @@ MUTATED: Mapping[str, tuple[type[Any], str]] = {
     "FalResultUrlWrongField": (FalProvider, "spec"),
     "ExampleResultUrlWrongField": (ExampleProvider, "spec"),
 }
-SELECTION = "test_behaviour_ or test_wire_"
-Report = Mapping[str, Mapping[str, tuple[str, str]]]  # suite class -> test -> (outcome, failure text)
-
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     """One child pytest over every suite class; class name -> {test name: (outcome, text)}."""
-    root = tmp_path_factory.mktemp("data-mutants")
-    source = MUTANTS + SUITES + "".join(SUITE.format(n=n) for n in (*UNMUTATED, *MUTATED))
-    (root / "test_data_mutants.py").write_text(source, "utf-8")
-    (root / "pytest.ini").write_text("[pytest]\n", "utf-8")
-    xml = root / "report.xml"
-    args = [sys.executable, "-m", "pytest", str(root), "-c", str(root / "pytest.ini"), "--rootdir", str(root),
-            "-p", "no:cacheprovider", "-p", "no:randomly", "-q", "-k", SELECTION, f"--junitxml={xml}"]
-    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        args += ["-p", "kling_core.testing.pytest_plugin"]  # as the runner does
-    env = {k: v for k, v in os.environ.items() if k != "KLING_RECORD"}
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False, env=env, cwd=root)
-    assert xml.exists(), f"the child pytest wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    out: dict[str, dict[str, tuple[str, str]]] = {}
-    for case in ET.parse(xml).getroot().iter("testcase"):
-        cls = case.get("classname", "").rsplit(".", 1)[-1]
-        bad = next((e for e in (case.find("failure"), case.find("error")) if e is not None), None)
-        if bad is not None:
-            outcome, text = "failed", f"{bad.get('message', '')}\n{bad.text or ''}"
-        else:
-            outcome, text = ("skipped" if case.find("skipped") is not None else "passed"), ""
-        out.setdefault(cls, {})[case.get("name", "")] = (outcome, text)
-    return out
-
-
-def _failures(report: Report, mutant: str) -> dict[str, str]:
-    cls = f"Test{mutant}"
-    assert cls in report, f"{cls} did not run: {sorted(report)}"
-    return {name: text for name, (outcome, text) in report[cls].items() if outcome == "failed"}
+    return run_suites(tmp_path_factory.mktemp("data-mutants"), "test_data_mutants.py", MUTANTS,
+                      (*UNMUTATED, *MUTATED))
 
 
 def _cassettes(provider: type[Any]) -> list[Cassette]:
@@ -195,7 +142,7 @@ def test_unmutated_plugins_pass_the_same_selection(report: Report) -> None:
     """Without a mutation nothing fails, and the tests the mutants fail really ran."""
     for name, provider in UNMUTATED.items():
         results = report[f"Test{name}"]
-        assert _failures(report, name) == {}, name
+        assert failures(report, name) == {}, name
         wire = {n for n in results if n.startswith("test_wire_cassette_replays[")}
         assert wire == {_wire(c.scenario) for c in _cassettes(provider)}, name
         assert all(results[n][0] == "passed" for n in wire), name
@@ -226,7 +173,7 @@ def test_mutants_change_one_data_attribute_only() -> None:
 ])
 def test_failed_state_mapped_to_running_is_caught(report: Report, mutant: str, provider: type[Any],
                                                   cassette: str) -> None:
-    failed = _failures(report, mutant)
+    failed = failures(report, mutant)
     ends_failed = {c.scenario for c in _cassettes(provider) if c.outcome() == "failed"}
     assert cassette.removesuffix(".json") in ends_failed
     # exactly the scenarios of a failed job fail; a success still succeeds
@@ -240,7 +187,7 @@ def test_failed_state_mapped_to_running_is_caught(report: Report, mutant: str, p
 
 
 def test_completed_with_error_reported_as_success_is_caught(report: Report) -> None:
-    failed = _failures(report, "FalCompletedErrorIgnored")
+    failed = failures(report, "FalCompletedErrorIgnored")
     # completed-with-error-result-422 still ends failed (its result answers 422), but with the
     # result's detail alone: the status's own error is missing from the message.
     assert set(failed) == {_wire("completed-with-error"), _wire("completed-with-error-result-422"),
@@ -261,7 +208,7 @@ def test_completed_with_error_reported_as_success_is_caught(report: Report) -> N
 ])
 def test_wrong_auth_scheme_is_caught_with_the_secret_masked(report: Report, mutant: str, provider: type[Any],
                                                            scheme: str, cassette: str) -> None:
-    failed = _failures(report, mutant)
+    failed = failures(report, mutant)
     # every scenario that sends the credential fails in the wire half; the behaviour half,
     # which does not compare requests, is not fooled into failing
     signed = {c.scenario for c in _cassettes(provider)
@@ -274,7 +221,7 @@ def test_wrong_auth_scheme_is_caught_with_the_secret_masked(report: Report, muta
 
 
 def test_error_inside_http_200_ignored_is_caught(report: Report) -> None:
-    failed = _failures(report, "KlingBodyErrorIgnored")
+    failed = failures(report, "KlingBodyErrorIgnored")
     rule = KlingProvider.spec.errors.body_error
     assert rule is not None
     # the scenarios with a 2xx answer that the real rule reads as an error
@@ -295,7 +242,7 @@ def test_error_inside_http_200_ignored_is_caught(report: Report) -> None:
 
 
 def test_wrong_error_class_in_the_table_is_caught_naming_the_entry(report: Report) -> None:
-    failed = _failures(report, "ExampleWrongErrorClass")
+    failed = failures(report, "ExampleWrongErrorClass")
     assert set(failed) == {_wire("error-content-rejected"), "test_behaviour_errors_map"}
     entry = "step 1 (submit): the plugin's table entry: error_table.by_code['content_rejected']"
     wire = failed[_wire("error-content-rejected")]
@@ -307,7 +254,7 @@ def test_wrong_error_class_in_the_table_is_caught_naming_the_entry(report: Repor
 
 
 def test_wrong_fal_table_entry_is_caught_naming_the_entry(report: Report) -> None:
-    failed = _failures(report, "FalWrongErrorEntry")
+    failed = failures(report, "FalWrongErrorEntry")
     assert set(failed) == {_wire("error-503-runner-scheduling"), "test_behaviour_errors_map"}
     entry = "step 1 (submit): the plugin's table entry: error_table.by_code['runner_scheduling_failure']"
     # the cassette expects exactly ProviderError: a subclass from a wrong entry does not pass
@@ -325,7 +272,7 @@ def test_wrong_fal_table_entry_is_caught_naming_the_entry(report: Report) -> Non
     "cassette shows that code in an error answer; add one (e.g. a submit refused with "
     "x-fal-error-type: content_policy_violation) and drop this marker"))
 def test_wrong_fal_content_policy_entry_is_caught(report: Report) -> None:
-    failed = _failures(report, "FalWrongContentPolicyEntry")
+    failed = failures(report, "FalWrongContentPolicyEntry")
     assert any("error_table.by_code['content_policy_violation']" in text for text in failed.values()), failed
 
 
@@ -335,7 +282,7 @@ def test_wrong_fal_content_policy_entry_is_caught(report: Report) -> None:
 ])
 def test_result_url_from_the_wrong_field_is_caught(report: Report, mutant: str, provider: type[Any],
                                                     detail: str) -> None:
-    failed = _failures(report, mutant)
+    failed = failures(report, mutant)
     successes = [c for c in _cassettes(provider) if c.outcome() == "succeeded"]
     assert len(successes) >= 2
     assert set(failed) == {"test_behaviour_job_succeeds"} | {_wire(c.scenario) for c in successes}
