@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 import attrs
 
@@ -74,9 +75,29 @@ def check_same_request(record: JobRecord, prov: Provider, request: EditRequest, 
     """Refuse a client key that was already used for a different request (or on another host)."""
     if record.base_key is not None and request.client_key is None:
         return  # derived from this very request (webhook aside); a derived key given by hand is checked
-    digest = legacy_request_hash(request) if record.request_sha256.startswith(LEGACY) else canon.request_sha256
-    if record.request_sha256 != digest or record.provider != prov.name:
+    if record.provider != prov.name or not _same_request(record, request, canon):
         raise ValidationError.single("client_key", f"{record.client_key!r} was already used for a different request")
+
+
+def _digest(record: JobRecord, request: EditRequest, canon: Canonical) -> str:
+    return legacy_request_hash(request) if record.request_sha256.startswith(LEGACY) else canon.request_sha256
+
+
+def _same_request(record: JobRecord, request: EditRequest, canon: Canonical) -> bool:
+    """The logged digest is this request's, webhook URL aside: where the host reports back is
+    delivery plumbing (a tunnel's URL changes between runs), not what is edited. The stored
+    digest includes it, so the request is hashed again with the logged job's URL."""
+    if record.request_sha256 == _digest(record, request, canon):
+        return True
+    logged = (record.request or {}).get("request")
+    hook = logged.get("webhook_url") if isinstance(logged, Mapping) else None
+    if not isinstance(logged, Mapping) or hook == request.webhook_url or not isinstance(hook, str | None):
+        return False
+    try:
+        again = attrs.evolve(request, webhook_url=hook)
+    except ValueError:  # a logged URL today's rules refuse: nothing to compare with
+        return False
+    return record.request_sha256 == _digest(record, again, canonical(again, record.provider))
 
 
 async def pickup(journal: JobLog, record: JobRecord, prov: Provider, request: EditRequest | None,
