@@ -13,8 +13,10 @@ asks; a wait over ``poll.max_retry_after`` gives it up), then the wait polls on 
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -36,6 +38,8 @@ log = logging.getLogger("kling_core.http")
 
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 MAX_EVENT_CHARS = 1_000_000  # one status document; a longer event is not one
+MAX_LINE_CHARS = MAX_EVENT_CHARS + len("data: ")  # the longest line such an event may hold
+_BREAK = re.compile(r"\r\n|\r|\n")  # the standard's line ends (str.splitlines knows more)
 
 
 @attrs.frozen
@@ -57,6 +61,35 @@ class StreamLost(Exception):
         self.reason = reason
         self.final = final
         self.retry_after = retry_after
+
+
+async def sse_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """The lines of an event stream's body: UTF-8 (a leading BOM dropped), split at CRLF, LF or
+    CR, a character or a CRLF cut between two chunks put together. An unfinished line longer
+    than :data:`MAX_LINE_CHARS` loses the stream: held in memory, it would grow as long as the
+    host sends bytes (each of which counts against the idle limit). An unfinished line at the
+    end is dropped, as is the event it belongs to."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    parts: list[str] = []  # the unfinished line
+    size = 0
+    after_cr = False  # the last chunk ended with CR: a LF starting the next one ends no line
+    async for chunk in chunks:
+        text = decoder.decode(chunk)
+        if after_cr and text.startswith("\n"):
+            text, after_cr = text[1:], False
+        if not text:
+            continue
+        after_cr = text.endswith("\r")
+        *ended, tail = _BREAK.split(text)
+        for line in ended:
+            parts.append(line)
+            yield "".join(parts)
+            parts, size = [], 0
+        if tail:
+            parts.append(tail)
+            size += len(tail)
+            if size > MAX_LINE_CHARS:
+                raise StreamLost(f"a line longer than {MAX_LINE_CHARS} characters")
 
 
 async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
@@ -133,7 +166,7 @@ async def read_stream(prov: HttpProvider, handle: JobHandle, shape: StreamShape,
             on_live(True)
         try:
             logs: list[str] = []
-            async for event in sse_events(response.aiter_lines()):
+            async for event in sse_events(sse_lines(response.aiter_bytes())):
                 if _status_event(prov, handle, event, logs, on_status):
                     return
             raise StreamLost("the host closed it before the job ended")
