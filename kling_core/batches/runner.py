@@ -75,14 +75,19 @@ async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int
     stop = asyncio.Event()
     reported: set[int] = set()
     jobs: dict[int, Started] = {}  # lines with a job on a host, until they are reported
+    # Results waiting for room in the queue: a --fail-fast cancel may end their worker there,
+    # and the finished (maybe saved, paid) result must still be reported, not called not run.
+    finished: dict[int, BatchLineResult] = {}
 
     async def worker() -> None:
         for line in lines:  # one shared iterator: each line is taken once
             if stop.is_set():
                 return
             result = await run_line(client, line, events, timeout, jobs)
+            finished[line.number] = result
             jobs.pop(line.number, None)
             await queue.put(result)
+            finished.pop(line.number, None)
             if fail_fast and not result.ok:
                 stop.set()
 
@@ -112,8 +117,10 @@ async def run_plan(client: AsyncEditClient, plan: BatchPlan, *, concurrency: int
             yield item
         why = "not run: the batch stopped at a failed line (--fail-fast); run it again to resume"
         for line in todo:
-            if line.number not in reported:
-                yield not_run(line, why, jobs.get(line.number))
+            if line.number in reported:
+                continue
+            done = finished.get(line.number)
+            yield done if done is not None else not_run(line, why, jobs.get(line.number))
     finally:
         for task in workers:
             task.cancel()
