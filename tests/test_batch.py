@@ -20,7 +20,7 @@ from kling_core.batches.manifest import read_manifest
 from kling_core.client import AsyncEditClient, EditClient
 from kling_core.config import config_from_document
 from kling_core.errors import ValidationError
-from kling_core.joblog import JobLog
+from kling_core.joblog import JobLog, canonical
 from kling_core.media import SampleMedia
 
 
@@ -409,17 +409,20 @@ def test_a_fallback_lines_job_on_a_later_host_is_found_by_the_plan(sample: Sampl
     manifest = _write(tmp_path / "m.jsonl", [{"video": "https://cdn.example/a.mp4", "prompt": "a", "quality": "std",
                                               "provider": "unifically,fal", "output": "o.mp4", "client_key": "k1"}])
     log = JobLog(tmp_path / "state")
-    # The first host refused the submit (no job made); the second made the job and saved it.
-    log.claim(provider="unifically", model="kling-o1", request={}, request_sha256="x", client_key="k1")
-    log.transition("k1", "failed", error="refused")
-    log.claim(provider="fal", model="kling-o1", request={}, request_sha256="y", client_key="k1.fal")
-    log.transition("k1.fal", "submitted", job_id="fal-job-1")
-    log.transition("k1.fal", "saved", output=str(out))
     out.write_bytes(sample.video.read_bytes())
 
     async def plan() -> Any:
         async with AsyncEditClient(config=_config(tmp_path), environ={"FAL_KEY": "f:f", "UNIFICALLY_API_KEY": "u"},
                                    journal=log) as client:
+            # The first host refused the submit (no job made); the second made the job and saved it
+            # (logged with the line's request: an explicit key used for another request is refused).
+            request = client.request("https://cdn.example/a.mp4", "a", provider="unifically", quality="std")
+            log.claim(provider="unifically", model="kling-o1", request={}, request_sha256="x", client_key="k1")
+            log.transition("k1", "failed", error="refused")
+            log.claim(provider="fal", model="kling-o1", request={},
+                      request_sha256=canonical(request, "fal").request_sha256, client_key="k1.fal")
+            log.transition("k1.fal", "submitted", job_id="fal-job-1")
+            log.transition("k1.fal", "saved", output=str(out))
             return load_plan(client, manifest)
 
     line = asyncio.run(plan()).lines[0]

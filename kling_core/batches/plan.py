@@ -14,6 +14,7 @@ line's content (or its output) makes it a new job. Relative paths in a line (med
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from kling_core.contract.checks import is_url, local_path
 from kling_core.contract.models import EditRequest
 from kling_core.errors import KlingError, Problem, UnsupportedError, ValidationError
 from kling_core.joblog import JobRecord, canonical
+from kling_core.joblog.migrate import LEGACY, legacy_request_hash
 from kling_core.outputs import check_output, check_suffix, default_stem
 
 Action = Literal["submit", "pickup", "skip"]
@@ -148,6 +150,24 @@ def _line_record(client: AsyncEditClient, request: EditRequest, named: str) -> J
     return first
 
 
+def _same_request(client: AsyncEditClient, request: EditRequest, record: JobRecord, named: str) -> bool:
+    """Whether the logged job under a line's explicit key is this line's request, as the client
+    checks it at submit (on the host that holds the job). The webhook is not part of a line's
+    identity (a run picks the job up with the logged one), so the logged webhook is compared."""
+    hosts = []
+    for name in named.split(","):
+        with contextlib.suppress(KlingError):
+            hosts.append(client.host.provider_class(name.strip()).name)
+    if record.provider not in hosts:
+        return False
+    doc = (record.request or {}).get("request")
+    if isinstance(doc, dict):
+        request = attrs.evolve(request, webhook_url=doc.get("webhook_url"))
+    if record.request_sha256.startswith(LEGACY):
+        return record.request_sha256 == legacy_request_hash(request)
+    return record.request_sha256 == canonical(request, record.provider).request_sha256
+
+
 def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manifest: Path,
                output_dir: Path | None = None, provider: str | None = None,
                problems: Iterable[Problem] = ()) -> BatchPlan:
@@ -223,8 +243,12 @@ def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manife
             problems.append(problem(line.number, "client_key", f"{key!r} is also the key of line {keys[key]}"))
             continue
         keys[key] = line.number
+        explicit = request.client_key is not None
         request = attrs.evolve(request, client_key=key)
         record = _line_record(client, request, named)
+        if explicit and record is not None and not _same_request(client, request, record, named):
+            problems.append(problem(line.number, "client_key", f"{key!r} was already used for a different request"))
+            continue
         plans.append(PlannedLine(
             number=line.number, request=request, provider=named, primary=primary,
             output=dest, client_key=key, action=classify(record, dest),
