@@ -5,7 +5,8 @@ request is valid on its provider is :mod:`.plan`'s business. Every problem of ev
 collected, each named ``line N, FIELD`` (N: the line's number in the file, 1-based), so a bad
 manifest is refused whole.
 
-JSONL: one JSON object per line; blank lines and lines starting with ``#`` are skipped. ``images`` is a list of strings,
+JSONL: one JSON object per line; blank lines and lines starting with ``#`` are skipped; a key
+given twice in one object is a problem. ``images`` is a list of strings,
 ``elements`` a list of ``{"frontal_image", "reference_images"}`` objects (or ``kling edit
 --element`` specs), ``options`` an object.
 
@@ -17,7 +18,9 @@ edit per row; an empty cell leaves the field unset. List cells separate their it
 
 from __future__ import annotations
 
+import codecs
 import csv
+import functools
 import io
 import json
 from collections.abc import Iterator, Mapping
@@ -56,7 +59,8 @@ def problem(number: int, field: str, message: str) -> Problem:
 
 
 def detect_format(path: Path, given: str | None) -> Format:
-    """``--format`` when given; else by suffix (``.csv``; ``.jsonl``/``.ndjson``/``.json``); else by content."""
+    """``--format`` when given; else by suffix (``.csv``; ``.jsonl``/``.ndjson``/``.json``); else by content
+    (after a BOM, blank lines and ``#`` comments, a first ``{`` is JSONL)."""
     if given is not None:
         if given not in FORMATS:
             raise ValidationError.single("format", f"{given!r} is not one of {', '.join(FORMATS)}", subject="manifest")
@@ -66,9 +70,16 @@ def detect_format(path: Path, given: str | None) -> Format:
         return "csv"
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
+    # The first line that is not blank nor a comment decides (a BOM before it is no content).
+    commented = False
     with path.open("rb") as fh:
-        head = fh.read(4096).lstrip()
-    return "jsonl" if head.startswith(b"{") else "csv"
+        for i, raw in enumerate(fh):
+            head = (raw.removeprefix(codecs.BOM_UTF8) if i == 0 else raw).strip()
+            if head.startswith(b"#"):
+                commented = True  # only JSONL manifests have comments
+            elif head:
+                return "jsonl" if head.startswith(b"{") else "csv"
+    return "jsonl" if commented else "csv"
 
 
 def read_manifest(path: str | Path, *, fmt: str | None = None) -> tuple[list[ManifestLine], list[Problem]]:
@@ -118,15 +129,28 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
         if len(line) > MAX_LINE_BYTES:
             yield number, problem(number, "", f"longer than {MAX_LINE_BYTES} characters")
             continue
+        twice: list[str] = []
         try:
-            doc = json.loads(line)
+            doc = json.loads(line, object_pairs_hook=functools.partial(_object, twice=twice))
         except ValueError as exc:
             yield number, problem(number, "", f"not JSON ({exc})")
             continue
+        for key in dict.fromkeys(twice):
+            yield number, problem(number, key, "given twice")
         if not isinstance(doc, dict):
             yield number, problem(number, "", f"must be a JSON object, not {type(doc).__name__}")
             continue
         yield number, doc
+
+
+def _object(pairs: list[tuple[str, Any]], twice: list[str]) -> dict[str, Any]:
+    """A JSON object, each key given more than once noted in ``twice`` (json keeps the last silently)."""
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            twice.append(key)
+        doc[key] = value
+    return doc
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
