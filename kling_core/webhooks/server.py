@@ -28,8 +28,11 @@ if TYPE_CHECKING:
 def bind_socket(host: str, port: int, *, public: bool = False) -> socket.socket:
     """A listening socket on ``host:port``; a non-loopback ``host`` needs ``public``."""
     if not public and not is_loopback_host(host):
-        raise ConfigError(f"{host} is not a loopback address; the webhook receiver binds loopback only unless "
-                          "--public is given (put a tunnel or proxy with TLS in front of it instead)", key="host")
+        # Said for every caller: `kling batch --webhooks` has no --public.
+        raise ConfigError(f"{host} is not a loopback address; the webhook receiver binds loopback only (`kling "
+                          "batch --webhooks` always; `kling webhooks serve` unless --public is given, serve_webhooks() "
+                          "unless public=True): prefer a loopback host with a tunnel or TLS proxy in front of it, "
+                          "named by [webhooks] public_url", key="host")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
