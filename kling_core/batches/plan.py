@@ -26,11 +26,11 @@ import attrs
 from kling_core.batches.manifest import ManifestLine, problem
 from kling_core.client.aio import AsyncEditClient
 from kling_core.client.fallback import client_key_for, provider_chain
+from kling_core.client.pickup import same_request
 from kling_core.contract.checks import is_url, local_path
 from kling_core.contract.models import EditRequest
 from kling_core.errors import KlingError, Problem, UnsupportedError, ValidationError
 from kling_core.joblog import JobRecord, canonical
-from kling_core.joblog.migrate import LEGACY, legacy_request_hash
 from kling_core.outputs import check_output, check_suffix, default_stem
 
 Action = Literal["submit", "pickup", "skip"]
@@ -152,20 +152,13 @@ def _line_record(client: AsyncEditClient, request: EditRequest, named: str) -> J
 
 def _same_request(client: AsyncEditClient, request: EditRequest, record: JobRecord, named: str) -> bool:
     """Whether the logged job under a line's explicit key is this line's request, as the client
-    checks it at submit (on the host that holds the job). The webhook is not part of a line's
-    identity (a run picks the job up with the logged one), so the logged webhook is compared."""
+    checks it at submit (:func:`~kling_core.client.pickup.same_request`, on the host that holds
+    the job, which must be one of the line's hosts)."""
     hosts = []
     for name in named.split(","):
         with contextlib.suppress(KlingError):
             hosts.append(client.host.provider_class(name.strip()).name)
-    if record.provider not in hosts:
-        return False
-    doc = (record.request or {}).get("request")
-    if isinstance(doc, dict):
-        request = attrs.evolve(request, webhook_url=doc.get("webhook_url"))
-    if record.request_sha256.startswith(LEGACY):
-        return record.request_sha256 == legacy_request_hash(request)
-    return record.request_sha256 == canonical(request, record.provider).request_sha256
+    return record.provider in hosts and same_request(record, request)
 
 
 def plan_lines(client: AsyncEditClient, lines: Iterable[ManifestLine], *, manifest: Path,

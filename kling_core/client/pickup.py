@@ -75,7 +75,7 @@ def check_same_request(record: JobRecord, prov: Provider, request: EditRequest, 
     """Refuse a client key that was already used for a different request (or on another host)."""
     if record.base_key is not None and request.client_key is None:
         return  # derived from this very request (webhook aside); a derived key given by hand is checked
-    if record.provider != prov.name or not _same_request(record, request, canon):
+    if record.provider != prov.name or not same_request(record, request, canon):
         raise ValidationError.single("client_key", f"{record.client_key!r} was already used for a different request")
 
 
@@ -83,10 +83,12 @@ def _digest(record: JobRecord, request: EditRequest, canon: Canonical) -> str:
     return legacy_request_hash(request) if record.request_sha256.startswith(LEGACY) else canon.request_sha256
 
 
-def _same_request(record: JobRecord, request: EditRequest, canon: Canonical) -> bool:
+def same_request(record: JobRecord, request: EditRequest, canon: Canonical | None = None) -> bool:
     """The logged digest is this request's, webhook URL aside: where the host reports back is
     delivery plumbing (a tunnel's URL changes between runs), not what is edited. The stored
-    digest includes it, so the request is hashed again with the logged job's URL."""
+    digest includes it, so the request is hashed again with the logged job's URL. ``canon``:
+    this request's canonical form on ``record.provider``, when already made."""
+    canon = canon if canon is not None else canonical(request, record.provider)
     if record.request_sha256 == _digest(record, request, canon):
         return True
     logged = (record.request or {}).get("request")
