@@ -64,8 +64,8 @@ COMMAND_TABLE: dict[str, tuple[str, str]] = {
                  "is named)."),
     "completion": ("kling_core.cli.completion_cmd", "Print the shell completion script for SHELL (default: the one "
                    "$SHELL names)."),
-    "emulate": ("kling_core.cli.emulate_cmd", "Serve the hosts' own APIs (fal, Segmind, Unifically, Kling, Replicate) on one "
-                "local port, rendering with the mock."),
+    "emulate": ("kling_core.cli.emulate_cmd", "Serve the hosts' own APIs on one local port, rendering with the "
+                "mock."),
     "compare": ("kling_core.cli.compare_cmd", "Write a PNG contact sheet: INPUT's frames on the top row, OUTPUT's "
                 "below, at the same times."),
     "keys": ("kling_core.cli.keys_cmd", "List each installed provider's credentials: whether each is set and where "

@@ -18,16 +18,35 @@ RENDER_CHOICES = ("full", "fast", "sample")
 
 
 def _fail_option(values: tuple[str, ...]) -> dict[str, str]:
+    from kling_core.emulator.settings import unknown_host
+
     out: dict[str, str] = {}
     for value in values:
         host, sep, name = value.partition("=")
         if not sep or not host.strip() or not name.strip():
             raise ConfigError(f"--fail takes HOST=FAILURE, got {value!r}", key="fail")
-        out[host.strip().lower()] = name.strip()
+        host = host.strip().lower()
+        if (why := unknown_host(host)) is not None:
+            raise ConfigError(why, key="fail")
+        out[host] = name.strip()
     return out
 
 
-@click.command("emulate")
+# The help names the emulated hosts from the host table, so it cannot drift; its first
+# paragraph is also `kling --help`'s summary (kling_core/cli/__init__.py), which imports no host.
+HELP = f"""Serve the hosts' own APIs on one local port, rendering with the mock.
+
+    Emulated hosts: {", ".join(HOSTS)}.
+
+    Unmodified clients (fal-client, requests, curl, `kling edit --provider fal` with base_url
+    pointed here) get the host's routes, status codes, error shapes and limits; results are
+    the mock's deterministic renders, served by the emulator itself. It never contacts a real
+    host. Prints one line per host with its base URL and how to point each client at it, then
+    one line per request. Ctrl-C stops it.
+    """
+
+
+@click.command("emulate", help=HELP)
 @click.option("--bind", default="127.0.0.1", show_default=True,
               help="Address to listen on; a non-loopback one needs --public.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
@@ -52,14 +71,6 @@ def _fail_option(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="First print a JSON object mapping host name to base URL.")
 def command(bind: str, port: int, hosts: str, render: str | None, state: str | None, media_root: str | None,
             fail: tuple[str, ...], settings_file: str | None, tls: bool, public: bool, as_json: bool) -> None:
-    """Serve the hosts' own APIs (fal, Segmind, Unifically, Kling, Replicate) on one local port, rendering with the mock.
-
-    Unmodified clients (fal-client, requests, curl, `kling edit --provider fal` with base_url
-    pointed here) get the host's routes, status codes, error shapes and limits; results are
-    the mock's deterministic renders, served by the emulator itself. It never contacts a real
-    host. Prints one line per host with its base URL and how to point each client at it, then
-    one line per request. Ctrl-C stops it.
-    """
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import attrs
 
-from kling_core.errors import ConfigError, ValidationError
+from kling_core.errors import ConfigError, Problem, ValidationError
 from kling_core.serialization import structure
 
 RENDER_MODES: tuple[str, ...] = ("full", "fast", "sample")
@@ -108,6 +108,16 @@ def check_failure(name: str, key: str, host: str | None = None) -> str:
     return name
 
 
+def unknown_host(name: str) -> str | None:
+    """Why ``name`` is not a host the emulator serves, or None when it is (a typo would
+    otherwise script nothing, silently)."""
+    from kling_core.emulator.hosts import HOSTS
+
+    if name in HOSTS:
+        return None
+    return f"{name!r} is not a host the emulator knows (emulated: {', '.join(HOSTS)})"
+
+
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
     """The settings problems as one ConfigError naming the file and the field (or listing each)."""
     if len(exc.problems) == 1:
@@ -121,13 +131,21 @@ def settings_from_document(doc: Mapping[str, Any], *, source: str = "settings") 
     """Settings from a parsed TOML document; unknown keys and bad values are refused, each named."""
     from kling_core.emulator.failures import unknown_failure
 
+    # A host name is checked on the document itself, so a typo is listed with every other problem.
+    tables = doc.get("hosts")
+    problems = [Problem(f"hosts.{name}", why) for name in (tables if isinstance(tables, Mapping) else ())
+                if (why := unknown_host(str(name))) is not None]
     try:
         parsed: SettingsFile = structure(doc, SettingsFile, subject="emulator settings")
-        for name, table in parsed.hosts.items():  # a host's own outcomes are its alone
-            if table.fail is not None and (why := unknown_failure(table.fail, name)) is not None:
-                raise ValidationError.single(f"hosts.{name}.fail", why, subject="emulator settings")
     except ValidationError as exc:
-        raise _config_error(exc, source) from None
+        problems += exc.problems
+    else:
+        for name, table in parsed.hosts.items():  # a host's own outcomes are its alone
+            if table.fail is not None and unknown_host(name) is None and (
+                    why := unknown_failure(table.fail, name)) is not None:
+                problems.append(Problem(f"hosts.{name}.fail", why))
+    if problems:
+        raise _config_error(ValidationError(problems, subject="emulator settings"), source)
     values: dict[str, Any] = {name: value for name in ("render", "queue_seconds", "run_seconds", "retry_after")
                               if (value := getattr(parsed, name)) is not None}
     if parsed.media_root is not None:
