@@ -98,6 +98,25 @@ class State:
         return client
 
 
+def error_text(exc: KlingError) -> str:
+    """``exc``'s message for people, with the wait a rate limit asks for when the text does not
+    already say it (a script reads ``retry_after`` from the ``--json`` error document instead)."""
+    from kling_core.errors import seconds_text
+
+    text = str(exc)
+    wait = getattr(exc, "retry_after", None)
+    if isinstance(wait, (int, float)) and not _says_seconds(text, wait):
+        text += f"; retry after {seconds_text(wait)}"
+    return text
+
+
+def _says_seconds(text: str, seconds: float) -> bool:
+    import re
+
+    shown = {f"{seconds:.0f}", f"{seconds:g}"}
+    return any(re.search(rf"(?<![\d.]){re.escape(n)}\s*s(?:ec(?:ond)?s?)?\b", text) for n in shown)
+
+
 def fail(exc: KlingError) -> NoReturn:
-    click.echo(f"error: {exc}", err=True)
+    click.echo(f"error: {error_text(exc)}", err=True)
     sys.exit(exc.exit_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from kling_core.media.sheet import MAX_FRAMES, Sheet, render_sheet
 from kling_core.outputs import check_output
 
 pass_state = click.make_pass_decorator(State)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _SETTINGS = ("model", "quality", "edit_mode", "keep_audio", "aspect_ratio", "duration")
 
 
@@ -45,6 +47,13 @@ def caption_for(record: JobRecord | None, provider: str | None = None, request: 
     second = " · ".join(x for x in (f"provider={prov}" if prov else "", ", ".join(settings)) if x)
     prompt = str(doc.get("prompt") or "").strip()
     return "\n".join(x for x in (prompt, second) if x)
+
+
+def check_local(field: str, ref: str) -> None:
+    """compare reads local files only: a URL (``http://…``, which Path would mangle into
+    ``http:/…``) is refused by name instead of reported as a missing file."""
+    if _URL.match(ref):
+        raise ValidationError.single(field, f"{ref} is a URL: kling compare takes local files (download it first)")
 
 
 def check_sheet_path(path: str, inputs: list[str]) -> Path:
@@ -79,8 +88,11 @@ def command(state: State, input_video: str, output_video: str, sheet_path: str, 
     """Write a PNG contact sheet: INPUT's frames on the top row, OUTPUT's below, at the same times.
 
     The caption band shows the prompt, provider, model and settings of the job in `kling jobs`
-    whose saved output is OUTPUT; with no such job, the --caption text (if any).
+    whose saved output is OUTPUT; with no such job, the --caption text (if any). INPUT and
+    OUTPUT are local files (a URL is refused).
     """
+    check_local("INPUT", input_video)
+    check_local("OUTPUT", output_video)
     dest = check_sheet_path(sheet_path, [input_video, output_video])
     ffmpeg = require_ffmpeg(state.config.media)
     text = caption_for(record_for(JobLog(), output_video)) or (caption or "")

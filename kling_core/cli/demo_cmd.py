@@ -67,6 +67,10 @@ def command(state: State, directory: str, quality: Quality, duration: float, as_
         if not quiet:
             click.echo(text, err=True)
 
+    # The config and the mock provider first, so a bad config writes no sample media (the
+    # mock holds nothing to release if the sample then fails).
+    client = state.client("mock")
+    client.provider("mock")
     log(f"generating sample media in {folder} …")
     sample = make_sample(folder, duration=duration, size=(1280, 720), fps=24, images=2)
     image, frontal = sample.images
@@ -76,7 +80,7 @@ def command(state: State, directory: str, quality: Quality, duration: float, as_
     output = folder / "edited.mp4"
 
     async def run() -> EditResult:
-        async with state.client("mock") as client:
+        async with client:
             request = client.request(
                 str(sample.video),
                 DEMO_PROMPT,

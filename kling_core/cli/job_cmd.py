@@ -82,7 +82,8 @@ def error_document(exc: KlingError) -> dict[str, Any]:
     doc: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
     if isinstance(exc, ValidationError):
         doc["problems"] = [{"path": p.path, "message": p.message} for p in exc.problems]
-    for name in ("provider", "job_id", "client_key", "code", "status_code", "file", "key"):
+    # retry_after: the seconds a rate limit asks a script to wait before trying again
+    for name in ("provider", "job_id", "client_key", "code", "status_code", "retry_after", "file", "key"):
         value = getattr(exc, name, None)
         if value is not None:
             doc[name] = value
