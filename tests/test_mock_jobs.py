@@ -137,8 +137,17 @@ def test_a_job_left_by_an_ended_process_is_reported_by_status_and_finished_by_fo
     record = p.store.load(job_id)
     assert record is not None and record.state == "queued" and record.started_at is None
     assert not list(p.store.dir(job_id).glob("*.mp4"))
-    # follow(), a waiting caller's poll, adopts it and renders it here.
-    final = asyncio.run(p.follow(handle))
+    # follow(), a waiting caller's poll, adopts it and renders it here; each poll waits at most
+    # a fraction of a second, so the caller polls on to the end.
+    async def follow_to_end() -> Any:
+        status = await p.follow(handle)
+        for _ in range(2000):
+            if not isinstance(status, (Queued, Running)):
+                break
+            status = await p.follow(handle)
+        return status
+
+    final = asyncio.run(follow_to_end())
     assert isinstance(final, Succeeded), final
     assert final.result.report is not None and final.result.report["audio"]["kept"] is True
     assert output_path(final.result).is_file()

@@ -22,9 +22,9 @@ from typing import Any
 
 import attrs
 
-from kling_core.sdk import ValidationError, write_text_atomic
+from kling_core.sdk import ProviderError, ValidationError, write_text_atomic
 
-JOB_ID_RE = re.compile(r"^mock-[0-9a-f]{20}$")
+JOB_ID_RE = re.compile(r"mock-[0-9a-f]{20}")
 CANCEL_MARKER = "cancel-requested"
 
 
@@ -34,7 +34,7 @@ def new_job_id() -> str:
 
 def check_job_id(job_id: str) -> str:
     # The id becomes a folder name: refuse anything that is not one of ours (no "../").
-    if not JOB_ID_RE.match(job_id):
+    if not JOB_ID_RE.fullmatch(job_id):  # fullmatch: "$" would let a trailing newline in
         raise ValidationError.single("job_id", f"{job_id!r} is not a mock job id (mock- and 20 hex digits)")
     return job_id
 
@@ -61,6 +61,23 @@ class JobRecord:
         return self.state in ("succeeded", "failed", "cancelled")
 
 
+_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _damaged(path: Path, why: str) -> ProviderError:
+    return ProviderError(
+        f"the job record {path} is damaged ({why}); the job cannot be followed: remove its folder "
+        f"{path.parent} and submit the edit again",
+        provider="mock",
+        code="job_record_damaged",
+        job_id=path.parent.name,
+    )
+
+
 class JobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -77,6 +94,15 @@ class JobStore:
             doc = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
             return None
+        except ValueError as exc:  # not JSON or not UTF-8 (e.g. emptied by a power cut)
+            raise _damaged(path, f"not a JSON document: {exc}") from None
+        if not isinstance(doc, dict):
+            raise _damaged(path, f"a JSON {type(doc).__name__}, not an object")
+        missing = [a.name for a in attrs.fields(JobRecord) if a.default is attrs.NOTHING and a.name not in doc]
+        if missing:
+            raise _damaged(path, f"missing {', '.join(missing)}")
+        if doc["job_id"] != job_id or doc["state"] not in _STATES or not _is_number(doc["submitted_at"]):
+            raise _damaged(path, "its job_id, state or submitted_at is not a valid value")
         known = {a.name for a in attrs.fields(JobRecord)}
         return JobRecord(**{k: v for k, v in doc.items() if k in known})
 

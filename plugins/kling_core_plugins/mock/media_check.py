@@ -6,8 +6,9 @@ naming the field (e.g. ``video: 2.0 s long, at least 3 s``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
@@ -29,6 +30,8 @@ from kling_core.sdk import (
 
 if TYPE_CHECKING:
     import httpx
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -73,6 +76,15 @@ def image_problems(info: ImageInfo, limits: ImageLimits, field: str) -> list[Pro
     return out
 
 
+def _probe(probe: Callable[[], T], problems: list[Problem]) -> T | None:
+    """``probe()``, or None with its problems noted when the file cannot be read as media."""
+    try:
+        return probe()
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
 async def inspect(
     request: EditRequest,
     model: ModelCapabilities,
@@ -87,15 +99,19 @@ async def inspect(
         path = await local_media(ref, field=field, settings=media, download_dir=download_dir, transport=transport)
         return str(path)
 
-    # Unsafe or unreadable media raise at once (UnsafeMediaError must keep its type).
+    # Unsafe media raise at once (UnsafeMediaError must keep its type); an unreadable file is
+    # one more problem, reported with the others found in the request.
+    problems: list[Problem] = []
     video_path = await local(request.video, "video")
-    video = probe_video(video_path, "video")
-    problems = video_problems(video, model.video)
+    video = _probe(lambda: probe_video(video_path, "video"), problems)
+    if video is not None:
+        problems.extend(video_problems(video, model.video))
 
-    async def image(ref: str, field: str) -> tuple[str, ImageInfo]:
+    async def image(ref: str, field: str) -> tuple[str, ImageInfo | None]:
         path = await local(ref, field)
-        info = probe_image(path, field)
-        problems.extend(image_problems(info, model.image, field))
+        info = _probe(lambda: probe_image(path, field), problems)
+        if info is not None:
+            problems.extend(image_problems(info, model.image, field))
         return path, info
 
     images: list[ImageInfo] = []
@@ -103,15 +119,17 @@ async def inspect(
     for i, ref in enumerate(request.images):
         path, info = await image(ref, f"images[{i}]")
         image_paths.append(path)
-        images.append(info)
+        if info is not None:
+            images.append(info)
     frontals: list[ImageInfo] = []
     elements: list[Element] = []
     for i, el in enumerate(request.elements):
         front_path, front = await image(el.frontal_image, f"elements[{i}].frontal_image")
-        frontals.append(front)
+        if front is not None:
+            frontals.append(front)
         refs = [(await image(r, f"elements[{i}].reference_images[{j}]"))[0] for j, r in enumerate(el.reference_images)]
         elements.append(attrs.evolve(el, frontal_image=front_path, reference_images=tuple(refs)))
-    if problems:
+    if problems or video is None:  # every unreadable file left a problem
         raise ValidationError(problems)
     localized = attrs.evolve(request, video=video_path, images=tuple(image_paths), elements=tuple(elements))
     return Inspected(localized, video, tuple(images), tuple(frontals))

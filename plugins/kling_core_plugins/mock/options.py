@@ -76,9 +76,11 @@ def _shown(value: Any) -> str:
 
 def config_options(raw: Mapping[str, Any]) -> MockOptions:
     values, problems = _problems(raw, "providers.mock.options")
-    if problems:
+    if len(problems) == 1:
         p = problems[0]
         raise ConfigError(p.message, key=p.path)
+    if problems:  # every one listed, as ValidationError lists them
+        raise ConfigError(str(ValidationError(problems, subject="mock options")))
     return MockOptions(**values)
 
 

@@ -131,7 +131,9 @@ class MockProvider(Provider):
         opts = effective(self.options, request.options)
         found = await self._inspect(request)
         plan = render.plan(found.request, found.video, list(found.images), list(found.frontals))
-        return {"valid": True, "fail": opts.fail, "plan": plan.report()}
+        report = plan.report()  # the render's report, less what only the rendered file can say
+        report["model"], report["edit_mode"] = found.request.model, found.request.edit_mode
+        return {"valid": True, "fail": opts.fail, "plan": report}
 
     # -- submit ----------------------------------------------------------------------
     async def submit(self, request: EditRequest) -> JobHandle:
@@ -212,7 +214,10 @@ class MockProvider(Provider):
             raise _CancelRequested
 
     def _finish(self, record: JobRecord, state: str, **fields: Any) -> None:
-        current = self.store.load(record.job_id)
+        try:
+            current = self.store.load(record.job_id)
+        except ProviderError:  # a damaged record: ours, written next, replaces it
+            current = None
         if current is not None and current.state == "cancelled":
             return  # cancelled in the meantime: the cancel wins
         record.state, record.completed_at = state, self.ctx.clock()
@@ -308,18 +313,15 @@ class MockProvider(Provider):
 
     async def follow(self, handle: JobHandle) -> JobStatus:
         """A waiting caller's poll: a job left behind by an ended process is rendered here."""
+        if self._orphaned(self._record(handle)):
+            # Left behind by a process that ended: render it here (deterministic, so safe).
+            self._start(self._record(handle))
         task = self._tasks.get(handle.job_id)
         if task is not None and not task.done():
-            await asyncio.wait({task}, timeout=_FOLLOW_WAIT)  # never cancels the render
-        record = self._record(handle)
-        if self._orphaned(record):
-            # Left behind by a process that ended: finish it here (deterministic, so safe).
-            self._start(record)
-            task = self._tasks.get(record.job_id)
-            if task is not None:
-                await asyncio.shield(task)
-            record = self._record(handle)
-        return self._to_status(record)
+            # At most one short wait per poll, adopted render or not: the caller's deadline and
+            # progress are checked between polls. The render goes on; it is never cancelled here.
+            await asyncio.wait({task}, timeout=_FOLLOW_WAIT)
+        return self._to_status(self._record(handle))
 
     def _orphaned(self, record: JobRecord) -> bool:
         """Unfinished, past its queue time, and no process (this one or another) renders it."""
