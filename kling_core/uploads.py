@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from kling_core.contract.checks import URLS_ONLY, local_path
 from kling_core.contract.models import EditRequest
-from kling_core.errors import Problem, UnsupportedError
+from kling_core.errors import Problem, UnsafeMediaError, UnsupportedError, ValidationError
 
 if TYPE_CHECKING:
     from kling_core.provider import MediaUploader
@@ -65,6 +65,31 @@ async def upload_local_media(request: EditRequest, provider: str, uploader: Medi
     if uploader is None:
         raise UnsupportedError(provider, [Problem(path, URLS_ONLY) for path, _ in local])
     return await replace_local_media(request, lambda p: uploader.upload(p, content_type(p)))
+
+
+def probe_local_media(request: EditRequest) -> None:
+    """Probe each local file a host will be sent: one that is not a video (or an image) of an
+    accepted format is refused naming its field, before anything is uploaded or claimed,
+    instead of becoming a job the host fails later. All problems are raised together. (The
+    client calls it before ``prepare`` for hosts that take URLs only; the mock probes its own.)"""
+    local = [(field, path) for field, ref in request.media() if (path := local_path(ref)) is not None]
+    if not local:
+        return
+    from kling_core.media.probe import probe_image, probe_video
+
+    problems: list[Problem] = []
+    for field, path in local:
+        try:
+            if field == "video":
+                probe_video(path, field, decode=False)
+            else:
+                probe_image(path, field)
+        except UnsafeMediaError:
+            raise
+        except ValidationError as exc:
+            problems += exc.problems
+    if problems:
+        raise ValidationError(problems)
 
 
 async def replace_local_media(request: EditRequest, upload: Callable[[Path], Awaitable[str]]) -> EditRequest:

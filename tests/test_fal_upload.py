@@ -143,3 +143,38 @@ def test_upload_is_retried_with_the_whole_file(tmp_path: Path) -> None:
     asyncio.run(_prepare(p, EditRequest(prompt="x", video=str(video))))
     assert up.call_count == 2 and len(slept) == 1
     assert up.calls[1].request.content == video.read_bytes()
+
+
+def test_a_file_name_a_header_cannot_carry_goes_percent_encoded(tmp_path: Path) -> None:
+    video = tmp_path / "café clip.mp4"
+    video.write_bytes(b"v" * 100)
+    router = respx.Router()
+    router.post(TOKEN_URL).mock(return_value=httpx.Response(200, json=TOKEN))
+    up = router.post("https://v3.fal.media/files/upload").mock(
+        return_value=httpx.Response(200, json={"access_url": "https://v3.fal.media/files/x/clip.mp4"}))
+    out = asyncio.run(_prepare(make(router), EditRequest(prompt="x", video=str(video))))
+    assert out.video == "https://v3.fal.media/files/x/clip.mp4"
+    assert up.calls.last.request.headers["x-fal-file-name"] == "caf%C3%A9%20clip.mp4"
+
+
+def test_a_local_file_that_is_not_media_is_refused_before_any_upload_or_claim(tmp_path: Path) -> None:
+    from kling_core.client import AsyncEditClient
+    from kling_core.config import config_from_document
+    from kling_core.errors import ValidationError
+    from kling_core.joblog import JobLog
+
+    notes, image = tmp_path / "notes.mp4", tmp_path / "ref.png"
+    notes.write_text("not a video\n")
+    image.write_text("not an image either\n")
+    router = respx.Router()  # no route: any request would fail the test
+    journal = JobLog(tmp_path / "state")
+
+    async def go() -> None:
+        async with AsyncEditClient(provider="fal", config=config_from_document({}), environ={"FAL_KEY": KEY},
+                                   journal=journal, transport=httpx.MockTransport(router.handler)) as client:
+            await client.start(client.request(str(notes), "x", images=[str(image)]))
+
+    with pytest.raises(ValidationError) as info:
+        asyncio.run(go())
+    assert [p.path for p in info.value.problems] == ["video", "images[0]"]
+    assert router.calls.call_count == 0 and journal.list() == []

@@ -29,6 +29,7 @@ from kling_core.media.locate import require_ffmpeg
 from kling_core.media.stamp import file_stamp
 from kling_core.outputs import check_output, media_refs
 from kling_core.provider import JobHandle, Provider
+from kling_core.uploads import probe_local_media
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,8 @@ class SubmitMixin(ClientBase):
         if new and request.client_key is not None:
             raise ValidationError.single("new", "a new job cannot reuse the given client key; drop one of them")
         self._require_ffmpeg()  # results are verified with it: fail before paying
+        if prov.ctx.uploader is not None or prov.own_uploader() is not None:
+            probe_local_media(request)  # files the host will be sent: not media is bad input, refused now
         out = str(Path(output).expanduser().absolute()) if output is not None else None
         journal = self.journal
         if journal is None:

@@ -11,9 +11,11 @@ streamed from disk; the storage token is redacted like a key.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -83,7 +85,12 @@ class FalStorage:
             raise UnsafeMediaError(f"not a regular file: {path}")
         size = path.stat().st_size
         auth, base = await self._token()
-        headers = {"authorization": auth, "content-type": content_type(path), "x-fal-file-name": path.name}
+        # A header value is printable ASCII: a name with anything else (café.mp4, bytes that are
+        # not UTF-8) goes percent-encoded (as fal-client, an ASCII name goes as it is).
+        name = path.name
+        if not (name.isascii() and name.isprintable()):
+            name = quote(os.fsencode(name), safe="")
+        headers = {"authorization": auth, "content-type": content_type(path), "x-fal-file-name": name}
         if size > MULTIPART_THRESHOLD:
             return await self._multipart(path, size, base, headers)
         p = self.provider
