@@ -280,3 +280,21 @@ def test_a_falsy_sleep_or_clock_given_is_still_used(tmp_path: Path) -> None:
     client = AsyncEditClient(provider="fake", config=config_from_document({}), host=host, sleep=sleep,
                              clock=clock, journal=JobLog(tmp_path))
     assert client._sleep is sleep and client._clock is clock
+
+
+def test_ctrl_c_while_saving_a_finished_job_does_not_cancel_it(clock: FakeClock, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from kling_core.cli.job_cmd import INTERRUPTED, _interrupted
+
+    client = make_client(clock, tmp_path)
+
+    async def go() -> int:
+        started = await client.start(client.request(URL, "x", client_key="k-done"))
+        await client.wait(started.handle)  # succeeded: the result is in the log, the save is next
+        return await _interrupted(client, started.handle, "fake", "k-done")
+
+    assert asyncio.run(go()) == INTERRUPTED
+    assert FakeProvider.cancels == []  # a finished, paid job is never cancelled on the way out
+    record = client.journal.get("k-done") if client.journal is not None else None
+    assert record is not None and record.state == "succeeded"
+    assert "kling jobs resume k-done" in capsys.readouterr().err

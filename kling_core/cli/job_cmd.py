@@ -32,6 +32,7 @@ from kling_core.contract.models import (
 )
 from kling_core.contract.status import Cancelled, JobStatus, Queued, Running, Succeeded
 from kling_core.errors import KlingError, Problem, ValidationError
+from kling_core.job_commands import jobs_command, resume_command
 from kling_core.outputs import check_output, check_suffix, media_refs, reserve_default_output
 from kling_core.provider import JobHandle
 from kling_core.serialization import unstructure
@@ -154,9 +155,15 @@ async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provid
     """Ctrl-C: cancel where the host can; otherwise say how to pick the job up again."""
     if handle is None:
         key = f" (client key {client_key})" if client_key else ""
-        settle = f"\n  see it:     kling jobs show {client_key}" if client_key else ""
+        settle = f"\n  see it:     {jobs_command('show', client_key)}" if client_key else ""
         click.echo(f"interrupted while submitting: the job may or may not exist on {provider}{key}; "
                    f"it was not resubmitted{settle}", err=True)
+        return INTERRUPTED
+    record = client.journal.get(handle.client_key) if client.journal is not None and handle.client_key else None
+    if record is not None and record.state in ("succeeded", "saved"):
+        # Interrupted while saving: the job is done and paid for; cancelling could only cost its result.
+        click.echo(f"interrupted: {handle.provider} job {handle.job_id} had finished and its result is kept; "
+                   f"save it with `{resume_command(record.client_key)}`", err=True)
         return INTERRUPTED
     prov = client.provider(handle.provider)
     if prov.capabilities.can_cancel:
@@ -168,7 +175,7 @@ async def _interrupted(client: AsyncEditClient, handle: JobHandle | None, provid
         if accepted:
             click.echo(f"interrupted: cancelled {handle.provider} job {handle.job_id}", err=True)
             return INTERRUPTED
-    resume = f"\n  resume it:  kling jobs resume {handle.client_key}" if handle.client_key else ""
+    resume = f"\n  resume it:  {resume_command(handle.client_key)}" if handle.client_key else ""
     click.echo(
         f"interrupted: {handle.provider} job {handle.job_id} may still be running.{resume}\n"
         f"  check it:   kling status {handle.provider} {handle.job_id}\n"
