@@ -239,7 +239,7 @@ def cache() -> None:
 @pass_state
 @json_errors
 def prune(state: State, older_than: str, dry_run: bool, as_json: bool) -> None:
-    """Remove old mock renders and downloads; renders in progress and unsaved results are kept."""
+    """Remove old renders and downloads kling wrote, nothing else; renders in progress and unsaved results stay."""
     report = prune_cache(older_than, dry_run=dry_run, config=state.config)
     if as_json:
         click.echo(json.dumps(report.to_document(), indent=2))

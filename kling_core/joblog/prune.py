@@ -1,19 +1,29 @@
-"""``kling cache prune``: remove old renders and downloads from the cache folder.
+"""``kling cache prune``: remove old renders and downloads kling wrote to its cache folder.
 
-Under ``$KLING_CACHE_DIR`` (and ``media.work_dir`` when the config names one) live the mock's
-job folders (``mock/jobs/<job id>/``: the job record and its render), the media it downloaded
-(``mock/downloads/``), and videos hosts answered a submit with (``<provider>/*.mp4``). An entry
-is removed when everything in it is older than the cut-off, unless a job still needs it:
-a mock job a process is rendering (its lock is held) or a file an unfinished job in the log
-points at (a result not saved yet).
+Only kling's own layout is looked at, never anything else in the folder. Under
+``$KLING_CACHE_DIR``: the mock's job folders (``mock/jobs/<job id>/`` holding a ``job.json``:
+the job record and its render), the media it downloaded (files directly in ``mock/downloads/``)
+and videos hosts answered a submit with (``<provider>/<provider>-*.mp4``, ``<provider>`` an
+installed provider or one the config names). Under ``media.work_dir``, when the config names
+one, the same without the ``mock/`` and ``<provider>/`` levels: ``jobs/<job id>/``,
+``downloads/<sha256 prefix>.<ext>`` (the names downloads are given) and ``<provider>-*.mp4``.
+The job log (``jobs.db*``, ``webhooks.db*``) and the state folder are never removed, even when
+they share the folder. An entry is removed when everything in it is older than the cut-off,
+unless a job still needs it: a mock job a process is rendering (its lock is held) or a file an
+unfinished job in the log points at (a result not saved yet). Afterwards the layout folders
+that this prune emptied are removed; no other folder is. Symlinks are never followed: a link
+is removed as a link.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.metadata
 import os
+import re
 import shutil
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,6 +35,7 @@ from kling_core.config import KlingConfig
 from kling_core.joblog.records import UNFINISHED, parse_age
 from kling_core.joblog.store import JobLog
 from kling_core.media.workdir import cache_dir
+from kling_core.plugins import ENTRY_POINT_GROUP
 
 
 @attrs.frozen
@@ -56,16 +67,75 @@ class PruneReport:
         }
 
 
-def _entries(root: Path) -> Iterator[Path]:
-    """Units of removal: each mock job folder whole, every other file on its own."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        if here.name == "jobs":
-            for name in list(dirnames):
-                yield here / name
-            dirnames.clear()
-        for name in filenames:
-            yield here / name
+JOB_ID_RE = re.compile(r"mock-[0-9a-f]{20}")  # the mock's job ids (folder names)
+DOWNLOAD_RE = re.compile(r"[0-9a-f]{16}(\.[a-z0-9]{1,5})?")  # media.fetch.url_file_name
+PROTECTED = ("jobs.db", "webhooks.db")  # the job log and webhook replay log, with -wal/-shm
+
+
+@attrs.frozen
+class _Layout:
+    """Where kling writes under one root: the mock's folder and how answer bodies are laid out."""
+
+    mock: Path
+    downloads_named: bool  # True: only files named like a download (a folder the user may share)
+    body_folders: bool  # True: <provider>/<provider>-*.mp4; False: <provider>-*.mp4 in the root
+
+
+def _real_dir(path: Path) -> bool:
+    """A folder, not a link to one (prune never follows links)."""
+    with contextlib.suppress(OSError):
+        return stat.S_ISDIR(path.lstat().st_mode)
+    return False
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    """Files and links directly in ``folder`` (not sub-folders)."""
+    if not _real_dir(folder):
+        return
+    with contextlib.suppress(OSError):
+        for child in sorted(folder.iterdir()):
+            if not _real_dir(child):
+                yield child
+
+
+def _entries(root: Path, layout: _Layout, providers: Iterable[str]) -> Iterator[Path]:
+    """Units of removal in kling's own layout only: each mock job folder whole, each file kling named."""
+    jobs = layout.mock / "jobs"
+    if _real_dir(layout.mock) and _real_dir(jobs):
+        with contextlib.suppress(OSError):
+            for folder in sorted(jobs.iterdir()):
+                if (JOB_ID_RE.fullmatch(folder.name) and _real_dir(folder)
+                        and (folder / "job.json").is_file() and not (folder / "job.json").is_symlink()):
+                    yield folder
+    if _real_dir(layout.mock):
+        for path in _files(layout.mock / "downloads"):
+            if not layout.downloads_named or DOWNLOAD_RE.fullmatch(path.name):
+                yield path
+    seen: set[Path] = set()  # "kling-beijing-k.mp4" starts with both "kling-" and "kling-beijing-"
+    for name in sorted(set(providers) - {"mock"}):
+        folder = root / name if layout.body_folders else root
+        for path in _files(folder):
+            if path.name.startswith(f"{name}-") and path.name.endswith(".mp4") and path not in seen:
+                seen.add(path)
+                yield path
+
+
+def _providers(config: KlingConfig | None) -> set[str]:
+    """Names answer bodies are saved under: installed providers and the config's own tables."""
+    names = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    if config is not None:
+        names |= set(config.providers)
+    return {n for n in names if n and "/" not in n and n not in (".", "..")}
+
+
+def _protected(entry: Path, state: Path | None) -> bool:
+    """The job log's files, or the state folder (or a folder holding it)."""
+    if entry.name.startswith(PROTECTED):
+        return True
+    if state is None:
+        return False
+    resolved = entry.parent.resolve() / entry.name  # the link itself, not what it points at
+    return resolved == state or resolved in state.parents
 
 
 def _stats(path: Path) -> tuple[int, float]:
@@ -114,23 +184,26 @@ def _needed(journal: JobLog) -> tuple[set[str], set[Path]]:
     return ids, paths
 
 
-def _roots(config: KlingConfig | None) -> list[Path]:
-    roots = [cache_dir()]
+def _roots(config: KlingConfig | None) -> list[tuple[Path, _Layout]]:
+    """The cache folder (``mock/``, ``<provider>/``) and ``media.work_dir`` (the mock's folder itself)."""
+    cache = cache_dir()
+    roots = [(cache, _Layout(mock=cache / "mock", downloads_named=False, body_folders=True))]
     if config is not None and config.media.work_dir:
-        roots.append(Path(config.media.work_dir).expanduser())
-    out: list[Path] = []
-    for root in roots:
-        if root.is_dir() and root.resolve() not in {r.resolve() for r in out}:
-            out.append(root)
+        work = Path(config.media.work_dir).expanduser()
+        roots.append((work, _Layout(mock=work, downloads_named=True, body_folders=False)))
+    out: list[tuple[Path, _Layout]] = []
+    for root, layout in roots:
+        if root.is_dir() and root.resolve() not in {r.resolve() for r, _ in out}:
+            out.append((root, layout))
     return out
 
 
-def _remove_empty_dirs(root: Path) -> None:
-    for dirpath, _dirs, _files in sorted(os.walk(root), key=lambda t: -len(t[0])):
-        here = Path(dirpath)
-        if here != root:
+def _remove_emptied(folders: Iterable[Path], stop: Path) -> None:
+    """Remove the layout folders this prune emptied (deepest first), never ``stop`` or above it."""
+    for folder in sorted(set(folders), key=lambda p: -len(p.parts)):
+        if folder != stop and stop in folder.parents and _real_dir(folder):
             with contextlib.suppress(OSError):
-                here.rmdir()  # only succeeds when empty
+                folder.rmdir()  # only succeeds when empty
 
 
 def prune_cache(
@@ -147,17 +220,23 @@ def prune_cache(
     file an unfinished job in the log still needs are kept whatever their age.
     """
     age = parse_age(older_than, field="older_than")
-    folders = [Path(r) for r in roots] if roots is not None else _roots(config)
+    layout_roots = ([(Path(r), _Layout(mock=Path(r) / "mock", downloads_named=False, body_folders=True))
+                     for r in roots] if roots is not None else _roots(config))
     journal = journal if journal is not None else JobLog()
     ids, paths = _needed(journal)
+    state = journal.root.resolve()
+    providers = _providers(config)
     cutoff = time.time() - age
     now = time.time()
     removed: list[PrunedEntry] = []
     kept: list[str] = []
-    for root in folders:
+    for root, layout in layout_roots:
         if not root.is_dir():
             continue
-        for entry in list(_entries(root)):
+        emptied: set[Path] = set()
+        for entry in list(_entries(root, layout, providers)):
+            if _protected(entry, state):
+                continue
             try:
                 size, newest = _stats(entry)
             except OSError:
@@ -166,20 +245,22 @@ def prune_cache(
                 continue
             resolved = entry.resolve()
             in_use = entry.name in ids or any(p == resolved or resolved in p.parents for p in paths)
-            if not in_use and entry.is_dir() and entry.parent.name == "jobs":
+            is_job = _real_dir(entry)
+            if not in_use and is_job:
                 in_use = _rendering(entry)
             if in_use:
                 kept.append(str(entry))
                 continue
             removed.append(PrunedEntry(path=str(entry), bytes=size, age=round(now - newest, 1)))
             if not dry_run:
-                if entry.is_dir() and not entry.is_symlink():
+                if is_job:
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
-                    entry.unlink(missing_ok=True)
+                    entry.unlink(missing_ok=True)  # a link is removed, never what it points at
+                emptied.update(p for p in entry.parents if root in p.parents)
         if not dry_run:
-            _remove_empty_dirs(root)
+            _remove_emptied(emptied, root)
     return PruneReport(
-        roots=tuple(str(r) for r in folders), older_than=age, dry_run=dry_run,
+        roots=tuple(str(r) for r, _ in layout_roots), older_than=age, dry_run=dry_run,
         removed=tuple(removed), kept_in_use=tuple(kept),
     )
