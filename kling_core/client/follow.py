@@ -30,6 +30,9 @@ CANCEL_WAIT = 15.0
 # Seconds after the status stream named a final state during which polls stay close, in case
 # the status GET has not caught up with the stream yet.
 ENDED_CLOSE_POLLS = 30.0
+# Seconds a poll that falls due at (or just before) the deadline may still take to answer; a
+# shorter timeout is its own bound, so ``timeout=0.5`` ends a hung status request after 0.5 s.
+FINAL_POLL_GRACE = 2.0
 
 
 class FollowMixin(ClientBase):
@@ -45,9 +48,11 @@ class FollowMixin(ClientBase):
         poll, and an event naming the end wakes the wait at once; :meth:`wake` does the same
         for a webhook. Either way the outcome comes from the provider's own status and result.
 
-        ``timeout`` (seconds) shortens the provider's poll deadline for this wait. When it
-        passes, the job is cancelled only if the provider's ``cancel_on_timeout`` is set and
-        the host can cancel; otherwise the error names the command that resumes it.
+        ``timeout`` (seconds) shortens the provider's poll deadline for this wait. The deadline
+        bounds each status poll too (one due at the deadline gets up to ``FINAL_POLL_GRACE``):
+        a host slow to answer is abandoned, the job is not. When it passes, the job is cancelled
+        only if the provider's ``cancel_on_timeout`` is set and the host can cancel; otherwise
+        the error names the command that resumes it.
         """
         timeout = check_timeout(timeout)
         prov = self.provider(handle.provider)
@@ -80,7 +85,14 @@ class FollowMixin(ClientBase):
         self._register(handle, waiter)
         try:
             while True:
-                status = await prov.follow(handle)  # may do work a bare status must not
+                # A status request the host is slow to answer (its request timeout times its
+                # retries) may not outlast the deadline. Real seconds: the poll's own waiting is
+                # real I/O, while the injected clock and sleep only space the polls.
+                bound = max(deadline - self._clock(), min(FINAL_POLL_GRACE, limit))
+                status = await _within(prov.follow(handle), bound)  # may do work a bare status must not
+                if status is None:
+                    log.debug("%s job %s: no status answer within %.1f s", handle.provider, handle.job_id, bound)
+                    raise await self._timed_out(prov, handle, limit)
                 report(status)
                 if isinstance(status, Succeeded):
                     res = status.result
@@ -302,6 +314,22 @@ class _Waiter:
         was_woken = self._woken.is_set()
         self._woken.clear()
         return was_woken
+
+
+async def _within(poll: Awaitable[JobStatus], seconds: float) -> JobStatus | None:
+    """The poll's status, or None when it has not answered within ``seconds``.
+
+    The unanswered poll is cancelled: it is a status look-up (the mock's adopted render is a task
+    of its own that the poll only waits on), never a submit.
+    """
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            return await poll
+    except TimeoutError:
+        if scope.expired():
+            return None
+        raise  # the poll's own TimeoutError, not the deadline
 
 
 def _stream_shape(prov: Provider) -> object | None:
