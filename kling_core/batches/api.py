@@ -77,17 +77,26 @@ def batch(manifest: PathArg, *, provider: str | None = None, concurrency: int = 
     try:
         while True:
             try:
-                yield portal.run(_next(agen))
+                # Ctrl-C here cancels this step on the loop and waits for it to unwind (Portal.run),
+                # so the generator is no longer running when it is closed below.
+                result = portal.run(_next(agen))
             except StopAsyncIteration:
                 return
-    finally:
+            yield result
+    except BaseException as exc:
+        # The exception in flight (Ctrl-C, or the caller leaving the loop early) is the one to see:
+        # a clean-up failing after an interrupt must not replace it.
         try:
             portal.run(agen.aclose())
-        finally:
-            if client is None:
-                # Closing cancels what is left on the loop (a provider's in-process work, such as
-                # the mock's renders), so none is destroyed pending.
-                portal.close()
+        except Exception:
+            if isinstance(exc, GeneratorExit):
+                raise
+        raise
+    finally:
+        if client is None:
+            # Closing cancels what is left on the loop (a provider's in-process work, such as
+            # the mock's renders), so none is destroyed pending.
+            portal.close()
 
 
 async def _next(agen: AsyncGenerator[BatchLineResult, None]) -> BatchLineResult:

@@ -104,6 +104,8 @@ class ClientBase:
         # The job log (None: no log, every submit is a new job under a random key).
         journal = options.get("journal")
         self.journal: JobLog | None = (journal or JobLog()) if options.get("use_journal", True) else None
+        # A log the client opened is closed with it; one the caller passed stays the caller's.
+        self._own_journal = self.journal is not None and self.journal is not journal
         self._rng = random.Random() if rng is None else rng
         self._providers: dict[str, Provider] = {}
         self._job_slots: dict[str, LoopBound] = {}  # provider name -> its bound on jobs in flight
@@ -241,6 +243,8 @@ class ClientBase:
         fetch = sys.modules.get("kling_core.media.fetch")
         if fetch is not None:
             await fetch.close_shared_client()
+        if self._own_journal and self.journal is not None:
+            self.journal.close()  # reopens if the client is used again
 
     async def __aenter__(self) -> Self:
         return self

@@ -11,9 +11,14 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from kling_core.client.aio import AsyncEditClient
 from kling_core.client.base import CLIENT_OPTIONS, ClientOptions, unexpected_keywords
+from kling_core.errors import ValidationError
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# Seconds a call interrupted in this thread (Ctrl-C) may take to unwind on the loop. Longer than
+# a batch's SUBMIT_GRACE (10 s), which lets a submit already on the wire log its job id.
+STOP_GRACE = 15.0
 
 
 class Portal:
@@ -23,23 +28,61 @@ class Portal:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="kling-portal", daemon=True)
         self.thread.start()
+        self.closed = False
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        """Run ``coro`` on the loop and wait for it. An exception raised in this thread meanwhile
+        (Ctrl-C's KeyboardInterrupt) cancels the coroutine too, waits for it to unwind, and is
+        re-raised: the call must not go on (and submit a paid job) after its caller gave up."""
+        try:
+            self._check_caller()
+        except ValidationError:
+            coro.close()  # never started: no "coroutine was never awaited" warning
+            raise
+        ended = threading.Event()
+        tasks: list[asyncio.Task[T]] = []
+
+        def begin() -> None:
+            task = self.loop.create_task(coro)
+            task.add_done_callback(lambda _: ended.set())
+            tasks.append(task)
+
+        self.loop.call_soon_threadsafe(begin)
+        try:
+            ended.wait()
+        except BaseException:
+            # The loop runs callbacks in the order given, so the task exists when this one runs.
+            self.loop.call_soon_threadsafe(lambda: tasks[0].cancel())
+            ended.wait(STOP_GRACE)
+            raise
+        return tasks[0].result()
+
+    def _check_caller(self) -> None:
+        if self.closed:
+            raise ValidationError.single("client", "this client is closed; make a new one", subject="call")
+        if threading.get_ident() == self.thread.ident:
+            # A callback (on_submit, on_status) runs on this loop: blocking it to wait for the loop
+            # would wait forever.
+            raise ValidationError.single(
+                "client", "a blocking client call from inside one of its callbacks (on_submit, on_status) "
+                "would wait forever for itself; use the async client there (client.aio, scheduling its "
+                "coroutine on the running loop)", subject="call")
 
     def close(self) -> None:
         """Cancel what is still on the loop and let it unwind, as ``asyncio.run`` does, then close it:
-        a task left pending would be destroyed with the loop ("Task was destroyed but it is pending")."""
-        if self.loop.is_closed():
+        a task left pending would be destroyed with the loop ("Task was destroyed but it is pending").
+        A second close does nothing."""
+        if self.closed:
             return
-        if self.thread.is_alive():
-            try:
-                self.run(_wind_down())
-            finally:
-                self.loop.call_soon_threadsafe(self.loop.stop)
-                self.thread.join(timeout=5)
-        if not self.thread.is_alive():
-            self.loop.close()
+        self._check_caller()
+        try:
+            self.run(_wind_down())
+        finally:
+            self.closed = True
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+            if not self.thread.is_alive():
+                self.loop.close()
 
 
 async def _wind_down() -> None:
@@ -101,8 +144,12 @@ class EditClient:
         """The same keywords as :class:`AsyncEditClient` (typed, so a type checker sees a typo)."""
         unexpected_keywords("EditClient", options, CLIENT_OPTIONS)
         self._portal = Portal()
-        # Built inside the portal's loop, where all its coroutines run.
-        self._async: AsyncEditClient = self._portal.run(_make_async(options))
+        try:
+            # Built inside the portal's loop, where all its coroutines run.
+            self._async: AsyncEditClient = self._portal.run(_make_async(options))
+        except BaseException:
+            self._portal.close()  # or its thread would outlive the failed constructor
+            raise
 
     def __repr__(self) -> str:
         return f"<EditClient provider={self._async.default_provider!r}>"
@@ -132,6 +179,10 @@ class EditClient:
     resume = _runs(AsyncEditClient.resume)
 
     def close(self) -> None:
+        """Close the providers (and the job log the client opened) and the loop; a second close
+        does nothing, a call after it is a ValidationError."""
+        if self._portal.closed:
+            return
         try:
             self._portal.run(self._async.aclose())
         finally:
