@@ -15,6 +15,7 @@ from kling_core_plugins.mock import render
 from kling_core_plugins.mock.jobs import JobRecord, check_job_id, new_job_id
 from kling_core_plugins.mock.provider import output_path
 from media_fixtures import LoopbackServer, loopback, sample, short_clip, write_playlist
+from mock_gate import gate_renders
 from mock_helpers import provider, request, run_job
 
 from kling_core.client import AsyncEditClient
@@ -58,16 +59,7 @@ def test_an_adopted_job_honours_the_wait_timeout_and_reports_progress(
                          providers={"mock": ProviderSettings()})
     client = AsyncEditClient(config=config, use_journal=False, environ={})
     p = client.provider("mock")
-    # The adopted render waits for the test's word, so "a poll returned while it renders" does
-    # not depend on how fast ffmpeg is.
-    gate = asyncio.Event()
-    real_render = p._render  # type: ignore[attr-defined]
-
-    async def gated_render(record: JobRecord) -> Any:
-        await gate.wait()
-        return await real_render(record)
-
-    monkeypatch.setattr(p, "_render", gated_render)
+    gate = gate_renders(p, monkeypatch)
     seen: list[JobStatus] = []
 
     async def go() -> Any:

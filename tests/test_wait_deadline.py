@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fake_provider import FakePlugin, FakeProvider
-from kling_core_plugins.mock.jobs import JobRecord
 from kling_core_plugins.mock.provider import output_path
 from media_fixtures import sample
+from mock_gate import gate_renders
 from test_client import FakeClock
 
 from kling_core.client import AsyncEditClient
@@ -145,15 +144,7 @@ def test_a_mock_poll_cut_at_the_deadline_leaves_its_render_running_and_resumable
                          providers={"mock": ProviderSettings()})
     client = AsyncEditClient(config=config, journal=JobLog(tmp_path / "state"), environ={})
     p = client.provider("mock")
-    # The render waits for the test's word, so the deadline passes while it runs however fast ffmpeg is.
-    gate = asyncio.Event()
-    real_render = p._render  # type: ignore[attr-defined]
-
-    async def gated_render(record: JobRecord) -> Any:
-        await gate.wait()
-        return await real_render(record)
-
-    monkeypatch.setattr(p, "_render", gated_render)
+    gate = gate_renders(p, monkeypatch)
     real_follow = p.follow
     cut: list[str] = []
 
