@@ -61,10 +61,23 @@ class SlowSubmit(Provider):
         raise AssertionError("unreachable")
 
 
+class SlowUpload(SlowSubmit):
+    """The "slow" line is held in ``prepare`` (its upload), before anything is claimed or sent."""
+
+    name = "slowupload"
+
+    async def prepare(self, request: EditRequest) -> EditRequest:
+        if request.prompt == "slow":
+            assert type(self).go is not None
+            await type(self).go.wait()
+        return request
+
+
 class _Plugin:
     @hookimpl
     def kling_register_providers(self, register: Any) -> None:
         register(SlowSubmit)
+        register(SlowUpload)
 
 
 @pytest.fixture(autouse=True)
@@ -76,8 +89,8 @@ async def _nap(_: float) -> None:
     await asyncio.sleep(0)
 
 
-def _client(tmp_path: Path) -> AsyncEditClient:
-    return AsyncEditClient(provider="slowsubmit", config=config_from_document({}), sleep=_nap,
+def _client(tmp_path: Path, provider: str = "slowsubmit") -> AsyncEditClient:
+    return AsyncEditClient(provider=provider, config=config_from_document({}), sleep=_nap,
                            host=PluginHost(entrypoints=False, plugins=[("slowsubmit", _Plugin())]),
                            journal=JobLog(tmp_path / "state"))
 
@@ -153,3 +166,27 @@ def test_the_summary_and_results_file_name_that_job(tmp_path: Path, monkeypatch:
     assert re.search(r"saved\s+0\s+submitted\s+2\n", err) and re.search(r"not run\s+1\s+not started\s+0\n", err)
     docs = {d["line"]: d for d in map(json.loads, results_path.read_text().splitlines())}
     assert (docs[1]["state"], docs[1]["action"], docs[1]["job_id"]) == ("not_run", "submitted", "job-slow")
+
+
+def test_a_line_still_uploading_when_the_batch_stops_is_never_submitted(tmp_path: Path) -> None:
+    """The grace is for a submit on the wire; a line still uploading is stopped at once, even
+    though its upload would have finished within the grace."""
+    manifest = _manifest(tmp_path)
+
+    async def run() -> dict[int, BatchLineResult]:
+        SlowSubmit.go = asyncio.Event()
+        async with _client(tmp_path, "slowupload") as client:
+            plan = load_plan(client, manifest)
+            out: dict[int, BatchLineResult] = {}
+            async with contextlib.aclosing(run_plan(client, plan, concurrency=2, fail_fast=True)) as results:
+                async for result in results:
+                    if result.state == "failed":
+                        # The upload could finish well inside the submit grace: it must be stopped anyway.
+                        asyncio.get_running_loop().call_later(0.2, SlowSubmit.go.set)
+                    out[result.line] = result
+            return out
+
+    results = asyncio.run(run())
+    assert SlowSubmit.submitted == ["fail"]  # the held line never reached the host
+    assert (results[1].state, results[1].action, results[1].job_id) == ("not_run", "not_started", None)
+    assert JobLog(tmp_path / "state").get(results[1].client_key) is None  # nothing claimed either

@@ -10,7 +10,8 @@ host's documented limit). A job waiting for a slot is reported.
 
 Every job goes through the client's single-job path (``start``, ``wait``, ``save``), so the
 job log's rules hold per line: claimed before its submit, picked up instead of resubmitted.
-When the run is cancelled (Ctrl-C) no new line is taken, a submit already on the wire is given
+When the run is cancelled (Ctrl-C) no new line is taken, a line still uploading or waiting its
+turn is stopped at once, a submit already on the wire (its key claimed) is given
 ``SUBMIT_GRACE`` seconds to bring its job id into the log (a job it brings is reported with its
 line, as one left running), and every job started stays in the job log: running the same batch
 again picks them up.
@@ -33,6 +34,7 @@ from kling_core.client.submit import Started
 from kling_core.contract.models import EditRequest
 from kling_core.contract.status import JobStatus
 from kling_core.errors import JobCancelledError, KlingError, ValidationError
+from kling_core.joblog.store import owner_tag
 
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 1000
@@ -173,12 +175,26 @@ async def _start(client: AsyncEditClient, line: PlannedLine, bind: Callable[[Sta
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        # Let a submit on the wire bring its job id into the log, so a re-run picks it up.
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, SUBMIT_GRACE)
+        if _submit_on_the_wire(client, line):
+            # Let a submit on the wire bring its job id into the log, so a re-run picks it up.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, SUBMIT_GRACE)
+        else:  # still uploading or waiting its turn: stop it before anything is submitted
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         if task.done() and not task.cancelled() and task.exception() is None:
             bind(task.result())  # submitted and billed: the batch's results must name it
         raise
+
+
+def _submit_on_the_wire(client: AsyncEditClient, line: PlannedLine) -> bool:
+    """Whether the line's submit may be on its way: its key is claimed (``submitting``) by this
+    process. Without a job log that cannot be told, so it is assumed."""
+    if client.journal is None:
+        return True
+    record = client.journal.get(line.client_key)
+    return record is not None and record.state == "submitting" and record.owner == owner_tag()
 
 
 def as_logged(client: AsyncEditClient, line: PlannedLine) -> EditRequest:
