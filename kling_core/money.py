@@ -13,8 +13,10 @@ def format_usd(usd: float) -> str:
     """``$1,234.50``: thousands separators and cents; a non-zero amount under a cent keeps four
     decimals (``$0.0042``), and one too small even for those reads ``<$0.0001``, so no charge
     reads as free."""
-    if 0 < abs(usd) < 0.00005:
-        return f"{'-' if usd < 0 else ''}<$0.0001"
-    if 0 < abs(usd) < 0.01:
-        return f"${usd:.4f}"
-    return f"${usd:,.2f}"
+    sign = "-" if usd < 0 else ""  # a refund reads -$1.00, never $-1.00; -0.0 reads $0.00
+    amount = abs(usd)
+    if 0 < amount < 0.00005:
+        return f"{sign}<$0.0001"
+    if 0 < amount < 0.01:
+        return f"{sign}${amount:.4f}"
+    return f"{sign}${amount:,.2f}" if amount else "$0.00"

@@ -205,3 +205,42 @@ def test_summary_rows_show_inferred_and_idle_providers() -> None:
     rows = summary_rows([ran, idle])
     assert rows[0] == ["ran", "-", "4 passed, 1 failed (3 inferred)", "-", "FAIL"]
     assert rows[1] == ["idle", "2 skipped", "-", "-", "no tests ran"]
+
+
+# -- credential checks a valid plugin must pass ----------------------------------------------
+
+KIT_CREDS = {"access_key": "canary-ak-123456", "secret_key": "canary-sk-abcdef"}
+KIT_SIGNED = {"type": "jwt", "algorithm": "HS256", "key": "secret_key", "claims": {"iss": "access_key"}}
+
+
+def test_a_raw_key_header_beside_a_declared_signed_token_passes() -> None:
+    import httpx
+    import jwt
+
+    from kling_core.testing.cassettes import RecordedRequest
+    from kling_core.testing.credential_check import credential_problems
+
+    token = jwt.encode({"iss": KIT_CREDS["access_key"]}, KIT_CREDS["secret_key"], algorithm="HS256")
+    recorded = RecordedRequest("POST", "https://h.example/v1",
+                               headers={"Authorization": "Bearer <SECRET>", "X-Api-Key": "<SECRET>"})
+    sent = httpx.Request("POST", "https://h.example/v1",
+                         headers={"Authorization": f"Bearer {token}", "X-Api-Key": KIT_CREDS["access_key"]})
+    assert credential_problems(recorded, sent, KIT_CREDS, KIT_SIGNED) == []
+    wrong = httpx.Request("POST", "https://h.example/v1",
+                          headers={"Authorization": f"Bearer {token}", "X-Api-Key": "hard-coded-key-0000"})
+    assert credential_problems(recorded, wrong, KIT_CREDS, KIT_SIGNED)  # a wrong raw key still fails
+
+
+def test_a_session_cookie_the_host_handed_out_is_not_taken_for_a_wrong_key() -> None:
+    import httpx
+
+    from kling_core.testing.cassettes import RecordedRequest, RecordedResponse
+    from kling_core.testing.credential_check import credential_problems
+    from kling_core.testing.replay import _answer_strings
+
+    login = RecordedResponse(status=200, headers={"Set-Cookie": "session=tok999; Path=/; HttpOnly"})
+    recorded = RecordedRequest("GET", "https://h.example/v1", headers={"Cookie": "session=<SECRET>"})
+    sent = httpx.Request("GET", "https://h.example/v1", headers={"Cookie": "session=tok999"})
+    assert credential_problems(recorded, sent, KIT_CREDS, None, _answer_strings(login)) == []
+    made_up = httpx.Request("GET", "https://h.example/v1", headers={"Cookie": "session=tok000"})
+    assert credential_problems(recorded, made_up, KIT_CREDS, None, _answer_strings(login))

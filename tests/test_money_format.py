@@ -24,6 +24,8 @@ def test_format_usd_groups_thousands_and_keeps_cents() -> None:
     assert format_usd(0) == "$0.00" and format_usd(0.5) == "$0.50" and format_usd(1_000_000) == "$1,000,000.00"
     assert format_usd(0.0042) == "$0.0042"  # under a cent it does not read as free
     assert format_usd(0.00004) == "<$0.0001" and format_usd(-0.00004) == "-<$0.0001"  # nor below that
+    assert format_usd(-1234.5) == "-$1,234.50" and format_usd(-0.004) == "-$0.0040"  # the sign before the $
+    assert format_usd(-0.0) == "$0.00"
 
 
 def test_batch_dry_run_and_kling_jobs_spell_an_amount_alike(sample: SampleMedia, tmp_path: Path,  # noqa: F811

@@ -110,9 +110,10 @@ def credential_problems(
         for token in secret_values(value, sent):  # no match: request_problems reports it
             if token in issued:
                 continue
-            if declared is not None:
+            carries_key = any(c in token or c in _decoded(token) for c in creds.values())
+            if declared is not None and not carries_key:  # a key sent as it is needs no signature
                 out += jwt_problems(name, token, declared, creds)
-            elif not any(c in token or c in _decoded(token) for c in creds.values()):
+            elif not carries_key:
                 hint = (
                     " (a signed token? declare signed_token on the provider class so the kit can verify it)"
                     if token.startswith("eyJ") else " (a hard-coded or wrong key?)"

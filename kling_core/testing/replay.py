@@ -174,8 +174,13 @@ def respond(recorded: RecordedResponse, request: httpx.Request) -> httpx.Respons
 
 
 def _answer_strings(recorded: RecordedResponse) -> set[str]:
-    """Every whole string an answer holds (JSON string values, header values, words of a text body)."""
+    """Every whole string an answer holds (JSON string values, header values, words of a text body,
+    and each cookie a Set-Cookie hands out: ``name=value`` and the value alone)."""
     out = set(recorded.headers.values()) | set((recorded.text or "").split())
+    for key, value in recorded.headers.items():
+        if key.lower() == "set-cookie":
+            pair = value.split(";", 1)[0].strip()
+            out |= {pair, pair.partition("=")[2]}
 
     def walk(doc: Any) -> None:
         if isinstance(doc, str):
