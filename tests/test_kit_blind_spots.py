@@ -187,6 +187,12 @@ def test_contract_with_no_test_run_fails(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_a_selection_some_providers_have_no_test_for_still_passes(tmp_path: Path) -> None:
+    proc = _kling("contract", "fal", "mock", "-k", "wire", cwd=tmp_path)  # the mock has no wire half
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "note: no contract test ran for mock (-k 'wire' matched none of its tests)" in proc.stderr
+
+
 def test_contract_summary_counts_inferred_replays(tmp_path: Path) -> None:
     # status-429-retry-after holds an interaction marked inferred; success-o1-pro does not.
     proc = _kling("contract", "fal", "-k", "status-429-retry-after or success-o1-pro", cwd=tmp_path)
