@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import kling
 
+from kling_core.config import load_config
 from kling_core.joblog import JobLog, prune_cache
 from kling_core.provider import JobHandle
 
@@ -36,6 +38,13 @@ def _job(jobs: Path, job_id: str = MOCK_ID) -> Path:
     _write(folder / "out.mp4")
     _age(folder)
     return folder
+
+
+def _logged(log: JobLog, provider: str, key: str) -> None:
+    """A finished job in the log: its key names the body file kling saved for it."""
+    log.claim(provider=provider, model="kling-o1", request={"request": {}}, request_sha256=key.encode().hex()[:64],
+              client_key=key)
+    log.transition(key, "saved")
 
 
 def _tree(root: Path) -> set[str]:
@@ -84,6 +93,10 @@ def test_a_project_used_as_work_dir_keeps_its_files(tmp_path: Path, monkeypatch:
     (project / "kling.toml").write_text('[media]\nwork_dir = "."\n[providers.kling-beijing]\nuses = "kling"\n')
     _age(project / "kling.toml")
     alias_body = _write(project / "kling-beijing-k3.mp4")  # also starts with "kling-": listed once
+    log = JobLog()
+    _logged(log, "segmind", "k1")
+    _logged(log, "kling-beijing", "k3")
+    log.close()
     monkeypatch.setenv("KLING_PLUGINS", "mock")
     monkeypatch.chdir(project)
     expected = sorted(p.resolve() for p in (job, download, body, alias_body))
@@ -198,3 +211,56 @@ def test_unfinished_jobs_keep_their_files_and_the_report_says_so(tmp_path: Path)
     report = prune_cache("7d", journal=log, roots=[cache])
     assert [Path(e.path) for e in report.removed] == [spare] and report.bytes == 10
     assert set(report.kept_in_use) == {str(needed), str(body)} and needed.exists() and body.exists()
+
+
+def test_a_work_dir_keeps_provider_named_videos_no_logged_job_saved(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project as work dir: ``kling-demo.mp4`` is the user's clip, ``kling-demo-edited.mp4``
+    the result kling saved for it; only ``<provider>-<key>.mp4`` of a key the log holds is kling's."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "kling.toml").write_text('[media]\nwork_dir = "."\n')
+    monkeypatch.chdir(project)
+    log = JobLog(tmp_path / "state")
+    _logged(log, "segmind", "k1")
+    _logged(log, "fal", "k2")
+    mine = [_write(project / "kling-demo.mp4"), _write(project / "kling-demo-edited.mp4"),
+            _write(project / "fal-k1.mp4"),  # k1 is segmind's job, not fal's
+            _write(project / ".kling-demo.mp4.0123456789ab.part")]
+    bodies = [_write(project / "segmind-k1.mp4"), _write(project / "fal-k2.mp4")]
+    report = prune_cache("7d", config=load_config(cwd=project), journal=log)
+    assert sorted(Path(e.path).resolve() for e in report.removed) == sorted(bodies)
+    assert all(p.exists() for p in mine)
+
+
+def test_a_killed_writers_staging_files_go_and_a_live_ones_stay(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``.NAME.<12 hex>.part`` beside a kling name is debris once its writer is gone (no lock)."""
+    cache = tmp_path / "cache"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "kling.toml").write_text('[media]\nwork_dir = "."\n')
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("KLING_CACHE_DIR", str(cache))
+    log = JobLog(tmp_path / "state")
+    _logged(log, "segmind", "k1")
+    debris = [_write(cache / "segmind" / ".segmind-k9.mp4.0123456789ab.part"),
+              _write(cache / "segmind" / ".segmind-k9.mp4.0123456789ab.new"),  # killed before its lock
+              _write(project / ".segmind-k1.mp4.abcdef012345.part"),
+              _write(project / "downloads" / ".0123456789abcdef.mp4.abcdef012345.part")]
+    live = _write(cache / "segmind" / ".segmind-k8.mp4.fedcba987654.part")
+    strangers = [_write(cache / "segmind" / ".holiday.mp4.0123456789ab.part"),
+                 _write(cache / "segmind" / ".segmind-k9.mp4.0123.part"),  # not kling's temporary name
+                 _write(project / ".segmind-k7.mp4.abcdef012345.part"),  # k7: no job in the log
+                 _write(project / "downloads" / ".paper.pdf.abcdef012345.part")]
+    fd = os.open(live, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as outputs.staging_file holds it while writing
+        report = prune_cache("7d", config=load_config(cwd=project), journal=log)
+    finally:
+        os.close(fd)
+    assert sorted(Path(e.path).resolve() for e in report.removed) == sorted(debris)
+    assert report.kept_in_use == (str(live),) and live.exists()
+    assert all(p.exists() for p in strangers)
+    again = prune_cache("7d", config=load_config(cwd=project), journal=log)
+    assert [Path(e.path) for e in again.removed] == [live]

@@ -6,11 +6,15 @@ the job record and its render), the media it downloaded (files directly in ``moc
 and videos hosts answered a submit with (``<provider>/<provider>-*.mp4``, ``<provider>`` an
 installed provider or one the config names). Under ``media.work_dir``, when the config names
 one, the same without the ``mock/`` and ``<provider>/`` levels: ``jobs/<job id>/``,
-``downloads/<sha256 prefix>.<ext>`` (the names downloads are given) and ``<provider>-*.mp4``.
-The job log (``jobs.db*``, ``webhooks.db*``) and the state folder are never removed, even when
-they share the folder. An entry is removed when everything in it is older than the cut-off,
-unless a job still needs it: a mock job a process is rendering (its lock is held) or a file an
-unfinished job in the log points at (a result not saved yet). Afterwards the layout folders
+``downloads/<sha256 prefix>.<ext>`` (the names downloads are given) and ``<provider>-<key>.mp4``
+where ``<key>`` is a client key the job log holds for that provider (that folder may be the
+user's project, where ``kling-demo.mp4`` is their own clip). A staging file a killed writer
+left beside one of those names (``.NAME.<12 hex>.part``, or ``.new`` before it was locked)
+counts as that name, unless a live writer still holds its lock. The job log (``jobs.db*``,
+``webhooks.db*``) and the state folder are never removed, even when they share the folder.
+An entry is removed when everything in it is older than the cut-off, unless a job still needs
+it: a mock job a process is rendering (its lock is held) or a file an unfinished job in the log
+points at (a result not saved yet). Afterwards the layout folders
 that this prune emptied are removed; no other folder is. Symlinks are never followed: a link
 is removed as a link.
 """
@@ -25,7 +29,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,7 @@ class PruneReport:
 
 JOB_ID_RE = re.compile(r"mock-[0-9a-f]{20}")  # the mock's job ids (folder names)
 DOWNLOAD_RE = re.compile(r"[0-9a-f]{16}(\.[a-z0-9]{1,5})?")  # media.fetch.url_file_name
+STAGED_RE = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.(part|new)")  # files.temp_path, outputs.staging_file
 PROTECTED = ("jobs.db", "webhooks.db")  # the job log and webhook replay log, with -wal/-shm
 
 
@@ -98,7 +103,28 @@ def _files(folder: Path) -> Iterator[Path]:
                 yield child
 
 
-def _entries(root: Path, layout: _Layout, providers: Iterable[str]) -> Iterator[Path]:
+def _ours(name: str, rule: Callable[[str], bool]) -> bool:
+    """``name`` follows ``rule``, or is a staging file of a name that does (a killed writer's)."""
+    staged = STAGED_RE.fullmatch(name)
+    return rule(staged["name"] if staged else name)
+
+
+def _body_rule(provider: str, journal: JobLog | None) -> Callable[[str], bool]:
+    """``<provider>-*.mp4``; with ``journal`` only ``<provider>-<key>.mp4`` for a key it holds."""
+    prefix = f"{provider}-"
+
+    def rule(name: str) -> bool:
+        if not (name.startswith(prefix) and name.endswith(".mp4")):
+            return False
+        if journal is None:
+            return True
+        record = journal.get(name.removeprefix(prefix).removesuffix(".mp4"))
+        return record is not None and record.provider == provider
+
+    return rule
+
+
+def _entries(root: Path, layout: _Layout, providers: Iterable[str], journal: JobLog) -> Iterator[Path]:
     """Units of removal in kling's own layout only: each mock job folder whole, each file kling named."""
     jobs = layout.mock / "jobs"
     if _real_dir(layout.mock) and _real_dir(jobs):
@@ -109,13 +135,15 @@ def _entries(root: Path, layout: _Layout, providers: Iterable[str]) -> Iterator[
                     yield folder
     if _real_dir(layout.mock):
         for path in _files(layout.mock / "downloads"):
-            if not layout.downloads_named or DOWNLOAD_RE.fullmatch(path.name):
+            if not layout.downloads_named or _ours(path.name, lambda n: bool(DOWNLOAD_RE.fullmatch(n))):
                 yield path
     seen: set[Path] = set()  # "kling-beijing-k.mp4" starts with both "kling-" and "kling-beijing-"
     for name in sorted(set(providers) - {"mock"}):
         folder = root / name if layout.body_folders else root
+        # A <provider>/ folder is kling's; a work dir may be a project with its own kling-*.mp4.
+        rule = _body_rule(name, None if layout.body_folders else journal)
         for path in _files(folder):
-            if path.name.startswith(f"{name}-") and path.name.endswith(".mp4") and path not in seen:
+            if path not in seen and _ours(path.name, rule):
                 seen.add(path)
                 yield path
 
@@ -152,10 +180,11 @@ def _stats(path: Path) -> tuple[int, float]:
     return size, newest
 
 
-def _rendering(folder: Path) -> bool:
-    """A mock job whose render lock a live process holds."""
+def _held(path: Path) -> bool:
+    """A file whose ``flock`` a live process holds: a mock job's ``render.lock``, a staging file
+    (the kernel drops the lock when its holder dies, ``kill -9`` included)."""
     try:
-        fd = os.open(folder / "render.lock", os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -234,7 +263,7 @@ def prune_cache(
         if not root.is_dir():
             continue
         emptied: set[Path] = set()
-        for entry in list(_entries(root, layout, providers)):
+        for entry in list(_entries(root, layout, providers, journal)):
             if _protected(entry, state):
                 continue
             try:
@@ -247,7 +276,9 @@ def prune_cache(
             in_use = entry.name in ids or any(p == resolved or resolved in p.parents for p in paths)
             is_job = _real_dir(entry)
             if not in_use and is_job:
-                in_use = _rendering(entry)
+                in_use = _held(entry / "render.lock")
+            elif not in_use and STAGED_RE.fullmatch(entry.name):
+                in_use = _held(entry)  # a live writer's staging file
             if in_use:
                 kept.append(str(entry))
                 continue
