@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from kling_core.provider import MediaUploader
 
 
+# The media a host is sent are probed first, and only PNG and JPEG pass as images.
 _TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".png": "image/png", ".jpg": "image/jpeg",
-          ".jpeg": "image/jpeg", ".webp": "image/webp"}
+          ".jpeg": "image/jpeg"}
 READ_CHUNK = 1024 * 1024
 
 

@@ -30,6 +30,7 @@ from kling_core.errors import (
     MissingKeyError,
     ProviderError,
     SubmitUncertainError,
+    ValidationError,
 )
 from kling_core.http.retry import NOT_SENT
 from kling_core.joblog import JobLog
@@ -205,3 +206,14 @@ def test_a_client_key_of_the_longest_length_keeps_each_hosts_own(tmp_path: Path)
     resumed = asyncio.run(again.start(again.request(URL, "x", provider="hosta", client_key=key),
                                       provider="hosta,hostb"))
     assert resumed.resumed and resumed.client_key == started.client_key and FirstHost.sent == ["hosta", "hostb"]
+
+
+def test_a_key_used_for_another_request_is_named_even_when_its_host_has_no_key_here(tmp_path: Path) -> None:
+    first = _client(tmp_path, BOTH)
+    asyncio.run(first.start(first.request(URL, "first prompt", provider="hosta", client_key="mine"),
+                            provider="hosta,hostb"))
+    second = _client(tmp_path, {"HOSTB_KEY": "b"})  # hosta's key is not set in this run
+    other = second.request(URL, "a different prompt", provider="hosta", client_key="mine")
+    with pytest.raises(ValidationError, match="different request") as info:
+        asyncio.run(second.start(other, provider="hosta,hostb"))
+    assert info.value.problems[0].path == "client_key"  # not "this request already has a job on hosta"

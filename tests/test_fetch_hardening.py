@@ -81,7 +81,7 @@ def test_an_encoded_body_is_refused_into_a_staging_file_too(tmp_path: Path) -> N
     assert body.count == 0 and staging.read_bytes() == b""
 
 
-@pytest.mark.parametrize("coding", ["identity", ""])
+@pytest.mark.parametrize("coding", ["identity", "", "none", "binary"])  # nothing decodes the last two
 def test_an_identity_body_is_kept_as_sent(coding: str, tmp_path: Path) -> None:
     host = Host(lambda r, n: httpx.Response(200, headers={"content-encoding": coding}, content=BODY))
     assert _fetch_with(host.transport, tmp_path / "v.mp4").read_bytes() == BODY

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kling_core.client.pickup import Looked, identify, lookup
+from kling_core.client.pickup import Looked, identify, lookup, same_request
 from kling_core.client.reword import reword
 from kling_core.client.send import may_have_made_a_job
 from kling_core.contract.models import EditRequest
@@ -189,6 +189,10 @@ async def find_started(client: SubmitMixin, request: EditRequest, chain: Sequenc
     try:
         client.provider(chain[i])
     except (MissingKeyError, UnsupportedError) as exc:
+        if request.client_key is not None and (record.provider != chain[i] or not same_request(record, request)):
+            # The key was used for another request: that, not the unusable host, is what is wrong.
+            raise ValidationError.single("client_key", f"{record.client_key!r} was already used for a "
+                                                       "different request") from None
         raise _unusable_with_job(exc, chain, i, record) from None
     return await client._start_one(client_key_for(request, i, chain[i]), provider=chain[i], output=output,
                                    looked=looks.get(chain[i]) if looks is not None else None)

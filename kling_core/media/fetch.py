@@ -253,6 +253,11 @@ class _Fetch:
         return ProviderError(message, provider=self.provider, status_code=status_code, code=code, job_id=self.job_id)
 
 
+# Content codings with a decoder (HTTP's registry; httpx decodes the first five): a body in one
+# of them is compressed, and is refused rather than expanded past the size cap.
+_DECODED_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "compress", "x-compress"})
+
+
 def _raw_body(response: httpx.Response) -> AsyncIterator[bytes]:
     """The body as sent, never decoded: refused (StreamEncoded) if it came with a Content-Encoding.
 
@@ -260,7 +265,9 @@ def _raw_body(response: httpx.Response) -> AsyncIterator[bytes]:
     read at a time, before any byte cap could count it (a 64 KB gzip body is 64 MB decoded).
     """
     coding = response.headers.get("content-encoding", "")
-    codings = [c.strip().lower() for c in coding.split(",") if c.strip().lower() not in ("", "identity")]
+    # Only what a decoder would expand is refused; a coding nothing decodes (a CDN's "none" or
+    # "binary") leaves the bytes as they are, as httpx itself would, and the result check judges them.
+    codings = [c.strip().lower() for c in coding.split(",") if c.strip().lower() in _DECODED_CODINGS]
     if codings:
         raise StreamEncoded(
             f"the host sent the body with Content-Encoding: {coding.strip()}; a media file is fetched "
