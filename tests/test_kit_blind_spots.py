@@ -215,7 +215,7 @@ def test_summary_rows_show_inferred_and_idle_providers() -> None:
 
 # -- credential checks a valid plugin must pass ----------------------------------------------
 
-KIT_CREDS = {"access_key": "canary-ak-123456", "secret_key": "canary-sk-abcdef"}
+KIT_CREDS = {"access_key": "canary-ak-123456", "secret_key": "canary-sk-abcdef-0123456789abcdef0123"}  # HS256: 32+ bytes
 KIT_SIGNED = {"type": "jwt", "algorithm": "HS256", "key": "secret_key", "claims": {"iss": "access_key"}}
 
 
