@@ -24,7 +24,7 @@ from kling_core.batches.runner import (
     check_concurrency,
     run_plan,
 )
-from kling_core.cli.common import State
+from kling_core.cli.common import Problems, State
 from kling_core.cli.completion_cmd import complete_providers
 from kling_core.cli.estimates import parse_max_cost
 from kling_core.cli.job_cmd import json_errors, parse_timeout
@@ -32,7 +32,7 @@ from kling_core.client.aio import AsyncEditClient
 from kling_core.client.submit import Started
 from kling_core.contract.checks import local_path
 from kling_core.contract.status import JobStatus
-from kling_core.errors import KlingError, Problem, ValidationError
+from kling_core.errors import KlingError, ValidationError
 from kling_core.money import format_usd
 from kling_core.pricing import CostEstimate, estimate_cost
 
@@ -331,21 +331,10 @@ def command(state: State, manifest: str, concurrency: int, provider: str | None,
     Exit codes: 0 every line saved; 1 a line failed, was cancelled or did not run; 2 bad
     manifest or options; 130 interrupted.
     """
-    problems: list[Problem] = []
-    timeout: float | None = None
-    max_cost: float | None = None
-    try:
-        check_concurrency(concurrency)
-    except ValidationError as exc:
-        problems += exc.problems
-    try:
-        timeout = parse_timeout(timeout_raw)
-    except ValidationError as exc:
-        problems += exc.problems
-    try:
-        max_cost = parse_max_cost(max_cost_raw)
-    except ValidationError as exc:
-        problems += exc.problems
+    problems = Problems()
+    problems.take(check_concurrency, concurrency)
+    timeout = problems.take(parse_timeout, timeout_raw)
+    max_cost = problems.take(parse_max_cost, max_cost_raw)
     if problems:
         raise ValidationError(problems, subject="options")
 

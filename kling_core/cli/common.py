@@ -8,15 +8,33 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import TYPE_CHECKING, ClassVar, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, NoReturn, ParamSpec, TypeVar
 
 import click
+
+from kling_core.errors import Problem, ValidationError
 
 if TYPE_CHECKING:
     from kling_core.client import AsyncEditClient
     from kling_core.config import KlingConfig
     from kling_core.errors import KlingError
     from kling_core.plugins import PluginHost
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Problems(list[Problem]):
+    """The problems of a command's options, gathered so every bad one is named at once."""
+
+    def take(self, parse: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """``parse(...)``; None, with its problems kept, when it raises a ValidationError."""
+        try:
+            return parse(*args, **kwargs)
+        except ValidationError as exc:
+            self.extend(exc.problems)
+            return None
 
 
 class State:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from kling_core.cli.common import State
+from kling_core.cli.common import Problems, State
 from kling_core.cli.completion_cmd import complete_providers
 from kling_core.cli.estimates import parse_max_cost, print_comparison, print_dry_run
 from kling_core.cli.progress import JobProgress, describe
@@ -238,29 +238,11 @@ def edit(state: State, video: str, prompt: str, images: tuple[str, ...], element
     Running the same command again picks up its job (never paying twice) until its video was
     saved; after that it makes a new take. --new always submits a new job.
     """
-    parsed_elements: list[dict[str, Any]] = []
-    problems: list[Problem] = []
-    for i, spec in enumerate(elements):
-        try:
-            parsed_elements.append(parse_element(spec, i))
-        except ValidationError as exc:
-            problems += exc.problems
-    opts: dict[str, Any] = {}
-    for raw in options:
-        try:
-            k, v = parse_option(raw)
-            opts[k] = v
-        except ValidationError as exc:
-            problems += exc.problems
-    try:
-        timeout = parse_timeout(timeout_raw)
-    except ValidationError as exc:
-        problems += exc.problems
-    max_cost: float | None = None
-    try:
-        max_cost = parse_max_cost(max_cost_raw)
-    except ValidationError as exc:
-        problems += exc.problems
+    problems = Problems()
+    parsed_elements = [e for i, spec in enumerate(elements) if (e := problems.take(parse_element, spec, i)) is not None]
+    opts = dict(kv for raw in options if (kv := problems.take(parse_option, raw)) is not None)
+    timeout = problems.take(parse_timeout, timeout_raw)
+    max_cost = problems.take(parse_max_cost, max_cost_raw)
     dry_run = dry_run or compare
     if new and client_key is not None:
         problems.append(Problem("new", "--new cannot be combined with --client-key (a key names one job)"))
