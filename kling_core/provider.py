@@ -131,12 +131,17 @@ class Provider(abc.ABC):
         By default a host that fetches media by URL only gets local files uploaded through
         the context's uploader (UnsupportedError naming each file when there is none).
         """
-        uploader = self.ctx.uploader or self.own_uploader()
+        uploader = self.media_uploader()
         if uploader is None and self.capabilities.accepts_local_files:
             return request  # the provider reads local files itself (the mock)
         from kling_core.uploads import upload_local_media
 
         return await upload_local_media(request, self.name, uploader)
+
+    def media_uploader(self) -> MediaUploader | None:
+        """What sends this provider's local media to its host: a plugin's uploader from the
+        context, else the host's own storage; None when local files are not uploaded."""
+        return self.ctx.uploader or self.own_uploader()
 
     def own_uploader(self) -> MediaUploader | None:
         """The host's own storage for local media (fal's CDN), used when no plugin offers one."""

@@ -159,7 +159,7 @@ class SubmitMixin(ClientBase):
         if new and request.client_key is not None:
             raise ValidationError.single("new", "a new job cannot reuse the given client key; drop one of them")
         self._require_ffmpeg()  # results are verified with it: fail before paying
-        if prov.ctx.uploader is not None or prov.own_uploader() is not None:
+        if prov.media_uploader() is not None:
             probe_local_media(request)  # files the host will be sent: not media is bad input, refused now
         out = str(Path(output).expanduser().absolute()) if output is not None else None
         journal = self.journal
